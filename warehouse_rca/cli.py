@@ -1,0 +1,239 @@
+"""Command line: thin commands over the library. ``warehouse-rca --help`` lists them.
+
+Exit codes: 0 success; 2 bad input or configuration (unknown column, empty period, invalid
+spec, ...); 3 the warehouse failed or refused a statement; 1 an unexpected error (a bug).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from warehouse_rca import __version__
+from warehouse_rca.config import MetricSpec, Period, Target, load_project, load_target, metric_from_mapping
+from warehouse_rca.errors import ConfigError, RcaError
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_BAD_INPUT = 2
+EXIT_WAREHOUSE = 3
+
+
+def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RcaError as err:
+            click.echo(f"error: {err}", err=True)
+            sys.exit(err.exit_code)
+
+    return wrapper
+
+
+def _warehouse_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--target", envvar="WAREHOUSE_RCA_TARGET", help="Output of profiles.yml to use (default: the profile's target).")(fn)
+    fn = click.option("--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False), help="Directory holding profiles.yml (default: ./, then ~/.warehouse_rca; none: embedded DuckDB).")(fn)
+    return fn
+
+
+def _metric_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False), help="Project file declaring the metrics (default: ./warehouse_rca.yml)."),
+        click.option("--table", help="Ad-hoc mode: the table to investigate (schema.table)."),
+        click.option("--time-column", help="Ad-hoc mode: the time column."),
+        click.option("--measure", help='Ad-hoc additive metric, e.g. "sum(revenue)" or "count(*)".'),
+        click.option("--numerator", help='Ad-hoc ratio metric numerator, e.g. "sum(converted)".'),
+        click.option("--denominator", help='Ad-hoc ratio metric denominator, e.g. "count(*)".'),
+        click.option("--dimensions", help="Ad-hoc mode: comma-separated dimension columns."),
+        click.option("--filter", "filters", multiple=True, help="Extra condition on the rows (repeatable), e.g. \"country = 'US'\"."),
+        click.option("--expected-column", help="Expected-vs-actual mode: column holding the expected (forecast) value."),
+        click.option("--actual-column", help="Expected-vs-actual mode: column holding the actual value."),
+        click.option("--baseline", help="Baseline period START:END (inclusive dates or timestamps)."),
+        click.option("--current", help="Current period START:END (inclusive dates or timestamps)."),
+        click.option("--max-depth", type=int, default=3, show_default=True, help="Deepest combination of dimensions searched."),
+        click.option("--min-support", type=float, default=0.005, show_default=True, help="Smallest share of rows (or of the change) a segment needs to be kept."),
+        click.option("--top-n", type=int, default=100, show_default=True, help="Most values kept per dimension combination (by rows and by change)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return click.argument("metric", required=False)(fn)
+
+
+def _resolve_metric(metric: str | None, project: str | None, **adhoc: Any) -> MetricSpec:
+    """A metric from the project file, or one built from ad-hoc options."""
+    table = adhoc.get("table")
+    if table:
+        if metric:
+            raise ConfigError("give either a METRIC from the project or --table (ad-hoc), not both")
+        raw: dict[str, Any] = {
+            "table": table,
+            "time_column": adhoc.get("time_column"),
+            "dimensions": [d.strip() for d in (adhoc.get("dimensions") or "").split(",") if d.strip()],
+            "filters": list(adhoc.get("filters") or []),
+        }
+        for key in ("measure", "numerator", "denominator", "expected_column", "actual_column"):
+            if adhoc.get(key):
+                raw[key] = adhoc[key]
+        if adhoc.get("expected_column") and not adhoc.get("measure"):
+            raw["measure"] = f"sum({adhoc['actual_column']})" if adhoc.get("actual_column") else None
+        return metric_from_mapping(table, raw, "command line")
+    if not metric:
+        raise ConfigError("name a METRIC from the project file, or use ad-hoc mode with --table")
+    spec = load_project(project).metric(metric)
+    extra = tuple(adhoc.get("filters") or ())
+    if extra:
+        spec = MetricSpec(**{**spec.__dict__, "filters": spec.filters + extra})
+    return spec
+
+
+def _periods(metric: MetricSpec, baseline: str | None, current: str | None) -> tuple[Period | None, Period | None]:
+    if metric.expected_column:
+        return (None, Period.parse(current, option="--current") if current else None)
+    if not baseline or not current:
+        raise ConfigError("--baseline and --current are required (START:END, e.g. 2026-11-10:2026-11-16)")
+    return Period.parse(baseline, option="--baseline"), Period.parse(current, option="--current")
+
+
+def _options(max_depth: int, min_support: float, top_n: int):  # noqa: ANN202
+    from warehouse_rca.investigate import InvestigationOptions
+
+    if top_n < 1:
+        raise ConfigError("--top-n must be at least 1")
+    return InvestigationOptions(max_depth=max_depth, min_support=min_support, top_n=top_n)
+
+
+def _print_text(doc: dict[str, Any], schema: str | None) -> None:
+    click.echo(doc["summary"])
+    click.echo("")
+    if doc["root_causes"]:
+        click.echo("Root causes, ranked by impact:")
+        for cause in doc["root_causes"]:
+            click.echo(f"  {cause['rank']}. {cause['narrative']}")
+    else:
+        click.echo(doc["message"])
+    click.echo("")
+    where = f"; findings written to {schema}.runs / {schema}.root_causes" if schema else ""
+    click.echo(
+        f"run {doc['run_id']}: {doc['segments_evaluated']} segments evaluated in "
+        f"{doc['elapsed_seconds']:.2f}s with {doc['queries']} warehouse queries{where}."
+    )
+
+
+def _investigate_and_report(target: Target, metric: MetricSpec, baseline: Period | None,
+                            current: Period | None, options: Any, output: str, write: bool,
+                            schema: str | None) -> dict[str, Any]:
+    from warehouse_rca.engines import connect
+    from warehouse_rca.findings import write_investigation
+    from warehouse_rca.investigate import investigate
+
+    engine = connect(target)
+    try:
+        investigation = investigate(engine, metric, baseline=baseline, current=current, options=options)
+        written = write_investigation(engine, investigation, schema) if write else None
+    finally:
+        engine.close()
+    doc = investigation.to_json()
+    if output == "json":
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    else:
+        _print_text(doc, written)
+    return doc
+
+
+@click.group()
+@click.version_option(__version__, prog_name="warehouse-rca")
+def main() -> None:
+    """Automated root-cause analysis for business metrics, pushed down into your warehouse."""
+
+
+@main.command()
+@_metric_options
+@_warehouse_options
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--write/--no-write", default=True, show_default=True, help="Write findings to the warehouse.")
+@click.option("--findings-schema", help="Schema for the findings tables (default: project's findings_schema, profile's schema, or rca).")
+@_handle_errors
+def investigate(metric: str | None, project: str | None, baseline: str | None, current: str | None,
+                max_depth: int, min_support: float, top_n: int, profiles_dir: str | None,
+                target: str | None, output: str, write: bool, findings_schema: str | None,
+                **adhoc: Any) -> None:
+    """Explain why METRIC changed between --baseline and --current."""
+    spec = _resolve_metric(metric, project, **adhoc)
+    base, cur = _periods(spec, baseline, current)
+    options = _options(max_depth, min_support, top_n)
+    schema = findings_schema
+    if schema is None and not adhoc.get("table"):
+        schema = load_project(project).findings_schema
+    _investigate_and_report(load_target(profiles_dir, target), spec, base, cur, options, output, write, schema)
+
+
+@main.command("sql")
+@_metric_options
+@click.option("--dialect", default="duckdb", show_default=True, help="Any dialect sqlglot knows: snowflake, bigquery, spark, postgres, trino, ...")
+@_handle_errors
+def sql_command(metric: str | None, project: str | None, baseline: str | None, current: str | None,
+                max_depth: int, min_support: float, top_n: int, dialect: str, **adhoc: Any) -> None:
+    """Print the SQL an investigation would send (dry run: no warehouse needed)."""
+    import sqlglot
+
+    from warehouse_rca.cube import cube_sql, plan_cube
+
+    try:
+        sqlglot.Dialect.get_or_raise(dialect)
+    except ValueError as err:
+        raise ConfigError(f"--dialect: {err}") from None
+    spec = _resolve_metric(metric, project, **adhoc)
+    base, cur = _periods(spec, baseline, current)
+    plan = plan_cube(spec, None, baseline=base, current=cur, max_depth=max_depth,
+                     min_support=min_support, top_n=top_n)
+    click.echo(cube_sql(plan, dialect) + ";")
+
+
+@main.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True, help="Where to create warehouse_rca.duckdb and warehouse_rca_demo.yml.")
+@click.option("--sessions-per-day", type=int, default=72_000, show_default=True, help="Demo size (72,000/day is about 2.8M rows).")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@_handle_errors
+def demo(directory: str, sessions_per_day: int, output: str) -> None:
+    """Build a demo DuckDB warehouse with an incident in it and investigate the conversion rate."""
+    from warehouse_rca.config import DEFAULT_DUCKDB_PATH
+    from warehouse_rca.demo import build_demo_warehouse, demo_periods, write_demo_project
+    from warehouse_rca.engines.duckdb import DuckDBEngine
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = Target("demo", "duckdb", {"path": str(folder / DEFAULT_DUCKDB_PATH), "schema": "rca"}, "demo")
+    engine = DuckDBEngine(target)
+    try:
+        if output == "text":
+            click.echo(f"Building the demo warehouse in {target.settings['path']} ...")
+        rows = build_demo_warehouse(engine, sessions_per_day)
+    finally:
+        engine.close()
+    project_path = write_demo_project(folder / "warehouse_rca_demo.yml")
+    project = load_project(project_path)
+    baseline, current = demo_periods()
+    if output == "text":
+        click.echo(
+            f"{rows:,} sessions in shop.sessions; project file {project_path}.\n"
+            f"Investigating conversion_rate: baseline {baseline.text}, current {current.text}\n"
+        )
+    _investigate_and_report(target, project.metric("conversion_rate"), baseline, current,
+                            _options(3, 0.005, 100), output, True, project.findings_schema)
+    if output == "text":
+        click.echo(
+            "\nTry it yourself:\n"
+            f"  cd {folder} && warehouse-rca investigate conversion_rate --project warehouse_rca_demo.yml "
+            f"--baseline {baseline.text} --current {current.text} --format json"
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,334 @@
+"""Configuration: dbt-style profiles (where the warehouse is) and the project file (what to analyse).
+
+The project file is the *dimensional framework*: per metric, its source, time column, grain,
+aggregation (additive or ratio), the dimensions it may be sliced by, filters and direction.
+
+>>> p = Period.parse("2026-11-10:2026-11-16")
+>>> p.start.isoformat(), p.end_exclusive.isoformat()
+('2026-11-10T00:00:00', '2026-11-17T00:00:00')
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from warehouse_rca.errors import ConfigError
+
+PROFILE_NAME = "warehouse_rca"
+DEFAULT_PROJECT_FILE = "warehouse_rca.yml"
+DEFAULT_DUCKDB_PATH = "warehouse_rca.duckdb"
+DEFAULT_FINDINGS_SCHEMA = "rca"
+GRAINS = ("hour", "day", "week")
+
+
+# --------------------------------------------------------------------------- periods
+
+_DATE_START = re.compile(r":(?=\d{4}-\d{2}-\d{2})")
+
+
+@dataclass(frozen=True)
+class Period:
+    """An inclusive range of dates or timestamps, held as ``[start, end_exclusive)``."""
+
+    start: datetime
+    end_exclusive: datetime
+    text: str
+
+    @classmethod
+    def parse(cls, text: str, *, option: str = "period") -> Period:
+        """Parse ``START:END``; a date END includes that whole day, a timestamp END is inclusive."""
+        parts = _DATE_START.split(text.strip())
+        if len(parts) != 2:
+            raise ConfigError(
+                f"{option} {text!r} is not a range: expected START:END, e.g. 2026-11-10:2026-11-16"
+            )
+        start, start_is_date = _parse_instant(parts[0], option, text)
+        end, end_is_date = _parse_instant(parts[1], option, text)
+        end_exclusive = end + timedelta(days=1) if end_is_date else end + timedelta(microseconds=1)
+        if end_exclusive <= start:
+            raise ConfigError(f"{option} {text!r} ends before it starts")
+        return cls(start=start, end_exclusive=end_exclusive, text=text.strip())
+
+    @property
+    def seconds(self) -> float:
+        return (self.end_exclusive - self.start).total_seconds()
+
+    def overlaps(self, other: Period) -> bool:
+        return self.start < other.end_exclusive and other.start < self.end_exclusive
+
+    def to_json(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end_exclusive": self.end_exclusive.isoformat()}
+
+
+def _parse_instant(value: str, option: str, text: str) -> tuple[datetime, bool]:
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time()), True
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f"{option} {text!r}: {value!r} is not a date (YYYY-MM-DD) or timestamp "
+            "(YYYY-MM-DD HH:MM[:SS])"
+        ) from None
+    if parsed.tzinfo is not None:
+        # Compare in UTC, as naive timestamps: warehouses disagree on zone-aware literals.
+        parsed = parsed.astimezone(tz=None).replace(tzinfo=None)
+    return parsed, False
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+@dataclass(frozen=True)
+class Target:
+    """One ``outputs.<name>`` entry of profiles.yml, with env_var() already resolved.
+
+    ``secrets`` lists the keys whose values must never be printed.
+    """
+
+    name: str
+    type: str
+    settings: dict[str, Any]
+    source: str
+
+    SECRET_KEYS = ("password", "token", "private_key", "private_key_passphrase", "secret")
+
+    def redacted(self) -> dict[str, Any]:
+        return {
+            k: ("***" if any(s in k.lower() for s in self.SECRET_KEYS) else v)
+            for k, v in self.settings.items()
+        }
+
+
+def _env_var(name: str, default: str | None = None) -> str:
+    if name in os.environ:
+        return os.environ[name]
+    if default is not None:
+        return default
+    raise ConfigError(f"environment variable {name!r} is not set (used by env_var() in profiles.yml)")
+
+
+def _render_env(value: Any) -> Any:
+    """Resolve ``{{ env_var('X') }}`` in every string of a parsed YAML tree, as dbt does."""
+    if isinstance(value, dict):
+        return {k: _render_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_env(v) for v in value]
+    if isinstance(value, str) and "{{" in value:
+        env = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
+        try:
+            return env.from_string(value).render(env_var=_env_var)
+        except jinja2.TemplateError as err:
+            raise ConfigError(f"profiles.yml: cannot render {value!r}: {err}") from None
+    return value
+
+
+def load_target(profiles_dir: str | None = None, target: str | None = None) -> Target:
+    """Find the warehouse target: ``--profiles-dir``/``WAREHOUSE_RCA_PROFILES_DIR``, then the
+    working directory, then ``~/.warehouse_rca``; with no profiles.yml at all, an embedded DuckDB
+    file in the working directory."""
+    candidates = (
+        [Path(profiles_dir)]
+        if profiles_dir
+        else [Path.cwd(), Path.home() / ".warehouse_rca"]
+    )
+    for directory in candidates:
+        path = directory / "profiles.yml"
+        if path.is_file():
+            return _target_from_file(path, target)
+    if profiles_dir:
+        raise ConfigError(f"no profiles.yml in --profiles-dir {profiles_dir}")
+    return Target(
+        name=target or "default",
+        type="duckdb",
+        settings={"path": DEFAULT_DUCKDB_PATH, "schema": DEFAULT_FINDINGS_SCHEMA},
+        source="(built-in default: embedded DuckDB)",
+    )
+
+
+def _target_from_file(path: Path, target: str | None) -> Target:
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    profile = doc.get(PROFILE_NAME)
+    if not isinstance(profile, dict):
+        raise ConfigError(f"{path}: no profile named {PROFILE_NAME!r}")
+    outputs = profile.get("outputs")
+    if not isinstance(outputs, dict) or not outputs:
+        raise ConfigError(f"{path}: profile {PROFILE_NAME!r} has no outputs")
+    name = target or profile.get("target") or next(iter(outputs))
+    if name not in outputs:
+        raise ConfigError(
+            f"{path}: target {name!r} is not among outputs ({', '.join(sorted(outputs))})"
+        )
+    settings = _render_env(outputs[name])
+    if not isinstance(settings, dict) or "type" not in settings:
+        raise ConfigError(f"{path}: outputs.{name} needs a 'type' (duckdb, postgres, ...)")
+    settings = dict(settings)
+    kind = str(settings.pop("type")).lower()
+    return Target(name=name, type=kind, settings=settings, source=str(path))
+
+
+# --------------------------------------------------------------------------- metric spec
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric of the dimensional framework.
+
+    Exactly one of ``measure`` (additive: ``sum(revenue)``, ``count(*)``) or
+    ``numerator``/``denominator`` (ratio) is set. ``table`` or ``sql`` names the source.
+    """
+
+    name: str
+    time_column: str | None
+    dimensions: tuple[str, ...]
+    table: str | None = None
+    sql: str | None = None
+    grain: str = "day"
+    measure: str | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    filters: tuple[str, ...] = ()
+    higher_is_better: bool | None = True
+    label: str | None = None
+    format: str | None = None  # "percent", "currency", "number"
+    expected_column: str | None = None  # expected-vs-actual mode
+    actual_column: str | None = None
+    origin: str = "command line"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return "ratio" if self.numerator is not None else "additive"
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def where(self, key: str) -> str:
+        return f"{self.origin}: metric {self.name!r}, key {key!r}"
+
+
+_METRIC_KEYS = {
+    "table", "sql", "time_column", "grain", "measure", "numerator", "denominator", "dimensions",
+    "filters", "higher_is_better", "label", "format", "expected_column", "actual_column",
+    "description",
+}
+
+
+def metric_from_mapping(name: str, raw: dict[str, Any], origin: str) -> MetricSpec:
+    """Validate one metric entry; every error names the file, the metric and the key."""
+
+    def fail(key: str, why: str) -> ConfigError:
+        return ConfigError(f"{origin}: metric {name!r}, key {key!r}: {why}")
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: metric {name!r} must be a mapping")
+    unknown = set(raw) - _METRIC_KEYS
+    if unknown:
+        raise fail(sorted(unknown)[0], f"unknown key (allowed: {', '.join(sorted(_METRIC_KEYS))})")
+    if bool(raw.get("table")) == bool(raw.get("sql")):
+        raise fail("table", "give exactly one of 'table' or 'sql'")
+    has_ratio = raw.get("numerator") is not None or raw.get("denominator") is not None
+    if has_ratio and raw.get("measure") is not None:
+        raise fail("measure", "give either 'measure' or 'numerator'+'denominator', not both")
+    if has_ratio and not (raw.get("numerator") and raw.get("denominator")):
+        missing = "numerator" if not raw.get("numerator") else "denominator"
+        raise fail(missing, "a ratio metric needs both 'numerator' and 'denominator'")
+    if not has_ratio and not raw.get("measure"):
+        raise fail("measure", "missing: give 'measure' (e.g. sum(revenue)) or numerator+denominator")
+    expected_mode = raw.get("expected_column") is not None or raw.get("actual_column") is not None
+    if expected_mode and not (raw.get("expected_column") and raw.get("actual_column")):
+        raise fail("expected_column", "expected-vs-actual mode needs both expected_column and actual_column")
+    if not expected_mode and not raw.get("time_column"):
+        raise fail("time_column", "missing")
+    grain = raw.get("grain", "day")
+    if grain not in GRAINS:
+        raise fail("grain", f"{grain!r} is not one of {', '.join(GRAINS)}")
+    dims = raw.get("dimensions")
+    if not isinstance(dims, list) or not dims or not all(isinstance(d, str) and d for d in dims):
+        raise fail("dimensions", "must be a non-empty list of column names")
+    if len(set(dims)) != len(dims):
+        raise fail("dimensions", "lists a dimension twice")
+    filters = raw.get("filters") or []
+    if isinstance(filters, str):
+        filters = [filters]
+    if not isinstance(filters, list) or not all(isinstance(f, str) for f in filters):
+        raise fail("filters", "must be a SQL condition or a list of them")
+    hib = raw.get("higher_is_better", True)
+    if hib is not None and not isinstance(hib, bool):
+        raise fail("higher_is_better", "must be true, false or null")
+    for key in ("measure", "numerator", "denominator", "table", "sql", "time_column"):
+        if raw.get(key) is not None and not isinstance(raw.get(key), str):
+            raise fail(key, "must be a string")
+    fmt = raw.get("format")
+    if fmt is not None and fmt not in ("percent", "currency", "number"):
+        raise fail("format", "must be percent, currency or number")
+    return MetricSpec(
+        name=name,
+        table=raw.get("table"),
+        sql=raw.get("sql"),
+        time_column=raw.get("time_column"),
+        grain=grain,
+        measure=raw.get("measure"),
+        numerator=raw.get("numerator"),
+        denominator=raw.get("denominator"),
+        dimensions=tuple(dims),
+        filters=tuple(filters),
+        higher_is_better=hib,
+        label=raw.get("label"),
+        format=fmt,
+        expected_column=raw.get("expected_column"),
+        actual_column=raw.get("actual_column"),
+        origin=origin,
+    )
+
+
+@dataclass(frozen=True)
+class Project:
+    """The project file: metrics plus settings for where findings go."""
+
+    metrics: dict[str, MetricSpec]
+    findings_schema: str | None
+    path: str
+
+    def metric(self, name: str) -> MetricSpec:
+        if name not in self.metrics:
+            known = ", ".join(sorted(self.metrics)) or "none"
+            raise ConfigError(f"{self.path}: no metric named {name!r} (defined: {known})")
+        return self.metrics[name]
+
+
+def load_project(path: str | os.PathLike[str] | None) -> Project:
+    """Load and validate the project file (default ``warehouse_rca.yml`` in the working dir)."""
+    file = Path(path) if path else Path.cwd() / DEFAULT_PROJECT_FILE
+    if not file.is_file():
+        raise ConfigError(
+            f"project file {file} not found: pass --project, or use ad-hoc mode "
+            "(--table, --time-column, --measure|--numerator/--denominator, --dimensions)"
+        )
+    try:
+        doc = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{file}: not valid YAML: {err}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
+        raise ConfigError(f"{file}: expected a top-level 'metrics:' mapping of name -> definition")
+    metrics = {
+        name: metric_from_mapping(str(name), raw, str(file)) for name, raw in doc["metrics"].items()
+    }
+    schema = doc.get("findings_schema")
+    if schema is not None and not isinstance(schema, str):
+        raise ConfigError(f"{file}: key 'findings_schema' must be a string")
+    return Project(metrics=metrics, findings_schema=schema, path=str(file))

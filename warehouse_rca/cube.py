@@ -1,0 +1,250 @@
+"""Stage 1, in the warehouse: one GROUPING SETS pass that returns the compact cube.
+
+``plan_cube`` validates a metric against the source's catalog and turns it into sqlglot fragments;
+``cube_sql`` renders ``sql_templates/cube.sql.j2`` for any dialect; ``fetch_cube`` runs it and
+labels the result. Python never sees a fact row: the result has at most a few hundred rows per
+dimension combination, whatever the size of the table.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlglot import exp
+
+from warehouse_rca import sql
+from warehouse_rca.config import MetricSpec, Period
+from warehouse_rca.errors import ConfigError, InputError
+
+#: Columns of the cube frame besides the dimensions. ``num``/``den`` are the metric's numerator and
+#: denominator (for additive metrics ``num`` is the measure and ``den`` the row count);
+#: ``nn``/``dd``/``nd`` are sums of squares and cross-products, for variances.
+COMPONENTS = (
+    "base_num", "cur_num", "base_den", "cur_den", "base_rows", "cur_rows",
+    "base_nn", "cur_nn", "base_dd", "cur_dd", "base_nd", "cur_nd",
+)
+SOURCE_ALIAS = "rca_source"
+
+
+@dataclass(frozen=True)
+class CubePlan:
+    """Everything the cube template needs, as sqlglot trees, plus what Python needs to read it."""
+
+    metric: MetricSpec
+    dimensions: tuple[str, ...]
+    source: exp.Expression
+    dim_exprs: tuple[exp.Expression, ...]
+    num: exp.Expression
+    den: exp.Expression
+    base_num: exp.Expression | None
+    base_den: exp.Expression | None
+    time: exp.Expression | None
+    condition: exp.Expression | None
+    baseline: Period | None
+    current: Period | None
+    sets: tuple[tuple[int, ...], ...]
+    min_support: float
+    top_n: int
+    #: Baseline-to-current length ratio for additive metrics (a 4-week baseline vs a 1-week
+    #: current period compares weekly averages). Ratios need no scaling.
+    scale: float = 1.0
+
+    @property
+    def ratio(self) -> bool:
+        return self.metric.kind == "ratio"
+
+    @property
+    def mode(self) -> str:
+        return "expected" if self.base_num is not None else "periods"
+
+
+def grouping_sets(n_dims: int, max_depth: int) -> tuple[tuple[int, ...], ...]:
+    """Every combination of up to ``max_depth`` dimensions, the empty set (the total) first.
+
+    >>> grouping_sets(3, 2)
+    ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2))
+    """
+    depth = max(0, min(max_depth, n_dims))
+    return tuple(
+        combo for k in range(depth + 1) for combo in itertools.combinations(range(n_dims), k)
+    )
+
+
+def source_expression(metric: MetricSpec) -> exp.Expression:
+    if metric.table:
+        return sql.table_ref(metric.table)
+    assert metric.sql is not None
+    select = sql.parse_source_select(metric.sql, metric.where("sql"))
+    return exp.Subquery(this=select, alias=exp.TableAlias(this=sql.identifier(SOURCE_ALIAS)))
+
+
+def plan_cube(
+    metric: MetricSpec,
+    columns: Sequence[str] | None,
+    *,
+    baseline: Period | None,
+    current: Period | None,
+    max_depth: int = 3,
+    min_support: float = 0.005,
+    top_n: int = 100,
+    sets: Sequence[tuple[int, ...]] | None = None,
+) -> CubePlan:
+    """Validate ``metric`` against the source's ``columns`` (None: dry run, names taken as given)."""
+    if max_depth < 1:
+        raise ConfigError("--max-depth must be at least 1")
+    if not 0 <= min_support < 1:
+        raise ConfigError("--min-support must be a share between 0 and 1")
+
+    def col(name: str, key: str) -> exp.Column:
+        if columns is None:
+            return sql.column_ref(name)
+        try:
+            return sql.column_ref(sql.resolve_column(name, columns))
+        except InputError as err:
+            raise InputError(f"{metric.where(key)}: {err}") from None
+
+    cols = list(columns) if columns is not None else None
+
+    def measure(text: str, key: str) -> exp.Expression:
+        if cols is None:
+            return sql.parse_row_measure(text, _AnyColumns(), metric.where(key))
+        return sql.parse_row_measure(text, cols, metric.where(key))
+
+    dims = tuple(metric.dimensions)
+    dim_exprs = tuple(col(d, "dimensions") for d in dims)
+    expected_mode = metric.expected_column is not None
+    if metric.kind == "ratio":
+        assert metric.numerator and metric.denominator
+        num, den = measure(metric.numerator, "numerator"), measure(metric.denominator, "denominator")
+    else:
+        assert metric.measure
+        num, den = measure(metric.measure, "measure"), exp.Literal.number(1)
+    base_num = base_den = None
+    if expected_mode:
+        if metric.kind == "ratio":
+            raise ConfigError(f"{metric.where('expected_column')}: expected-vs-actual mode is for additive metrics")
+        assert metric.actual_column and metric.expected_column
+        num = col(metric.actual_column, "actual_column")
+        base_num = col(metric.expected_column, "expected_column")
+        base_den = exp.Literal.number(1)
+    time = col(metric.time_column, "time_column") if metric.time_column else None
+    if not expected_mode:
+        if baseline is None or current is None:
+            raise ConfigError("both --baseline and --current periods are required")
+        if baseline.overlaps(current):
+            raise ConfigError(f"baseline {baseline.text} overlaps current {current.text}")
+    filters = [
+        sql.parse_condition(f, cols if cols is not None else _AnyColumns(), metric.where("filters"))
+        for f in metric.filters
+    ]
+    if expected_mode and current is not None and time is not None:
+        filters.append(
+            exp.and_(
+                exp.GTE(this=time.copy(), expression=sql.literal(current.start)),
+                exp.LT(this=time.copy(), expression=sql.literal(current.end_exclusive)),
+            )
+        )
+    scale = 1.0
+    if not expected_mode and metric.kind == "additive":
+        assert baseline is not None and current is not None
+        scale = current.seconds / baseline.seconds
+    return CubePlan(
+        metric=metric,
+        dimensions=dims,
+        source=source_expression(metric),
+        dim_exprs=dim_exprs,
+        num=num,
+        den=den,
+        base_num=base_num,
+        base_den=base_den,
+        time=time,
+        condition=sql.and_all(filters),
+        baseline=baseline,
+        current=current,
+        sets=tuple(sets) if sets is not None else grouping_sets(len(dims), max_depth),
+        min_support=min_support,
+        top_n=top_n,
+        scale=scale,
+    )
+
+
+class _AnyColumns(list):
+    """Dry run: accept every column name as written."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+def _alias(i: int) -> exp.Identifier:
+    return exp.to_identifier(f"d{i}")
+
+
+def cube_sql(plan: CubePlan, dialect: str) -> str:
+    """The single-pass cube query for ``dialect``."""
+    periods = {}
+    if plan.mode == "periods":
+        assert plan.baseline and plan.current and plan.time is not None
+        periods = {
+            "base_start": sql.literal(plan.baseline.start),
+            "base_end": sql.literal(plan.baseline.end_exclusive),
+            "cur_start": sql.literal(plan.current.start),
+            "cur_end": sql.literal(plan.current.end_exclusive),
+        }
+    return sql.render(
+        "cube.sql.j2",
+        dialect,
+        expected=plan.mode == "expected",
+        ratio=plan.ratio,
+        source=plan.source,
+        dims=[{"expr": e, "alias": _alias(i)} for i, e in enumerate(plan.dim_exprs)],
+        time=plan.time,
+        num=plan.num,
+        den=plan.den,
+        base_num=plan.base_num,
+        base_den=plan.base_den,
+        filter=plan.condition,
+        sets=[[_alias(i) for i in s] for s in plan.sets],
+        scale=float(plan.scale),
+        min_support=float(plan.min_support),
+        top_n=int(plan.top_n),
+        **periods,
+    )
+
+
+@dataclass
+class Cube:
+    """The compact result: one row per segment (dimension -> value, None where rolled up)."""
+
+    frame: pd.DataFrame
+    dimensions: tuple[str, ...]
+    kind: str
+    scale: float
+    queries: int = 1
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def total(self) -> pd.Series:
+        return self.frame.loc[self.frame["depth"] == 0].iloc[0]
+
+
+def label_cube(raw: pd.DataFrame, plan: CubePlan) -> Cube:
+    """Turn the warehouse result into a frame keyed by the user's dimension names."""
+    n = len(plan.dimensions)
+    frame = pd.DataFrame(index=raw.index)
+    sets = raw["rca_set"].astype("int64").to_numpy()
+    depth = pd.Series(0, index=raw.index, dtype="int64")
+    for i, name in enumerate(plan.dimensions):
+        rolled = (sets >> i) & 1 == 1
+        values = raw[f"d{i}"].astype("object").where(~rolled, None)
+        frame[name] = values
+        depth += (~rolled).astype("int64")
+    frame["depth"] = depth
+    for c in COMPONENTS:
+        frame[c] = pd.to_numeric(raw[c]).astype("float64").fillna(0.0)
+    frame = frame.sort_values(["depth"], kind="stable").reset_index(drop=True)
+    if not (frame["depth"] == 0).any() or n == 0:
+        raise InputError(f"metric {plan.metric.name!r}: the warehouse returned no total row")
+    return Cube(frame=frame, dimensions=plan.dimensions, kind=plan.metric.kind, scale=plan.scale)

@@ -1,0 +1,34 @@
+"""Engines by profile ``type``. A new warehouse is one module with a subclass of ``Engine``."""
+
+from __future__ import annotations
+
+import importlib
+
+from warehouse_rca.config import Target
+from warehouse_rca.engines.base import Engine
+from warehouse_rca.errors import ConfigError
+
+#: profile type -> (module, class). Modules import their driver lazily, so extras stay optional.
+ENGINES: dict[str, tuple[str, str]] = {
+    "duckdb": ("warehouse_rca.engines.duckdb", "DuckDBEngine"),
+}
+
+
+def connect(target: Target) -> Engine:
+    """Open the engine for a profile target."""
+    if target.type not in ENGINES:
+        raise ConfigError(
+            f"{target.source}: target {target.name!r} has type {target.type!r}; "
+            f"supported: {', '.join(sorted(ENGINES))}"
+        )
+    module_name, class_name = ENGINES[target.type]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ConfigError(
+            f"the {target.type} engine needs an extra: pip install 'warehouse-rca[{target.type}]' ({err})"
+        ) from None
+    return getattr(module, class_name)(target)
+
+
+__all__ = ["ENGINES", "Engine", "connect"]

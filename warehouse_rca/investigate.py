@@ -1,0 +1,186 @@
+"""The investigation: spec -> cube SQL -> warehouse -> compact cube -> statistics -> root causes.
+
+>>> # investigate(engine, metric, baseline=Period.parse(...), current=Period.parse(...)).to_json()
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from warehouse_rca import __version__, narrative
+from warehouse_rca.config import MetricSpec, Period
+from warehouse_rca.cube import Cube, cube_sql, label_cube, plan_cube, source_expression
+from warehouse_rca.engines.base import Engine
+from warehouse_rca.errors import InputError
+from warehouse_rca.localize import Localization, LocalizeSettings, effect_of, localize
+
+
+@dataclass(frozen=True)
+class InvestigationOptions:
+    max_depth: int = 3
+    min_support: float = 0.005
+    top_n: int = 100
+    localize: LocalizeSettings = field(default_factory=LocalizeSettings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "max_depth": self.max_depth,
+            "min_support": self.min_support,
+            "top_n": self.top_n,
+            "alpha": self.localize.alpha,
+            "min_share": self.localize.min_share,
+        }
+
+
+def value_format(metric: MetricSpec) -> str:
+    if metric.format:
+        return metric.format
+    return "percent" if metric.kind == "ratio" else "number"
+
+
+def run_id_for(metric: MetricSpec, periods: dict[str, Period | None], options: InvestigationOptions) -> str:
+    """Same question, same id: reruns replace their findings instead of duplicating them."""
+    ask = {
+        "metric": metric.name,
+        "source": metric.table or metric.sql,
+        "measure": [metric.measure, metric.numerator, metric.denominator],
+        "expected": [metric.expected_column, metric.actual_column],
+        "dimensions": list(metric.dimensions),
+        "filters": list(metric.filters),
+        "periods": {k: (p.to_json() if p else None) for k, p in periods.items()},
+        "options": options.to_json(),
+    }
+    return hashlib.sha256(json.dumps(ask, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _num(x: Any) -> float | None:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+@dataclass
+class Investigation:
+    run_id: str
+    metric: MetricSpec
+    periods: dict[str, Period | None]
+    options: InvestigationOptions
+    cube: Cube
+    localization: Localization
+    started_at: datetime
+    elapsed_seconds: float
+    queries: int
+
+    def to_json(self) -> dict[str, Any]:
+        loc, metric = self.localization, self.metric
+        total = loc.total
+        base, cur = _num(total["base_value"]), _num(total["cur_value"])
+        change = _num(total["change"]) or 0.0
+        fmt = value_format(metric)
+        volume = "traffic" if metric.kind == "ratio" else "volume"
+        causes = []
+        for rank, cause in enumerate(loc.root_causes, start=1):
+            row = cause.row
+            segment = {d: cause.segment[d] for d in metric.dimensions if d in cause.segment}
+            confidence = (1 - float(row["q_value"])) * (0.5 + 0.5 * cause.specificity)
+            item = {
+                "rank": rank,
+                "finding_id": hashlib.sha256(
+                    (self.run_id + json.dumps(segment, sort_keys=True)).encode()
+                ).hexdigest()[:16],
+                "segment": segment,
+                "segment_label": narrative.segment_label(segment),
+                "baseline_value": _num(row["base_value"]),
+                "current_value": _num(row["cur_value"]),
+                "change": (_num(row["cur_value"]) or 0.0) - (_num(row["base_value"]) or 0.0),
+                "contribution": _num(cause.explained_change),
+                "share_of_change": _num(cause.explained_change / change) if change else None,
+                "effect": effect_of(row, metric.kind, self.options.localize.alpha),
+                "rate_effect": _num(row["rate_effect"]),
+                "mix_effect": _num(row["mix_effect"]),
+                "baseline_share": _num(row["base_share"]),
+                "current_share": _num(row["cur_share"]),
+                "baseline_support": _num(row["base_den"]),
+                "current_support": _num(row["cur_den"]),
+                "p_value": _num(row["p_value"]),
+                "confidence": round(max(0.0, min(1.0, confidence)), 3),
+            }
+            item["narrative"] = narrative.cause_sentence(item, metric.title, fmt, change, volume)
+            causes.append(item)
+        doc: dict[str, Any] = {
+            "run_id": self.run_id,
+            "metric": metric.name,
+            "kind": metric.kind,
+            "periods": {k: (p.to_json() if p else None) for k, p in self.periods.items()},
+            "baseline_value": base,
+            "current_value": cur,
+            "change": change,
+            "relative_change": _num(change / base) if base else None,
+            "p_value": _num(total["p_value"]),
+            "significant": loc.significant,
+            "root_causes": causes,
+            "message": loc.message,
+            "dimensions": list(metric.dimensions),
+            "segments_evaluated": int((loc.stats["depth"] >= 1).sum()),
+            "queries": self.queries,
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "parameters": self.options.to_json(),
+            "tool_version": __version__,
+        }
+        doc["summary"] = narrative.headline(doc, metric.title, fmt, loc.message)
+        return doc
+
+
+def _check_cube(cube: Cube, metric: MetricSpec, periods: dict[str, Period | None]) -> None:
+    total = cube.total
+    for side, label in (("base", "baseline"), ("cur", "current")):
+        if float(total[f"{side}_rows"]) == 0:
+            period = periods.get(label)
+            where = f" {period.text}" if period else ""
+            raise InputError(f"metric {metric.name!r}: the {label} period{where} has no rows")
+        if metric.kind == "ratio" and float(total[f"{side}_den"]) == 0:
+            raise InputError(
+                f"metric {metric.name!r}: the denominator ({metric.denominator}) is zero over the "
+                f"{label} period, so the rate is undefined"
+            )
+
+
+def investigate(
+    engine: Engine,
+    metric: MetricSpec,
+    *,
+    baseline: Period | None,
+    current: Period | None,
+    options: InvestigationOptions | None = None,
+) -> Investigation:
+    """Run one investigation. Costs one catalog probe (no rows) and one pass over the data."""
+    options = options or InvestigationOptions()
+    started, clock = datetime.now(timezone.utc), time.perf_counter()
+    columns = engine.columns_of(source_expression(metric))
+    plan = plan_cube(
+        metric, columns, baseline=baseline, current=current,
+        max_depth=options.max_depth, min_support=options.min_support, top_n=options.top_n,
+    )
+    cube = label_cube(engine.query(cube_sql(plan, engine.DIALECT)), plan)
+    periods = {"baseline": baseline, "current": current}
+    _check_cube(cube, metric, periods)
+    loc = localize(cube, options.localize)
+    return Investigation(
+        run_id=run_id_for(metric, periods, options),
+        metric=metric,
+        periods=periods,
+        options=options,
+        cube=cube,
+        localization=loc,
+        started_at=started,
+        elapsed_seconds=time.perf_counter() - clock,
+        queries=2,
+    )

@@ -1,0 +1,241 @@
+"""SQL generation: Jinja templates in ``sql_templates/`` filled with sqlglot fragments.
+
+Rule: user text never reaches a template. Names become quoted sqlglot identifiers, values become
+sqlglot literals, user expressions (measures, filters) are parsed by sqlglot and checked against an
+allow-list first. Templates are written in DuckDB's dialect, rendered in a sandbox with
+StrictUndefined, parsed back by sqlglot and generated for the target dialect.
+
+>>> column_ref('weird "name').sql("postgres")
+'"weird ""name"'
+>>> render("probe_columns.sql.j2", "postgres", source=table_ref("analytics.sessions"))
+'SELECT\\n  *\\nFROM "analytics"."sessions"\\nLIMIT 0'
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sqlglot
+from jinja2.sandbox import SandboxedEnvironment
+from sqlglot import exp
+
+from warehouse_rca.errors import ConfigError, InputError
+
+TEMPLATE_DIALECT = "duckdb"
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "sql_templates"
+
+
+# --------------------------------------------------------------------------- names and values
+
+
+def identifier(name: str) -> exp.Identifier:
+    """A quoted identifier: whatever the name holds, it stays a name."""
+    if not isinstance(name, str) or not name:
+        raise InputError("an identifier must be a non-empty string")
+    if "\x00" in name:
+        raise InputError(f"identifier {name!r} contains a NUL byte")
+    return exp.to_identifier(name, quoted=True)
+
+
+def column_ref(name: str) -> exp.Column:
+    return exp.Column(this=identifier(name))
+
+
+def table_ref(name: str) -> exp.Table:
+    """``schema.table`` or ``db.schema.table``; each part quoted. Dots separate parts."""
+    parts = name.split(".")
+    if not 1 <= len(parts) <= 3 or not all(parts):
+        raise InputError(f"table name {name!r} must be table, schema.table or db.schema.table")
+    ids = [identifier(p) for p in parts]
+    if len(ids) == 1:
+        return exp.Table(this=ids[0])
+    if len(ids) == 2:
+        return exp.Table(this=ids[1], db=ids[0])
+    return exp.Table(this=ids[2], db=ids[1], catalog=ids[0])
+
+
+def literal(value: Any) -> exp.Expression:
+    """A SQL literal for a Python value (str, number, bool, None, datetime)."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(repr(float(value)) if isinstance(value, float) else str(value))
+    if isinstance(value, datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InputError(f"value {value[:40]!r}... contains a NUL byte")
+        return exp.Literal.string(value)
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
+def resolve_column(name: str, columns: Sequence[str], *, what: str = "column") -> str:
+    """Map a user-written column name to the catalog's spelling (exact, then case-insensitive)."""
+    if name in columns:
+        return name
+    folded = [c for c in columns if c.lower() == name.lower()]
+    if len(folded) == 1:
+        return folded[0]
+    hint = difflib.get_close_matches(name, list(columns), n=3)
+    suggestion = f"; did you mean {', '.join(hint)}?" if hint else ""
+    shown = ", ".join(list(columns)[:30])
+    raise InputError(f"unknown {what} {name!r}{suggestion} (available: {shown})")
+
+
+# --------------------------------------------------------------------------- user expressions
+
+# Node types a filter may contain: comparisons, boolean logic, IN, BETWEEN, IS NULL, literals.
+_CONDITION_NODES: tuple[type[exp.Expression], ...] = (
+    exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.And, exp.Or, exp.Not,
+    exp.Paren, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Is,
+    exp.Like, exp.ILike, exp.Neg, exp.Tuple, exp.Cast, exp.DataType, exp.Lower, exp.Upper,
+    exp.Coalesce, exp.Abs, exp.Length, exp.Trim,
+    exp.Add, exp.Sub, exp.Mul, exp.Div,
+)
+# A measure may additionally use CASE/IF and arithmetic inside its one aggregate.
+_MEASURE_NODES = _CONDITION_NODES + (exp.Case, exp.If, exp.Star, exp.Mod, exp.Greatest, exp.Least)
+_ROW_AGGREGATES = (exp.Sum, exp.Count)
+
+
+def _parse_one(text: str, where: str) -> exp.Expression:
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"{where}: empty expression")
+    if "\x00" in text:
+        raise ConfigError(f"{where}: expression contains a NUL byte")
+    try:
+        statements = sqlglot.parse(text, read=TEMPLATE_DIALECT)
+    except sqlglot.errors.SqlglotError as err:
+        raise ConfigError(f"{where}: cannot parse {text!r}: {str(err).splitlines()[0]}") from None
+    if len(statements) != 1 or statements[0] is None:
+        raise ConfigError(f"{where}: {text!r} must be a single expression, not several statements")
+    return statements[0]
+
+
+def _check_nodes(
+    tree: exp.Expression, allowed: tuple[type[exp.Expression], ...], columns: Sequence[str], where: str
+) -> exp.Expression:
+    for node in tree.walk():
+        if not isinstance(node, allowed):
+            name = node.key.upper() if isinstance(node, exp.Func) else type(node).__name__
+            raise ConfigError(f"{where}: {name} is not allowed in this expression")
+    # Wrap so that a bare column at the root can be replaced in place too.
+    holder = exp.Paren(this=tree.copy())
+    for col in list(holder.find_all(exp.Column)):
+        if col.table:
+            raise ConfigError(f"{where}: qualified column {col.sql()!r}: use the bare column name")
+        resolved = resolve_column(col.name, columns)
+        col.replace(column_ref(resolved))
+    return holder.this
+
+
+def parse_condition(text: str, columns: Sequence[str], where: str) -> exp.Expression:
+    """A user filter, allowed only as comparisons/boolean logic/IN/BETWEEN/IS NULL on known columns.
+
+    >>> parse_condition("country = 'US' and amount > 3", ["country", "amount"], "filter").sql()
+    '"country" = \\'US\\' AND "amount" > 3'
+    """
+    return _check_nodes(_parse_one(text, where), _CONDITION_NODES, columns, where)
+
+
+def parse_row_measure(text: str, columns: Sequence[str], where: str) -> exp.Expression:
+    """Turn an additive aggregate (``sum(x)``, ``count(*)``, ``count(x)``) into its per-row value,
+    so the warehouse can sum it per segment and the cube stays additive.
+
+    >>> parse_row_measure("sum(price * qty)", ["price", "qty"], "m").sql()
+    '"price" * "qty"'
+    >>> parse_row_measure("count(*)", [], "m").sql()
+    '1'
+    """
+    tree = _parse_one(text, where)
+    if not isinstance(tree, _ROW_AGGREGATES):
+        raise ConfigError(
+            f"{where}: {text!r} must be one additive aggregate: sum(expr), count(*) or count(expr)"
+            " (averages are ratios: use numerator/denominator)"
+        )
+    if tree.args.get("distinct") or isinstance(tree.this, exp.Distinct):
+        raise ConfigError(f"{where}: count(distinct ...) is not additive across segments")
+    inner = tree.this
+    if isinstance(tree, exp.Count):
+        if inner is None or isinstance(inner, exp.Star):
+            return exp.Literal.number(1)
+        inner = _check_nodes(inner, _MEASURE_NODES, columns, where)
+        return exp.Case(
+            ifs=[exp.If(this=exp.Not(this=exp.Is(this=inner, expression=exp.Null())),
+                        true=exp.Literal.number(1))],
+            default=exp.Literal.number(0),
+        )
+    if inner is None:
+        raise ConfigError(f"{where}: sum() needs an argument")
+    return _check_nodes(inner, _MEASURE_NODES, columns, where)
+
+
+def parse_source_select(text: str, where: str) -> exp.Expression:
+    """A metric defined by a SELECT: one read-only statement, used as a subquery."""
+    tree = _parse_one(text, where)
+    if not isinstance(tree, (exp.Select, exp.Union)):
+        raise ConfigError(f"{where}: 'sql' must be a single SELECT statement")
+    for node in tree.walk():
+        if isinstance(node, (exp.Insert, exp.Delete, exp.Update, exp.Create, exp.Drop, exp.Command)):
+            raise ConfigError(f"{where}: 'sql' may only read data")
+    return tree
+
+
+# --------------------------------------------------------------------------- templates
+
+
+@lru_cache(maxsize=1)
+def _environment() -> SandboxedEnvironment:
+    return SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _fragment(value: Any) -> Any:
+    """Template context values: sqlglot trees become SQL text; raw strings are refused."""
+    if isinstance(value, exp.Expression):
+        return value.sql(dialect=TEMPLATE_DIALECT)
+    if isinstance(value, bool) or value is None or isinstance(value, (int, float)):
+        return value
+    if isinstance(value, dict):
+        return {k: _fragment(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_fragment(v) for v in value]
+    raise TypeError(
+        f"template values must be sqlglot expressions or numbers, not {type(value).__name__}: "
+        "user text never reaches a template"
+    )
+
+
+def render_tree(template: str, **context: Any) -> list[exp.Expression]:
+    """Render a template and parse it into sqlglot statements (in the template dialect)."""
+    text = _environment().get_template(template).render(**{k: _fragment(v) for k, v in context.items()})
+    return [s for s in sqlglot.parse(text, read=TEMPLATE_DIALECT) if s is not None]
+
+
+def render(template: str, dialect: str, **context: Any) -> str:
+    """Render one statement of a template for ``dialect``."""
+    statements = render_all(template, dialect, **context)
+    if len(statements) != 1:
+        raise ValueError(f"{template} rendered {len(statements)} statements, expected 1")
+    return statements[0]
+
+
+def render_all(template: str, dialect: str, **context: Any) -> list[str]:
+    return [s.sql(dialect=dialect, pretty=True) for s in render_tree(template, **context)]
+
+
+def and_all(conditions: Iterable[exp.Expression]) -> exp.Expression | None:
+    conditions = list(conditions)
+    return exp.and_(*conditions) if conditions else None

@@ -1,0 +1,131 @@
+"""Stage 2, in Python on the compact cube: per-segment change, decomposition and significance.
+
+Every formula works on the additive components the cube query returns (sums, counts, second
+moments), so it applies to a segment, to a difference of segments ("the rest of a parent") or to
+the total alike.
+
+Ratio metrics (R = N / D, e.g. conversions / sessions). A segment s with traffic share w = D_s / D
+and rate r = N_s / D_s contributes exactly
+
+    change_s = w_cur (r_cur - r_base)  +  (w_cur - w_base) (r_base - R_base)
+               `------ rate effect ---'   `------------ mix effect -----------'
+
+to R_cur - R_base; the contributions of any partition sum to the total change (a shift-share
+decomposition, as in BigQuery contribution analysis' treatment of ratios). A drop caused only by
+traffic moving to a low-rate segment is therefore a pure *mix* effect.
+
+Variances use the delta method on the per-row components (Var(r) = sum (n_i - r d_i)^2 / D^2),
+which for 0/1 conversions reduces to the two-proportion test p(1-p)/n. Additive metrics use the
+compound-Poisson variance sum x_i^2 of each side. p-values are two-sided normal; q-values control
+the false-discovery rate across all segments tested (Benjamini-Hochberg, statsmodels).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
+
+from warehouse_rca.cube import COMPONENTS, Cube
+
+_EPS = 1e-12
+
+
+def _div(a: np.ndarray | pd.Series, b: np.ndarray | pd.Series) -> np.ndarray:
+    a, b = np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.abs(b) > _EPS, a / np.where(np.abs(b) > _EPS, b, 1.0), np.nan)
+
+
+def _ratio_variance(num: np.ndarray, den: np.ndarray, nn: np.ndarray, dd: np.ndarray,
+                    nd: np.ndarray) -> np.ndarray:
+    rate = _div(num, den)
+    with np.errstate(invalid="ignore"):
+        var = _div(np.maximum(nn - 2 * rate * nd + rate**2 * dd, 0.0), den**2)
+    return np.where(np.isnan(var), np.inf, var)
+
+
+def _share_variance(share: np.ndarray, dd: np.ndarray, dd_total: float, den_total: float) -> np.ndarray:
+    # Linearised Var(D_s / D) with per-row denominators d_i as the units.
+    if den_total <= _EPS:
+        return np.full_like(share, np.inf)
+    return (dd * (1 - share) ** 2 + np.maximum(dd_total - dd, 0.0) * share**2) / den_total**2
+
+
+def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float) -> pd.DataFrame:
+    """Statistics of each row of ``components`` (segments, or differences of segments) relative to
+    the ``total`` row. Returns value, change, effect split, z-score and p-value columns."""
+    c = {k: components[k].to_numpy(dtype="float64") for k in COMPONENTS}
+    out = pd.DataFrame(index=components.index)
+    if kind == "ratio":
+        db, dc = float(total["base_den"]), float(total["cur_den"])
+        rate_total_b = float(total["base_num"]) / db if db > _EPS else np.nan
+        rb, rc = _div(c["base_num"], c["base_den"]), _div(c["cur_num"], c["cur_den"])
+        wb, wc = c["base_den"] / db if db > _EPS else np.nan, c["cur_den"] / dc if dc > _EPS else np.nan
+        wb, wc = np.asarray(wb, dtype="float64"), np.asarray(wc, dtype="float64")
+        new = ~np.isfinite(rb)
+        gone = ~np.isfinite(rc)
+        rb_eff = np.where(new, rate_total_b, rb)
+        rate_effect = np.where(new | gone, 0.0, wc * (np.nan_to_num(rc) - rb_eff))
+        mix_effect = np.where(
+            gone, -wb * (rb_eff - rate_total_b),
+            np.where(new, wc * (np.nan_to_num(rc) - rate_total_b), (wc - wb) * (rb_eff - rate_total_b)),
+        )
+        var_rb = _ratio_variance(c["base_num"], c["base_den"], c["base_nn"], c["base_dd"], c["base_nd"])
+        var_rc = _ratio_variance(c["cur_num"], c["cur_den"], c["cur_nn"], c["cur_dd"], c["cur_nd"])
+        var_wb = _share_variance(wb, c["base_dd"], float(total["base_dd"]), db)
+        var_wc = _share_variance(wc, c["cur_dd"], float(total["cur_dd"]), dc)
+        var_rate = np.where(new | gone, np.inf, var_rb + var_rc)
+        var_mix = var_wb + var_wc
+        z_rate = np.where(np.isfinite(var_rate) & (var_rate > 0),
+                          (np.nan_to_num(rc) - rb_eff) / np.sqrt(np.where(var_rate > 0, var_rate, 1)), 0.0)
+        z_mix = np.where(var_mix > 0, (wc - wb) / np.sqrt(np.where(var_mix > 0, var_mix, 1)), 0.0)
+        # Var(change) ~ w_c^2 Var(r_c - r_b) + (r_b - R_b)^2 Var(w_c - w_b), cross terms ignored.
+        var_change = (np.where(np.isfinite(var_rate), wc**2 * var_rate, 0.0)
+                      + (rb_eff - rate_total_b) ** 2 * var_mix)
+        out["base_value"], out["cur_value"] = rb, rc
+        out["base_share"], out["cur_share"] = wb, wc
+        out["rate_effect"], out["mix_effect"] = rate_effect, mix_effect
+        out["change"] = rate_effect + mix_effect
+        out["z_rate"], out["z_mix"] = z_rate, z_mix
+        out["rate_intensity"] = _div(np.nan_to_num(rc) - rb_eff, rb_eff)
+        out["mix_intensity"] = _div(wc - wb, wb)
+    else:
+        base = scale * c["base_num"]
+        cur = c["cur_num"]
+        var_change = c["cur_nn"] + scale**2 * c["base_nn"]
+        out["base_value"], out["cur_value"] = base, cur
+        tb = scale * float(total["base_num"])
+        tc = float(total["cur_num"])
+        out["base_share"] = _div(base, np.full_like(base, tb))
+        out["cur_share"] = _div(cur, np.full_like(cur, tc))
+        out["change"] = cur - base
+        out["rate_effect"], out["mix_effect"] = cur - base, 0.0
+        out["z_rate"], out["z_mix"] = 0.0, 0.0
+        out["rate_intensity"] = _div(cur - base, np.abs(base))
+        out["mix_intensity"] = 0.0
+    sd = np.sqrt(np.maximum(var_change, 0.0))
+    out["z"] = np.where(sd > 0, out["change"].to_numpy() / np.where(sd > 0, sd, 1.0),
+                        np.where(np.abs(out["change"].to_numpy()) > _EPS, np.inf, 0.0))
+    out["p_value"] = 2 * sps.norm.sf(np.abs(out["z"].to_numpy()))
+    out["support"] = _div(c["base_den"] + c["cur_den"], np.full(len(out), float(total["base_den"] + total["cur_den"])))
+    return out
+
+
+def segment_stats(cube: Cube) -> pd.DataFrame:
+    """The cube frame plus :func:`describe` columns, ``share`` of the total change and FDR
+    ``q_value`` across every segment (depth >= 1)."""
+    frame = cube.frame
+    total = cube.total
+    described = describe(frame, total, cube.kind, cube.scale)
+    out = pd.concat([frame, described], axis=1)
+    total_change = float(out.loc[out["depth"] == 0, "change"].iloc[0])
+    out["share"] = out["change"] / total_change if abs(total_change) > _EPS else 0.0
+    out["q_value"] = 1.0
+    tested = out["depth"] >= 1
+    if tested.any():
+        p = out.loc[tested, "p_value"].fillna(1.0).to_numpy()
+        out.loc[tested, "q_value"] = multipletests(p, method="fdr_bh")[1]
+    out.loc[~tested, "q_value"] = out.loc[~tested, "p_value"]
+    return out
