@@ -235,5 +235,30 @@ def demo(directory: str, sessions_per_day: int, output: str) -> None:
         )
 
 
+# Stage modules contribute their commands: each exposes ``commands: list[click.Command]``.
+# (One line per module; a module not written yet is skipped.)
+STAGE_COMMAND_MODULES = (
+    "warehouse_rca.monitor",  # detect, monitor
+    "warehouse_rca.dimensions",  # dimensions suggest / drift
+    "warehouse_rca.report",  # report, feedback, history
+)
+
+
+def _register_stage_commands() -> None:
+    import importlib
+
+    for name in STAGE_COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as err:
+            if err.name == name:
+                continue
+            raise
+        for command in getattr(module, "commands", []):
+            main.add_command(command)
+
+
+_register_stage_commands()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

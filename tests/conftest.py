@@ -1,0 +1,37 @@
+"""Shared fixtures: real engines only. DuckDB is embedded; other engines have their own conftest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from warehouse_rca.config import Target
+from warehouse_rca.engines.duckdb import DuckDBEngine
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def duck(tmp_path: Path) -> Iterator[DuckDBEngine]:
+    """A fresh DuckDB file engine (a file, so the CLI can open the same warehouse)."""
+    engine = DuckDBEngine(Target("test", "duckdb", {"path": str(tmp_path / "wh.duckdb"), "schema": "rca"}, "test"))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo warehouse (about 300K sessions) with the demo's project file, built once."""
+    from warehouse_rca.demo import build_demo_warehouse, write_demo_project
+
+    folder = tmp_path_factory.mktemp("demo")
+    engine = DuckDBEngine(Target("demo", "duckdb", {"path": str(folder / "warehouse_rca.duckdb")}, "demo"))
+    try:
+        build_demo_warehouse(engine, sessions_per_day=8_000)
+    finally:
+        engine.close()
+    write_demo_project(folder / "warehouse_rca_demo.yml")
+    return folder
