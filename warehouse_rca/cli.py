@@ -81,6 +81,10 @@ def _resolve_metric(metric: str | None, project: str | None, **adhoc: Any) -> Me
         for key in ("measure", "numerator", "denominator", "expected_column", "actual_column"):
             if adhoc.get(key):
                 raw[key] = adhoc[key]
+        raw["label"] = (
+            f"{adhoc['numerator']} / {adhoc['denominator']}" if adhoc.get("numerator")
+            else adhoc.get("measure") or adhoc.get("actual_column")
+        )
         if adhoc.get("expected_column") and not adhoc.get("measure"):
             raw["measure"] = f"sum({adhoc['actual_column']})" if adhoc.get("actual_column") else None
         return metric_from_mapping(table, raw, "command line")

@@ -46,7 +46,9 @@ class Period:
     @classmethod
     def parse(cls, text: str, *, option: str = "period") -> Period:
         """Parse ``START:END``; a date END includes that whole day, a timestamp END is inclusive."""
-        parts = _DATE_START.split(text.strip())
+        text = text.strip()
+        # Timestamps contain colons too: split where the second date starts, or at a lone colon.
+        parts = text.split(":") if text.count(":") == 1 else _DATE_START.split(text)
         if len(parts) != 2:
             raise ConfigError(
                 f"{option} {text!r} is not a range: expected START:END, e.g. 2026-11-10:2026-11-16"
