@@ -1,0 +1,148 @@
+"""Pushdown speed: an investigation vs. the bare GROUPING SETS query it is built on.
+
+    python benchmarks/speed.py                 # 10M rows on an embedded DuckDB file
+    python benchmarks/speed.py --rows 1000000 --rows 10000000
+
+For each size it generates a fact table in the warehouse (sessions with 8 dimensions of 3 to 1,000
+values, a conversion flag and an injected incident), then times
+
+* the bare query: the GROUPING SETS aggregation alone (the `cube` CTE of the same SQL, without the
+  in-warehouse pruning), i.e. the physical cost of one pass, and
+* the investigation: catalog probe + cube query with pruning + statistics + root-cause selection,
+  through the same code path as the CLI.
+
+Memory: ``python_peak_mb`` is the peak of Python-level allocations (tracemalloc), which is what must
+not grow with rows; ``process_peak_rss_mb`` is the whole process, which for an *embedded* DuckDB
+includes the engine's own hash tables (on a server warehouse those live on the server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+from warehouse_rca.config import Period, Target, metric_from_mapping
+from warehouse_rca.cube import cube_sql, plan_cube, source_expression
+from warehouse_rca.engines import connect
+from warehouse_rca.engines.base import Engine
+from warehouse_rca.investigate import investigate
+
+DIMENSIONS = {  # name -> cardinality
+    "device": 4, "region": 8, "channel": 6, "customer_type": 3,
+    "category": 20, "country": 50, "campaign": 200, "product": 1000,
+}
+BASELINE = Period.parse("2026-11-10:2026-11-16")
+CURRENT = Period.parse("2026-11-17:2026-11-23")
+
+
+def generate(engine: Engine, rows: int) -> None:
+    """Create bench.facts with ``rows`` rows over two weeks (benchmark data, DuckDB SQL)."""
+    dims = ",\n".join(
+        # Zipf-like popularity: value index = floor(card * u^2)
+        f"'{name[:3]}' || CAST(floor({card} * pow((hash(i * 31 + {k}) % 1000003) / 1000003.0, 2)) AS INTEGER) AS {name}"
+        for k, (name, card) in enumerate(DIMENSIONS.items())
+    )
+    engine.execute("CREATE SCHEMA IF NOT EXISTS bench")
+    engine.execute(
+        "CREATE OR REPLACE TABLE bench.facts AS "
+        "WITH base AS (SELECT i, TIMESTAMP '2026-11-10' + to_seconds(CAST(i % 1209600 AS BIGINT)) AS ts, "
+        f"{dims} FROM range({rows}) t(i)) "
+        "SELECT *, CASE WHEN (hash(i * 7 + 99) % 1000003) / 1000003.0 < "
+        "CASE WHEN ts >= TIMESTAMP '2026-11-17' AND device = 'dev0' AND region = 'reg1' THEN 0.01 ELSE 0.04 END "
+        "THEN 1 ELSE 0 END AS converted FROM base"
+    )
+
+
+def bare_query(full_sql: str, dialect: str) -> str:
+    """The same statement reduced to its GROUPING SETS aggregation, counted in the warehouse so that
+    neither side pays for moving the (uncompressed) cube to Python."""
+    tree = sqlglot.parse_one(full_sql, read=dialect)
+    ctes = [c for c in tree.find_all(exp.CTE) if c.alias in ("scoped", "cube")]
+    select = exp.select(exp.func("COUNT", exp.Star())).from_("cube")
+    for cte in ctes:
+        select = select.with_(cte.alias, as_=cte.this)
+    return select.sql(dialect=dialect)
+
+
+def timed(fn, repeat: int) -> float:  # noqa: ANN001
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(target: Target, rows: int, repeat: int, max_depth: int) -> dict[str, float]:
+    engine = connect(target)
+    try:
+        generate(engine, rows)
+        metric = metric_from_mapping("conversion_rate", {
+            "table": "bench.facts", "time_column": "ts", "numerator": "sum(converted)",
+            "denominator": "count(*)", "dimensions": list(DIMENSIONS),
+        }, "benchmark")
+        plan = plan_cube(metric, engine.columns_of(source_expression(metric)),
+                         baseline=BASELINE, current=CURRENT, max_depth=max_depth)
+        bare = bare_query(cube_sql(plan, engine.DIALECT), engine.DIALECT)
+        engine.query(bare)  # warm the cache once, for both
+        bare_s = timed(lambda: engine.query(bare), repeat)
+        tracemalloc.start()
+        result = {}
+
+        def one() -> None:
+            result["doc"] = investigate(engine, metric, baseline=BASELINE, current=CURRENT).to_json()
+
+        inv_s = timed(one, repeat)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        engine.close()
+    doc = result["doc"]
+    return {
+        "rows": rows,
+        "bare_query_s": round(bare_s, 3),
+        "investigation_s": round(inv_s, 3),
+        "ratio": round(inv_s / bare_s, 2),
+        "python_peak_mb": round(peak / 2**20, 1),
+        "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "segments": doc["segments_evaluated"],
+        "top_cause": json.dumps(doc["root_causes"][0]["segment"]) if doc["root_causes"] else "none",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, action="append", help="fact rows (repeatable); default 10M")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--max-depth", type=int, default=3)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    sizes = args.rows or [10_000_000]
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in sizes:
+            target = Target("bench", "duckdb", {"path": str(Path(tmp) / f"bench_{rows}.duckdb")}, "benchmark")
+            results.append(run(target, rows, args.repeat, args.max_depth))
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    header = f"{'rows':>12} {'bare GS query':>14} {'investigation':>14} {'ratio':>6} {'python peak':>12} {'process RSS':>12}  top cause"
+    print(header)
+    for r in results:
+        print(f"{r['rows']:>12,} {r['bare_query_s']:>13.2f}s {r['investigation_s']:>13.2f}s {r['ratio']:>6.2f} "
+              f"{r['python_peak_mb']:>10.1f}MB {r['process_peak_rss_mb']:>10.0f}MB  {r['top_cause']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
