@@ -58,8 +58,7 @@ def _metric_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--baseline", help="Baseline period START:END (inclusive dates or timestamps)."),
         click.option("--current", help="Current period START:END (inclusive dates or timestamps)."),
         click.option("--max-depth", type=int, default=3, show_default=True, help="Deepest combination of dimensions searched."),
-        click.option("--min-support", type=float, default=0.005, show_default=True, help="Smallest share of rows (or of the change) a segment needs to be kept."),
-        click.option("--top-n", type=int, default=100, show_default=True, help="Most values kept per dimension combination (by rows and by change)."),
+        click.option("--min-support", type=float, default=0.005, show_default=True, help="Smallest share of rows, or of its combination's change, a segment needs to be kept; the rest of each dimension is folded into '(other)'."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -105,12 +104,10 @@ def _periods(metric: MetricSpec, baseline: str | None, current: str | None) -> t
     return Period.parse(baseline, option="--baseline"), Period.parse(current, option="--current")
 
 
-def _options(max_depth: int, min_support: float, top_n: int):  # noqa: ANN202
+def _options(max_depth: int, min_support: float):  # noqa: ANN202
     from warehouse_rca.investigate import InvestigationOptions
 
-    if top_n < 1:
-        raise ConfigError("--top-n must be at least 1")
-    return InvestigationOptions(max_depth=max_depth, min_support=min_support, top_n=top_n)
+    return InvestigationOptions(max_depth=max_depth, min_support=min_support)
 
 
 def _print_text(doc: dict[str, Any], schema: str | None) -> None:
@@ -165,13 +162,13 @@ def main() -> None:
 @click.option("--findings-schema", help="Schema for the findings tables (default: project's findings_schema, profile's schema, or rca).")
 @_handle_errors
 def investigate(metric: str | None, project: str | None, baseline: str | None, current: str | None,
-                max_depth: int, min_support: float, top_n: int, profiles_dir: str | None,
+                max_depth: int, min_support: float, profiles_dir: str | None,
                 target: str | None, output: str, write: bool, findings_schema: str | None,
                 **adhoc: Any) -> None:
     """Explain why METRIC changed between --baseline and --current."""
     spec = _resolve_metric(metric, project, **adhoc)
     base, cur = _periods(spec, baseline, current)
-    options = _options(max_depth, min_support, top_n)
+    options = _options(max_depth, min_support)
     schema = findings_schema
     if schema is None and not adhoc.get("table"):
         schema = load_project(project).findings_schema
@@ -183,7 +180,7 @@ def investigate(metric: str | None, project: str | None, baseline: str | None, c
 @click.option("--dialect", default="duckdb", show_default=True, help="Any dialect sqlglot knows: snowflake, bigquery, spark, postgres, trino, ...")
 @_handle_errors
 def sql_command(metric: str | None, project: str | None, baseline: str | None, current: str | None,
-                max_depth: int, min_support: float, top_n: int, dialect: str, **adhoc: Any) -> None:
+                max_depth: int, min_support: float, dialect: str, **adhoc: Any) -> None:
     """Print the SQL an investigation would send (dry run: no warehouse needed)."""
     import sqlglot
 
@@ -196,7 +193,7 @@ def sql_command(metric: str | None, project: str | None, baseline: str | None, c
     spec = _resolve_metric(metric, project, **adhoc)
     base, cur = _periods(spec, baseline, current)
     plan = plan_cube(spec, None, baseline=base, current=cur, max_depth=max_depth,
-                     min_support=min_support, top_n=top_n)
+                     min_support=min_support)
     click.echo(cube_sql(plan, dialect) + ";")
 
 
@@ -230,7 +227,7 @@ def demo(directory: str, sessions_per_day: int, output: str) -> None:
             f"Investigating conversion_rate: baseline {baseline.text}, current {current.text}\n"
         )
     _investigate_and_report(target, project.metric("conversion_rate"), baseline, current,
-                            _options(3, 0.005, 100), output, True, project.findings_schema)
+                            _options(3, 0.005), output, True, project.findings_schema)
     if output == "text":
         click.echo(
             "\nTry it yourself:\n"

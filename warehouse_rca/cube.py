@@ -47,7 +47,6 @@ class CubePlan:
     current: Period | None
     sets: tuple[tuple[int, ...], ...]
     min_support: float
-    top_n: int
     #: Baseline-to-current length ratio for additive metrics (a 4-week baseline vs a 1-week
     #: current period compares weekly averages). Ratios need no scaling.
     scale: float = 1.0
@@ -89,7 +88,6 @@ def plan_cube(
     current: Period | None,
     max_depth: int = 3,
     min_support: float = 0.005,
-    top_n: int = 100,
     sets: Sequence[tuple[int, ...]] | None = None,
 ) -> CubePlan:
     """Validate ``metric`` against the source's ``columns`` (None: dry run, names taken as given)."""
@@ -166,7 +164,6 @@ def plan_cube(
         current=current,
         sets=tuple(sets) if sets is not None else grouping_sets(len(dims), max_depth),
         min_support=min_support,
-        top_n=top_n,
         scale=scale,
     )
 
@@ -209,7 +206,7 @@ def cube_sql(plan: CubePlan, dialect: str) -> str:
         sets=[[_alias(i) for i in s] for s in plan.sets],
         scale=float(plan.scale),
         min_support=float(plan.min_support),
-        top_n=int(plan.top_n),
+        all_set=2 ** len(plan.dim_exprs) - 1,
         **periods,
     )
 

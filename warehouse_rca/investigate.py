@@ -25,14 +25,12 @@ from warehouse_rca.localize import Localization, LocalizeSettings, effect_of, lo
 class InvestigationOptions:
     max_depth: int = 3
     min_support: float = 0.005
-    top_n: int = 100
     localize: LocalizeSettings = field(default_factory=LocalizeSettings)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "max_depth": self.max_depth,
             "min_support": self.min_support,
-            "top_n": self.top_n,
             "alpha": self.localize.alpha,
             "min_share": self.localize.min_share,
         }
@@ -167,7 +165,7 @@ def investigate(
     columns = engine.columns_of(source_expression(metric))
     plan = plan_cube(
         metric, columns, baseline=baseline, current=current,
-        max_depth=options.max_depth, min_support=options.min_support, top_n=options.top_n,
+        max_depth=options.max_depth, min_support=options.min_support,
     )
     cube = label_cube(engine.query(cube_sql(plan, engine.DIALECT)), plan)
     periods = {"baseline": baseline, "current": current}
