@@ -219,6 +219,8 @@ class Cube:
     dimensions: tuple[str, ...]
     kind: str
     scale: float
+    #: "periods" (two periods of one table) or "expected" (expected and actual columns)
+    mode: str = "periods"
     queries: int = 1
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -244,4 +246,5 @@ def label_cube(raw: pd.DataFrame, plan: CubePlan) -> Cube:
     frame = frame.sort_values(["depth"], kind="stable").reset_index(drop=True)
     if not (frame["depth"] == 0).any() or n == 0:
         raise InputError(f"metric {plan.metric.name!r}: the warehouse returned no total row")
-    return Cube(frame=frame, dimensions=plan.dimensions, kind=plan.metric.kind, scale=plan.scale)
+    return Cube(frame=frame, dimensions=plan.dimensions, kind=plan.metric.kind, scale=plan.scale,
+                mode=plan.mode)

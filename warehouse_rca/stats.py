@@ -16,8 +16,16 @@ traffic moving to a low-rate segment is therefore a pure *mix* effect.
 
 Variances use the delta method on the per-row components (Var(r) = sum (n_i - r d_i)^2 / D^2),
 which for 0/1 conversions reduces to the two-proportion test p(1-p)/n. Additive metrics use the
-compound-Poisson variance sum x_i^2 of each side. p-values are two-sided normal; q-values control
-the false-discovery rate across all segments tested (Benjamini-Hochberg, statsmodels).
+compound-Poisson variance sum x_i^2 of each side.
+
+Real metrics are noisier than sampling alone (day-to-day swings, forecast error), so the model
+variance is calibrated by a dispersion factor estimated from the data itself, as quasi-likelihood
+models do (McCullagh & Nelder, *Generalized Linear Models*, ch. 9), but robustly: most segments are
+not affected by the incident, so a low quantile of the absolute z-scores across segments measures the noise
+(the lower quartile of |z| is 0.319 for pure noise). In period mode sampling noise is a floor (dispersion >= 1); in
+expected-vs-actual mode the forecast error sets the scale, so it may be smaller than the model's.
+p-values are two-sided normal; q-values control the false-discovery rate across all segments
+tested (Benjamini-Hochberg, statsmodels).
 """
 
 from __future__ import annotations
@@ -113,13 +121,36 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
     return out
 
 
+def dispersion(z: np.ndarray, *, floor: float | None) -> float:
+    """Robust overdispersion factor over segments, at least ``floor``.
+
+    Uses the lower quartile of |z| (0.3186 for pure noise), so up to three quarters of the segments
+    may be touched by the incident (a cause, its ancestors and descendants) without inflating the
+    noise estimate. With too few segments to tell noise from signal the model variance stands.
+    """
+    z = np.abs(z[np.isfinite(z)])
+    if len(z) < 20:
+        return 1.0
+    phi = float((np.quantile(z, 0.25) / 0.3186) ** 2)
+    if floor is not None:
+        phi = max(phi, floor)
+    return max(phi, 1e-12)
+
+
 def segment_stats(cube: Cube) -> pd.DataFrame:
     """The cube frame plus :func:`describe` columns, ``share`` of the total change and FDR
-    ``q_value`` across every segment (depth >= 1)."""
+    ``q_value`` across every segment (depth >= 1), with z-scores calibrated for overdispersion."""
     frame = cube.frame
     total = cube.total
     described = describe(frame, total, cube.kind, cube.scale)
     out = pd.concat([frame, described], axis=1)
+    seg = (out["depth"] >= 1).to_numpy()
+    phi = dispersion(out.loc[seg, "z"].to_numpy(dtype="float64"), floor=1.0 if cube.mode == "periods" else None)
+    root = 1.0 / np.sqrt(phi)
+    for col in ("z", "z_rate", "z_mix"):
+        out[col] = out[col] * root
+    out["p_value"] = 2 * sps.norm.sf(np.abs(out["z"].to_numpy(dtype="float64")))
+    out.attrs["dispersion"] = phi
     total_change = float(out.loc[out["depth"] == 0, "change"].iloc[0])
     out["share"] = out["change"] / total_change if abs(total_change) > _EPS else 0.0
     out["q_value"] = 1.0
