@@ -65,10 +65,11 @@ def _key(row: pd.Series, dims: tuple[str, ...]) -> Key:
     return frozenset((d, row[d]) for d in dims if row[d] is not None and not pd.isna(row[d]))
 
 
-def _intensity(stats_row: pd.Series, kind: str, effect: str) -> float:
+def _intensity(stats_row: pd.Series, kind: str, effect: str) -> tuple[float, float]:
+    """Relative change of the segment for its effect type, and its standard error."""
     if kind == "ratio" and effect == "mix":
-        return float(stats_row["mix_intensity"])
-    return float(stats_row["rate_intensity"])
+        return float(stats_row["mix_intensity"]), float(stats_row["mix_intensity_sd"])
+    return float(stats_row["rate_intensity"]), float(stats_row["rate_intensity_sd"])
 
 
 def effect_of(row: pd.Series, kind: str, alpha: float) -> str | None:
@@ -91,6 +92,7 @@ def effect_of(row: pd.Series, kind: str, alpha: float) -> str | None:
 def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localization:
     settings = settings or LocalizeSettings()
     stats = segment_stats(cube)
+    phi = float(stats.attrs.get("dispersion", 1.0))
     dims = cube.dimensions
     total = stats.loc[stats["depth"] == 0].iloc[0]
     total_change = float(total["change"])
@@ -111,6 +113,7 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     cand_idx = list(stats.index[candidate])
     effects = {i: effect_of(stats.loc[i], cube.kind, settings.alpha) for i in cand_idx}
 
+    z_crit = sps.norm.isf(settings.alpha / 2)
     # Relation of each candidate to each of its parents, via the parent's rest.
     comp = stats[list(COMPONENTS)]
     relation: dict[tuple[int, int], tuple[str, float]] = {}
@@ -127,10 +130,17 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
                 relation[(i, parent)] = ("same", 1.0)
                 continue
             rest_stats = describe(rest, total, cube.kind, cube.scale).iloc[0]
-            own = _intensity(stats.loc[i], cube.kind, effects[i] or "rate")
-            other = _intensity(rest_stats, cube.kind, effects[i] or "rate")
+            own, own_sd = _intensity(stats.loc[i], cube.kind, effects[i] or "rate")
+            other, other_sd = _intensity(rest_stats, cube.kind, effects[i] or "rate")
+            other_sd *= np.sqrt(phi)  # describe() is uncalibrated; the stats frame is
             ratio = other / own if np.isfinite(own) and abs(own) > 1e-12 and np.isfinite(other) else 0.0
-            relation[(i, parent)] = ("over" if ratio >= settings.rest_ratio else "specific", ratio)
+            # Occam: the candidate is only more specific than its parent if the rest of the parent
+            # moved clearly less *and* the difference is beyond noise (a difference-in-differences
+            # test between the candidate and the rest); otherwise the simpler parent explains it.
+            diff_sd = np.sqrt(own_sd**2 + other_sd**2) if np.isfinite(other_sd) else np.inf
+            distinct = np.isfinite(diff_sd) and abs(own - other) >= z_crit * diff_sd
+            specific = ratio < settings.rest_ratio and (distinct or not np.isfinite(diff_sd))
+            relation[(i, parent)] = ("specific" if specific else "over", ratio)
 
     over = {i for (i, _), (rel, _) in relation.items() if rel in ("over", "same")}
     under: set[int] = set()

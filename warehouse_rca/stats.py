@@ -22,8 +22,8 @@ Real metrics are noisier than sampling alone (day-to-day swings, forecast error)
 variance is calibrated by a dispersion factor estimated from the data itself, as quasi-likelihood
 models do (McCullagh & Nelder, *Generalized Linear Models*, ch. 9), but robustly: most segments are
 not affected by the incident, so a low quantile of the absolute z-scores across segments measures the noise
-(the lower quartile of |z| is 0.319 for pure noise). In period mode sampling noise is a floor (dispersion >= 1); in
-expected-vs-actual mode the forecast error sets the scale, so it may be smaller than the model's.
+(the lower quartile of |z| is 0.319 for pure noise). This applies in expected-vs-actual mode, where
+the forecast error, not sampling, sets the scale; in period mode rows are sampling units.
 p-values are two-sided normal; q-values control the false-discovery rate across all segments
 tested (Benjamini-Hochberg, statsmodels).
 """
@@ -61,6 +61,19 @@ def _share_variance(share: np.ndarray, dd: np.ndarray, dd_total: float, den_tota
     return (dd * (1 - share) ** 2 + np.maximum(dd_total - dd, 0.0) * share**2) / den_total**2
 
 
+def is_proportion(total: pd.Series) -> bool:
+    """A ratio of counts of successes to counts of trials (conversions / sessions): integral sums
+    with 0 <= numerator <= denominator on both sides."""
+    values = [float(total[k]) for k in ("base_num", "base_den", "cur_num", "cur_den")]
+    integral = all(abs(v - round(v)) < 1e-6 for v in values)
+    return integral and 0 <= values[0] <= values[1] and 0 <= values[2] <= values[3]
+
+
+def _binomial_variance(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    p = (num + 0.5) / (den + 1.0)
+    return np.where(den > 0, p * (1 - p) / np.maximum(den, _EPS), np.inf)
+
+
 def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float) -> pd.DataFrame:
     """Statistics of each row of ``components`` (segments, or differences of segments) relative to
     the ``total`` row. Returns value, change, effect split, z-score and p-value columns."""
@@ -80,10 +93,18 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
             gone, -wb * (rb_eff - rate_total_b),
             np.where(new, wc * (np.nan_to_num(rc) - rate_total_b), (wc - wb) * (rb_eff - rate_total_b)),
         )
-        var_rb = _ratio_variance(c["base_num"], c["base_den"], c["base_nn"], c["base_dd"], c["base_nd"])
-        var_rc = _ratio_variance(c["cur_num"], c["cur_den"], c["cur_nn"], c["cur_dd"], c["cur_nd"])
-        var_wb = _share_variance(wb, c["base_dd"], float(total["base_dd"]), db)
-        var_wc = _share_variance(wc, c["cur_dd"], float(total["cur_dd"]), dc)
+        if is_proportion(total):
+            # Successes out of trials: the sampling units are the trials, whether a row holds one
+            # trial or an aggregate of many (the delta method over rows would count stable
+            # differences between pre-aggregated rows as noise). Agresti-Caffo style +0.5/+1.
+            var_rb, var_rc = _binomial_variance(c["base_num"], c["base_den"]), _binomial_variance(c["cur_num"], c["cur_den"])
+            var_wb = np.where(db > _EPS, wb * (1 - wb) / max(db, _EPS), np.inf)
+            var_wc = np.where(dc > _EPS, wc * (1 - wc) / max(dc, _EPS), np.inf)
+        else:
+            var_rb = _ratio_variance(c["base_num"], c["base_den"], c["base_nn"], c["base_dd"], c["base_nd"])
+            var_rc = _ratio_variance(c["cur_num"], c["cur_den"], c["cur_nn"], c["cur_dd"], c["cur_nd"])
+            var_wb = _share_variance(wb, c["base_dd"], float(total["base_dd"]), db)
+            var_wc = _share_variance(wc, c["cur_dd"], float(total["cur_dd"]), dc)
         var_rate = np.where(new | gone, np.inf, var_rb + var_rc)
         var_mix = var_wb + var_wc
         z_rate = np.where(np.isfinite(var_rate) & (var_rate > 0),
@@ -99,6 +120,8 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
         out["z_rate"], out["z_mix"] = z_rate, z_mix
         out["rate_intensity"] = _div(np.nan_to_num(rc) - rb_eff, rb_eff)
         out["mix_intensity"] = _div(wc - wb, wb)
+        out["rate_intensity_sd"] = _div(np.sqrt(np.where(np.isfinite(var_rate), var_rate, np.inf)), np.abs(rb_eff))
+        out["mix_intensity_sd"] = _div(np.sqrt(var_mix), np.abs(wb))
     else:
         base = scale * c["base_num"]
         cur = c["cur_num"]
@@ -113,6 +136,8 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
         out["z_rate"], out["z_mix"] = 0.0, 0.0
         out["rate_intensity"] = _div(cur - base, np.abs(base))
         out["mix_intensity"] = 0.0
+        out["rate_intensity_sd"] = _div(np.sqrt(np.maximum(var_change, 0.0)), np.abs(base))
+        out["mix_intensity_sd"] = np.inf
     sd = np.sqrt(np.maximum(var_change, 0.0))
     out["z"] = np.where(sd > 0, out["change"].to_numpy() / np.where(sd > 0, sd, 1.0),
                         np.where(np.abs(out["change"].to_numpy()) > _EPS, np.inf, 0.0))
@@ -121,7 +146,7 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
     return out
 
 
-def dispersion(z: np.ndarray, *, floor: float | None) -> float:
+def dispersion(z: np.ndarray, *, floor: float | None = None) -> float:
     """Robust overdispersion factor over segments, at least ``floor``.
 
     Uses the lower quartile of |z| (0.3186 for pure noise), so up to three quarters of the segments
@@ -145,10 +170,15 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
     described = describe(frame, total, cube.kind, cube.scale)
     out = pd.concat([frame, described], axis=1)
     seg = (out["depth"] >= 1).to_numpy()
-    phi = dispersion(out.loc[seg, "z"].to_numpy(dtype="float64"), floor=1.0 if cube.mode == "periods" else None)
+    # Period mode: rows are sampling units and the model variance stands (a segment-based estimate
+    # would be inflated by the incident itself when it touches most of the traffic). Expected mode:
+    # the model's scale is arbitrary (forecast error, not sampling), so calibrate it.
+    phi = 1.0 if cube.mode == "periods" else dispersion(out.loc[seg, "z"].to_numpy(dtype="float64"), floor=None)
     root = 1.0 / np.sqrt(phi)
     for col in ("z", "z_rate", "z_mix"):
         out[col] = out[col] * root
+    for col in ("rate_intensity_sd", "mix_intensity_sd"):
+        out[col] = out[col] / root
     out["p_value"] = 2 * sps.norm.sf(np.abs(out["z"].to_numpy(dtype="float64")))
     out.attrs["dispersion"] = phi
     total_change = float(out.loc[out["depth"] == 0, "change"].iloc[0])
