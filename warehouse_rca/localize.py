@@ -32,7 +32,7 @@ Key = frozenset[tuple[str, str]]
 @dataclass(frozen=True)
 class LocalizeSettings:
     alpha: float = 0.05  # significance (FDR level for segments, two-sided level for the total)
-    min_share: float = 0.05  # smallest share of the total change worth reporting
+    min_share: float = 0.02  # smallest share of the total change worth reporting
     rest_ratio: float = 0.5  # a parent's rest moving at >= this fraction of the candidate's intensity
     #                          means the candidate is only a slice of a broader cause
     child_share: float = 0.5  # a specific child carrying this much of its parent's change replaces it
@@ -165,16 +165,11 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     pool = [i for i in cand_idx if i not in over and i not in under]
     pool.sort(key=lambda i: -abs(stats.at[i, "change"]))
 
-    z_crit = sps.norm.isf(settings.alpha / 2)
-    total_sd = abs(total_change / total["z"]) if total["z"] and np.isfinite(total["z"]) else 0.0
     chosen: list[RootCause] = []
     explained = 0.0
     for i in pool:
         if len(chosen) >= settings.max_causes:
             break
-        residual = total_change - explained
-        if chosen and abs(residual) < z_crit * total_sd:
-            break  # what is left is noise
         key = stats.at[i, "key"]
         if any(key <= c.key or c.key <= key for c in chosen):
             continue
@@ -187,6 +182,13 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
                 if inter is not None:
                     change -= float(stats.at[inter, "change"])
         if abs(change) < settings.min_share * abs(total_change) or np.sign(change) != sign:
+            continue
+        # Stopping rule, per candidate: what this candidate adds beyond the causes already chosen
+        # must itself stand out of its own noise (a global residual test would dilute a small,
+        # sharp cause in the noise of the whole table).
+        z_own = float(stats.at[i, "z"])
+        own_sd = abs(float(stats.at[i, "change"]) / z_own) if z_own and np.isfinite(z_own) else 0.0
+        if chosen and abs(change) < z_crit * own_sd:
             continue
         row = stats.loc[i]
         if cube.kind == "ratio" and effects[i] == "mix" and any(
