@@ -35,6 +35,7 @@ class LocalizeSettings:
     min_share: float = 0.02  # smallest share of the total change worth reporting
     rest_ratio: float = 0.5  # a parent's rest moving at >= this fraction of the candidate's intensity
     #                          means the candidate is only a slice of a broader cause
+    rest_ratio_significant: float = 0.2  # ... or at >= this fraction when the rest's move is significant
     child_share: float = 0.5  # a specific child carrying this much of its parent's change replaces it
     max_causes: int = 10
 
@@ -139,7 +140,12 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
             # test between the candidate and the rest); otherwise the simpler parent explains it.
             diff_sd = np.sqrt(own_sd**2 + other_sd**2) if np.isfinite(other_sd) else np.inf
             distinct = np.isfinite(diff_sd) and abs(own - other) >= z_crit * diff_sd
-            specific = ratio < settings.rest_ratio and (distinct or not np.isfinite(diff_sd))
+            # A true cause moves all of itself: if the rest of the parent also moved clearly (a
+            # significant change in the same direction, of comparable size), the cause is the parent.
+            rest_moved = (np.isfinite(other_sd) and other_sd > 0 and abs(other) >= z_crit * other_sd
+                          and ratio >= settings.rest_ratio_significant)
+            specific = (ratio < settings.rest_ratio and not rest_moved
+                        and (distinct or not np.isfinite(diff_sd)))
             relation[(i, parent)] = ("specific" if specific else "over", ratio)
 
     over = {i for (i, _), (rel, _) in relation.items() if rel in ("over", "same")}

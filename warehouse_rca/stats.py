@@ -22,8 +22,8 @@ Real metrics are noisier than sampling alone (day-to-day swings, forecast error)
 variance is calibrated by a dispersion factor estimated from the data itself, as quasi-likelihood
 models do (McCullagh & Nelder, *Generalized Linear Models*, ch. 9), but robustly: most segments are
 not affected by the incident, so a low quantile of the absolute z-scores across segments measures the noise
-(the lower quartile of |z| is 0.319 for pure noise). This applies in expected-vs-actual mode, where
-the forecast error, not sampling, sets the scale; in period mode rows are sampling units.
+(the lower quartile of |z| is 0.319 for pure noise). In period mode sampling noise is the floor;
+in expected-vs-actual mode the forecast error sets the scale, which may be smaller than the model's.
 p-values are two-sided normal; q-values control the false-discovery rate across all segments
 tested (Benjamini-Hochberg, statsmodels).
 """
@@ -169,16 +169,23 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
     total = cube.total
     described = describe(frame, total, cube.kind, cube.scale)
     out = pd.concat([frame, described], axis=1)
-    seg = (out["depth"] >= 1).to_numpy()
-    # Period mode: rows are sampling units and the model variance stands (a segment-based estimate
-    # would be inflated by the incident itself when it touches most of the traffic). Expected mode:
-    # the model's scale is arbitrary (forecast error, not sampling), so calibrate it.
-    phi = 1.0 if cube.mode == "periods" else dispersion(out.loc[seg, "z"].to_numpy(dtype="float64"), floor=None)
+    # Only informative segments estimate the noise: tiny cells whose z is ~0 by lack of data
+    # (a handful of events) would make any scale look right.
+    events = (out["base_num"].abs() + out["cur_num"].abs()) if cube.kind == "ratio" else (out["base_rows"] + out["cur_rows"])
+    seg = ((out["depth"] >= 1) & (events >= 20) & (out["base_den"] > 0) & (out["cur_den"] > 0)).to_numpy()
+    # Period mode: sampling noise is a floor (dispersion >= 1). Expected mode: the model's scale is
+    # arbitrary (forecast error, not sampling), so it may shrink too.
+    phi = dispersion(out.loc[seg, "z"].to_numpy(dtype="float64"),
+                     floor=1.0 if cube.mode == "periods" else None)
     root = 1.0 / np.sqrt(phi)
+    is_total = (out["depth"] == 0).to_numpy()
+    total_root = 1.0 / np.sqrt(min(phi, 1.0))
     for col in ("z", "z_rate", "z_mix"):
-        out[col] = out[col] * root
+        # The total is judged against sampling noise (or the calibrated forecast error when that is
+        # smaller): a dispersion estimated from segments is itself inflated by a large incident.
+        out[col] = out[col] * np.where(is_total, total_root, root)
     for col in ("rate_intensity_sd", "mix_intensity_sd"):
-        out[col] = out[col] / root
+        out[col] = out[col] / np.where(is_total, total_root, root)
     out["p_value"] = 2 * sps.norm.sf(np.abs(out["z"].to_numpy(dtype="float64")))
     out.attrs["dispersion"] = phi
     total_change = float(out.loc[out["depth"] == 0, "change"].iloc[0])
