@@ -90,7 +90,115 @@ def effect_of(row: pd.Series, kind: str, alpha: float) -> str | None:
     return "rate" if abs(row["rate_effect"]) >= abs(row["mix_effect"]) else "mix"
 
 
+def _calibrate(described: pd.DataFrame, phi: float) -> pd.DataFrame:
+    """Apply the dispersion factor estimated on the original cube to freshly described rows."""
+    root = np.sqrt(phi)
+    out = described.copy()
+    for col in ("z", "z_rate", "z_mix"):
+        out[col] = out[col] / root
+    for col in ("rate_intensity_sd", "mix_intensity_sd"):
+        out[col] = out[col] * root
+    return out
+
+
+def _intensities(frame: pd.DataFrame, kind: str, mix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: relative change for its effect type (mix or rate) and its standard error."""
+    if kind == "ratio":
+        val = np.where(mix, frame["mix_intensity"], frame["rate_intensity"])
+        sd = np.where(mix, frame["mix_intensity_sd"], frame["rate_intensity_sd"])
+    else:
+        val, sd = frame["rate_intensity"].to_numpy(), frame["rate_intensity_sd"].to_numpy()
+    return np.asarray(val, dtype="float64"), np.asarray(sd, dtype="float64")
+
+
+def _relations(
+    cur: pd.DataFrame, comp: np.ndarray, total: pd.Series, cube: Cube, cands: list[int],
+    keys: list[Key], index: dict[Key, int], mix: dict[int, bool], phi: float,
+    settings: LocalizeSettings, z_crit: float,
+) -> list[tuple[int, int, str, float]]:
+    """(candidate, parent, relation, rest/own intensity ratio) for every candidate and parent.
+
+    relation: ``same`` (the candidate is its parent), ``over`` (an over-specified slice of the
+    parent: the parent's rest moved too) or ``specific`` (it stands out of its parent).
+    """
+    pairs = [(c, index[keys[c] - {pair}]) for c in cands for pair in keys[c] if keys[c] - {pair} in index]
+    if not pairs:
+        return []
+    child = np.array([c for c, _ in pairs])
+    parent = np.array([p for _, p in pairs])
+    rest = pd.DataFrame(comp[parent] - comp[child], columns=list(COMPONENTS))
+    rest_stats = _calibrate(describe(rest, total, cube.kind, cube.scale), phi)
+    is_mix = np.array([mix[c] for c in child])
+    own, own_sd = _intensities(cur.iloc[child].reset_index(drop=True), cube.kind, is_mix)
+    other, other_sd = _intensities(rest_stats, cube.kind, is_mix)
+    support_parent = comp[parent, COMPONENTS.index("base_den")] + comp[parent, COMPONENTS.index("cur_den")]
+    support_rest = rest["base_den"].to_numpy() + rest["cur_den"].to_numpy()
+    out = []
+    for j, (c, p) in enumerate(pairs):
+        if support_rest[j] <= 1e-9 * max(1.0, abs(support_parent[j])):
+            out.append((c, p, "same", 1.0))
+            continue
+        ok = np.isfinite(own[j]) and abs(own[j]) > 1e-12 and np.isfinite(other[j])
+        ratio = other[j] / own[j] if ok else 0.0
+        diff_sd = np.hypot(own_sd[j], other_sd[j])
+        # Occam: the candidate is only more specific than its parent if the rest of the parent
+        # moved clearly less *and* the difference is beyond noise (a difference-in-differences
+        # test between candidate and rest); otherwise the simpler parent explains it.
+        distinct = not np.isfinite(diff_sd) or abs(own[j] - other[j]) >= z_crit * diff_sd
+        # A true cause moves all of itself: if the rest of the parent also moved clearly (a
+        # significant change in the same direction, of comparable size), the cause is the parent.
+        rest_moved = (np.isfinite(other_sd[j]) and other_sd[j] > 0
+                      and abs(other[j]) >= z_crit * other_sd[j]
+                      and ratio >= settings.rest_ratio_significant)
+        specific = ratio < settings.rest_ratio and not rest_moved and distinct
+        out.append((c, p, "specific" if specific else "over", float(ratio)))
+    return out
+
+
+def _remove_effect(comp: np.ndarray, keys: list[Key], index: dict[Key, int], cause: int,
+                   kind: str, scale: float, effect: str | None) -> np.ndarray:
+    """Explain-and-remove (HotSpot, RiskLoc): take the chosen cause's effect out of every segment
+    that overlaps it, so the next pick is judged on what is still unexplained.
+
+    Returns a mask of segments that overlap the cause but whose intersection with it is deeper
+    than the cube: they cannot be corrected, so they can no longer be judged as causes."""
+    unknown = np.zeros(len(keys), dtype=bool)
+    ck = keys[cause]
+    col = {name: i for i, name in enumerate(COMPONENTS)}
+    inter_rows, target_rows = [], []
+    for t, tk in enumerate(keys):
+        dims_t = dict(tk)
+        if any(dims_t.get(d, v) != v for d, v in ck):
+            continue  # disjoint: conflicting values on a shared dimension
+        inter = index.get(tk | ck)
+        if inter is not None:
+            inter_rows.append(inter)
+            target_rows.append(t)
+        else:
+            unknown[t] = True
+    if not target_rows:
+        return unknown
+    inter = comp[inter_rows].copy()
+    t_idx = np.array(target_rows)
+    if kind == "ratio":
+        base_rate = np.divide(inter[:, col["base_num"]], inter[:, col["base_den"]],
+                              out=np.zeros(len(inter)), where=inter[:, col["base_den"]] > 0)
+        d_num = inter[:, col["cur_num"]] - base_rate * inter[:, col["cur_den"]]
+        d_den = np.zeros(len(inter))
+        if effect in ("mix", "both"):
+            tot = comp[index[frozenset()]]
+            share_b = inter[:, col["base_den"]] / max(tot[col["base_den"]], 1e-300)
+            d_den = inter[:, col["cur_den"]] - share_b * tot[col["cur_den"]]
+            d_num = d_num + d_den * base_rate
+        comp[t_idx, col["cur_num"]] -= d_num
+        comp[t_idx, col["cur_den"]] -= d_den
+    else:
+        comp[t_idx, col["cur_num"]] -= inter[:, col["cur_num"]] - scale * inter[:, col["base_num"]]
+    return unknown
+
+
 def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localization:
+    """Pick the root-cause set greedily, explaining and removing one cause at a time."""
     settings = settings or LocalizeSettings()
     stats = segment_stats(cube)
     phi = float(stats.attrs.get("dispersion", 1.0))
@@ -101,113 +209,69 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     if not significant:
         return Localization(stats, total, [], "The change is within noise: no root cause to report.", False)
 
-    keys = [_key(r, dims) for _, r in stats.iterrows()]
+    keys = [_key(r, dims) for _, r in stats[list(dims)].iterrows()]
     stats = stats.assign(key=keys)
     index = {k: i for i, k in enumerate(keys)}
+    root_idx = index[frozenset()]
     sign = np.sign(total_change)
-    candidate = (
-        (stats["depth"] >= 1)
-        & (stats["q_value"] < settings.alpha)
-        & (np.sign(stats["change"]) == sign)
-        & (stats["share"].abs() >= settings.min_share)
-    )
-    cand_idx = list(stats.index[candidate])
-    effects = {i: effect_of(stats.loc[i], cube.kind, settings.alpha) for i in cand_idx}
-
     z_crit = sps.norm.isf(settings.alpha / 2)
-    # Relation of each candidate to each of its parents, via the parent's rest.
-    comp = stats[list(COMPONENTS)]
-    relation: dict[tuple[int, int], tuple[str, float]] = {}
-    for i in cand_idx:
-        key = stats.at[i, "key"]
-        for pair in key:
-            parent = index.get(key - {pair})
-            if parent is None:
-                continue
-            rest = (comp.loc[parent] - comp.loc[i]).to_frame().T
-            if float(rest["base_den"].iloc[0] + rest["cur_den"].iloc[0]) <= 1e-9 * max(
-                1.0, float(comp.loc[parent, "base_den"] + comp.loc[parent, "cur_den"])
-            ):
-                relation[(i, parent)] = ("same", 1.0)
-                continue
-            rest_stats = describe(rest, total, cube.kind, cube.scale).iloc[0]
-            own, own_sd = _intensity(stats.loc[i], cube.kind, effects[i] or "rate")
-            other, other_sd = _intensity(rest_stats, cube.kind, effects[i] or "rate")
-            other_sd *= np.sqrt(phi)  # describe() is uncalibrated; the stats frame is
-            ratio = other / own if np.isfinite(own) and abs(own) > 1e-12 and np.isfinite(other) else 0.0
-            # Occam: the candidate is only more specific than its parent if the rest of the parent
-            # moved clearly less *and* the difference is beyond noise (a difference-in-differences
-            # test between the candidate and the rest); otherwise the simpler parent explains it.
-            diff_sd = np.sqrt(own_sd**2 + other_sd**2) if np.isfinite(other_sd) else np.inf
-            distinct = np.isfinite(diff_sd) and abs(own - other) >= z_crit * diff_sd
-            # A true cause moves all of itself: if the rest of the parent also moved clearly (a
-            # significant change in the same direction, of comparable size), the cause is the parent.
-            rest_moved = (np.isfinite(other_sd) and other_sd > 0 and abs(other) >= z_crit * other_sd
-                          and ratio >= settings.rest_ratio_significant)
-            specific = (ratio < settings.rest_ratio and not rest_moved
-                        and (distinct or not np.isfinite(diff_sd)))
-            relation[(i, parent)] = ("specific" if specific else "over", ratio)
-
-    over = {i for (i, _), (rel, _) in relation.items() if rel in ("over", "same")}
-    under: set[int] = set()
-    notes: dict[int, list[str]] = {i: [] for i in cand_idx}
-    for (child, parent), (rel, _) in relation.items():
-        if rel != "specific" or parent not in effects:
-            continue
-        if abs(stats.at[child, "change"]) >= settings.child_share * abs(stats.at[parent, "change"]):
-            under.add(parent)
-    # Several specific children along one dimension can jointly replace their parent.
-    for parent in cand_idx:
-        if parent in under:
-            continue
-        by_dim: dict[str, float] = {}
-        for (child, p), (rel, _) in relation.items():
-            if p == parent and rel == "specific" and child not in over:
-                extra = next(iter(stats.at[child, "key"] - stats.at[parent, "key"]))
-                by_dim[extra[0]] = by_dim.get(extra[0], 0.0) + float(stats.at[child, "change"])
-        if any(abs(v) >= 0.8 * abs(stats.at[parent, "change"]) for v in by_dim.values()):
-            under.add(parent)
-
-    pool = [i for i in cand_idx if i not in over and i not in under]
-    pool.sort(key=lambda i: -abs(stats.at[i, "change"]))
+    # FDR control across every segment tested on the original cube gates who may be a cause.
+    eligible = ((stats["depth"] >= 1) & (stats["q_value"] < settings.alpha)).to_numpy().copy()
+    comp = stats[list(COMPONENTS)].to_numpy(dtype="float64").copy()
 
     chosen: list[RootCause] = []
     explained = 0.0
-    for i in pool:
-        if len(chosen) >= settings.max_causes:
+    for _ in range(settings.max_causes):
+        frame = pd.DataFrame(comp, columns=list(COMPONENTS))
+        cur = _calibrate(describe(frame, frame.iloc[root_idx], cube.kind, cube.scale), phi)
+        change = cur["change"].to_numpy()
+        own_sd = np.abs(np.divide(change, cur["z"].to_numpy(), out=np.zeros(len(cur)),
+                                  where=cur["z"].to_numpy() != 0))
+        cands = [
+            i for i in np.flatnonzero(
+                eligible
+                & (np.sign(change) == sign)
+                & (np.abs(change) >= settings.min_share * abs(total_change))
+                # what this candidate adds beyond the causes already chosen must itself stand out
+                # of its noise (a global residual test would drown a small, sharp cause)
+                & (np.abs(change) >= z_crit * own_sd)
+            )
+            if not any(keys[i] <= c.key or c.key <= keys[i] for c in chosen)
+        ]
+        if not cands:
             break
-        key = stats.at[i, "key"]
-        if any(key <= c.key or c.key <= key for c in chosen):
-            continue
-        change = float(stats.at[i, "change"])
-        # Partial overlap with an already chosen cause: count only the part not yet explained.
-        for c in chosen:
-            dims_i, dims_c = dict(key), c.segment
-            if all(dims_i.get(d, v) == v for d, v in dims_c.items()):
-                inter = index.get(key | c.key)
-                if inter is not None:
-                    change -= float(stats.at[inter, "change"])
-        if abs(change) < settings.min_share * abs(total_change) or np.sign(change) != sign:
-            continue
-        # Stopping rule, per candidate: what this candidate adds beyond the causes already chosen
-        # must itself stand out of its own noise (a global residual test would dilute a small,
-        # sharp cause in the noise of the whole table).
-        z_own = float(stats.at[i, "z"])
-        own_sd = abs(float(stats.at[i, "change"]) / z_own) if z_own and np.isfinite(z_own) else 0.0
-        if chosen and abs(change) < z_crit * own_sd:
-            continue
-        row = stats.loc[i]
-        if cube.kind == "ratio" and effects[i] == "mix" and any(
-            c.row["depth"] == row["depth"] and set(c.segment) == set(dict(key))
-            and effect_of(c.row, cube.kind, settings.alpha) == "mix"
-            and np.sign(c.row["cur_share"] - c.row["base_share"]) != np.sign(row["cur_share"] - row["base_share"])
-            for c in chosen
-        ):
-            continue  # the other side of a traffic shift already reported
-        ratios = [r for (c, _), (_, r) in relation.items() if c == i]
+        effects = {i: effect_of(cur.iloc[i], cube.kind, settings.alpha) for i in cands}
+        mix = {i: effects[i] == "mix" for i in cands}
+        rel = _relations(cur, comp, frame.iloc[root_idx], cube, cands, keys, index, mix, phi, settings, z_crit)
+        over = {c for c, _, r, _ in rel if r in ("over", "same")}
+        under: set[int] = set()
+        by_parent_dim: dict[tuple[int, str], float] = {}
+        for c, p, r, _ in rel:
+            if r != "specific":
+                continue
+            if abs(change[c]) >= settings.child_share * abs(change[p]):
+                under.add(p)
+            if c not in over:
+                extra = next(iter(keys[c] - keys[p]))[0]
+                by_parent_dim[(p, extra)] = by_parent_dim.get((p, extra), 0.0) + change[c]
+        for (p, _), v in by_parent_dim.items():
+            if abs(v) >= 0.8 * abs(change[p]):
+                under.add(p)
+        pool = [i for i in cands if i not in over and i not in under]
+        if not pool:  # every candidate defers to another: keep the ones not contradicted by data
+            pool = [i for i in cands if i not in over] or cands
+            if chosen:
+                break
+        best = max(pool, key=lambda i: abs(change[i]))
+        ratios = [r for c, _, _, r in rel if c == best]
         specificity = float(np.clip(1 - max(ratios), 0, 1)) if ratios else 1.0
-        chosen.append(RootCause(dict(sorted(key)), row, specificity, notes[i], change))
-        explained += change
+        row = stats.loc[best].copy()
+        chosen.append(RootCause(
+            {d: v for d, v in sorted(keys[best], key=lambda kv: dims.index(kv[0]))},
+            row, specificity, [], float(change[best]),
+        ))
+        explained += float(change[best])
+        eligible &= ~_remove_effect(comp, keys, index, best, cube.kind, cube.scale, effects[best])
 
     message = (
         f"{len(chosen)} root cause(s) explain {explained / total_change:.0%} of the change."
