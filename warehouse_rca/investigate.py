@@ -19,6 +19,7 @@ from warehouse_rca.cube import Cube, cube_sql, label_cube, plan_cube, source_exp
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
 from warehouse_rca.localize import Localization, LocalizeSettings, effect_of, localize
+from warehouse_rca.search import deepen
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,8 @@ def investigate(
     current: Period | None,
     options: InvestigationOptions | None = None,
 ) -> Investigation:
-    """Run one investigation. Costs one catalog probe (no rows) and one pass over the data."""
+    """Run one investigation. Costs one catalog probe (no rows), one pass over the data, and one
+    smaller query per deeper level when a cause sits at the deepest level searched."""
     options = options or InvestigationOptions()
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     columns = engine.columns_of(source_expression(metric))
@@ -171,6 +173,7 @@ def investigate(
     periods = {"baseline": baseline, "current": current}
     _check_cube(cube, metric, periods)
     loc = localize(cube, options.localize)
+    cube, loc, deeper_queries = deepen(engine, plan, cube, loc, options.localize)
     return Investigation(
         run_id=run_id_for(metric, periods, options),
         metric=metric,
@@ -180,5 +183,5 @@ def investigate(
         localization=loc,
         started_at=started,
         elapsed_seconds=time.perf_counter() - clock,
-        queries=2,
+        queries=2 + deeper_queries,
     )

@@ -205,7 +205,12 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     dims = cube.dimensions
     total = stats.loc[stats["depth"] == 0].iloc[0]
     total_change = float(total["change"])
-    significant = bool(total["p_value"] < settings.alpha) and abs(total_change) > 0
+    # FDR control across every segment tested on the original cube gates who may be a cause.
+    eligible = ((stats["depth"] >= 1) & (stats["q_value"] < settings.alpha)).to_numpy().copy()
+    total_moved = bool(total["p_value"] < settings.alpha)
+    # A sharp break in a small segment is real even when the total's noise hides it, so the run
+    # goes on when either the total or some segment (after FDR control) moved.
+    significant = (total_moved or bool(eligible.any())) and abs(total_change) > 0
     if not significant:
         return Localization(stats, total, [], "The change is within noise: no root cause to report.", False)
 
@@ -213,10 +218,12 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     stats = stats.assign(key=keys)
     index = {k: i for i, k in enumerate(keys)}
     root_idx = index[frozenset()]
-    sign = np.sign(total_change)
+    if total_moved:
+        sign = np.sign(total_change)
+    else:  # the direction of the strongest evidence
+        z = stats["z"].where(eligible, 0.0).abs()
+        sign = np.sign(stats.at[int(z.idxmax()), "change"])
     z_crit = sps.norm.isf(settings.alpha / 2)
-    # FDR control across every segment tested on the original cube gates who may be a cause.
-    eligible = ((stats["depth"] >= 1) & (stats["q_value"] < settings.alpha)).to_numpy().copy()
     comp = stats[list(COMPONENTS)].to_numpy(dtype="float64").copy()
 
     chosen: list[RootCause] = []
