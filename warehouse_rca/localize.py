@@ -220,9 +220,14 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     root_idx = index[frozenset()]
     if total_moved:
         sign = np.sign(total_change)
+        reference = abs(total_change)
     else:  # the direction of the strongest evidence
         z = stats["z"].where(eligible, 0.0).abs()
         sign = np.sign(stats.at[int(z.idxmax()), "change"])
+        # The total's change is noise here, so shares of it mean nothing: measure a candidate
+        # against the largest significant move in the direction of the evidence instead.
+        moved = stats["change"].where(eligible & (np.sign(stats["change"]) == sign), 0.0).abs()
+        reference = float(moved.max())
     z_crit = sps.norm.isf(settings.alpha / 2)
     comp = stats[list(COMPONENTS)].to_numpy(dtype="float64").copy()
 
@@ -238,7 +243,7 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
             i for i in np.flatnonzero(
                 eligible
                 & (np.sign(change) == sign)
-                & (np.abs(change) >= settings.min_share * abs(total_change))
+                & (np.abs(change) >= settings.min_share * reference)
                 # what this candidate adds beyond the causes already chosen must itself stand out
                 # of its noise (a global residual test would drown a small, sharp cause)
                 & (np.abs(change) >= z_crit * own_sd)
