@@ -35,3 +35,14 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         engine.close()
     write_demo_project(folder / "warehouse_rca_demo.yml")
     return folder
+
+
+@pytest.fixture(scope="session")
+def postgres_target() -> Iterator[Target]:
+    """A real PostgreSQL server started for the test session (skipped only without binaries)."""
+    from tests.pgserver import pg_bin, postgres_server
+
+    if not pg_bin("initdb"):
+        pytest.skip("PostgreSQL server binaries not installed (scripts/test.sh installs them)")
+    with postgres_server() as settings:
+        yield Target("pg", "postgres", {**settings, "schema": "rca"}, "tests")

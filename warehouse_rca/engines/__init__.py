@@ -11,6 +11,8 @@ from warehouse_rca.errors import ConfigError
 #: profile type -> (module, class). Modules import their driver lazily, so extras stay optional.
 ENGINES: dict[str, tuple[str, str]] = {
     "duckdb": ("warehouse_rca.engines.duckdb", "DuckDBEngine"),
+    "postgres": ("warehouse_rca.engines.postgres", "PostgresEngine"),
+    "postgresql": ("warehouse_rca.engines.postgres", "PostgresEngine"),
 }
 
 
