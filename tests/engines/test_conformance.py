@@ -48,7 +48,7 @@ def load_sessions(engine: Engine, frame: pd.DataFrame) -> None:
     engine.execute("DROP TABLE IF EXISTS sessions")
     if engine.DIALECT == "duckdb":
         engine.connection.register("incoming", frame)
-        engine.execute("CREATE TABLE sessions AS SELECT * FROM incoming")
+        engine.connection.execute("CREATE TABLE sessions AS SELECT * FROM incoming")
         engine.connection.unregister("incoming")
         return
     engine.execute(
