@@ -1,0 +1,154 @@
+WITH scoped AS (
+  SELECT
+    COALESCE(CAST("device" AS VARCHAR), '(null)') AS d0,
+    COALESCE(CAST("region" AS VARCHAR), '(null)') AS d1,
+    COALESCE(CAST("channel" AS VARCHAR), '(null)') AS d2,
+    CASE
+      WHEN "session_start" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP)
+      AND "session_start" < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+      THEN 1
+      ELSE 0
+    END AS rca_side,
+    CAST("converted" AS DOUBLE) AS rca_num,
+    CAST(1 AS DOUBLE) AS rca_den
+  FROM "analytics"."sessions"
+  WHERE
+    TRUE
+    AND (
+      (
+        "session_start" >= CAST('2026-11-10 00:00:00' AS TIMESTAMP)
+        AND "session_start" < CAST('2026-11-17 00:00:00' AS TIMESTAMP)
+      )
+      OR (
+        "session_start" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP)
+        AND "session_start" < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+      )
+    )
+    AND (
+      "country" IN ('US', 'CA') AND "amount" BETWEEN 0 AND 1000
+    )
+), cube AS (
+  SELECT
+    d0,
+    d1,
+    d2,
+    GROUPING(d0) * 1 + GROUPING(d1) * 2 + GROUPING(d2) * 4 AS rca_set,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN rca_num ELSE 0 END), 0) AS base_num,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN rca_num ELSE 0 END), 0) AS cur_num,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN rca_den ELSE 0 END), 0) AS base_den,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN rca_den ELSE 0 END), 0) AS cur_den,
+    SUM(CASE WHEN rca_side = 0 THEN 1 ELSE 0 END) AS base_rows,
+    SUM(CASE WHEN rca_side = 1 THEN 1 ELSE 0 END) AS cur_rows,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN rca_num * rca_num ELSE 0 END), 0) AS base_nn,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN rca_num * rca_num ELSE 0 END), 0) AS cur_nn,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN rca_den * rca_den ELSE 0 END), 0) AS base_dd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN rca_den * rca_den ELSE 0 END), 0) AS cur_dd,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN rca_num * rca_den ELSE 0 END), 0) AS base_nd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN rca_num * rca_den ELSE 0 END), 0) AS cur_nd
+  FROM scoped
+  GROUP BY
+    GROUPING SETS (
+      (),
+      (
+        d0
+      ),
+      (
+        d1
+      ),
+      (
+        d2
+      ),
+      (d0, d1),
+      (d0, d2),
+      (d1, d2)
+    )
+), grand AS (
+  SELECT
+    base_num AS g_base_num,
+    base_den AS g_base_den,
+    cur_den AS g_cur_den,
+    CAST(base_rows + cur_rows AS DOUBLE) AS g_rows
+  FROM cube
+  WHERE
+    rca_set = 7
+), changes AS (
+  SELECT
+    cube.*,
+    ABS(
+      CAST((
+        cur_num - CAST(g_base_num AS DOUBLE) / NULLIF(g_base_den, 0) * cur_den
+      ) AS DOUBLE) / NULLIF(g_cur_den, 0) - CAST((
+        base_num - CAST(g_base_num AS DOUBLE) / NULLIF(g_base_den, 0) * base_den
+      ) AS DOUBLE) / NULLIF(g_base_den, 0)
+    ) AS abs_change,
+    CAST((
+      base_rows + cur_rows
+    ) AS DOUBLE) / NULLIF(g_rows, 0) AS support_share
+  FROM cube
+  CROSS JOIN grand
+), set_changes AS (
+  SELECT
+    rca_set,
+    SUM(abs_change) AS set_abs_change
+  FROM changes
+  GROUP BY
+    rca_set
+), flagged AS (
+  SELECT
+    changes.*,
+    CASE
+      WHEN changes.rca_set = 7
+      THEN 1
+      WHEN support_share >= 0.005
+      THEN 1
+      WHEN abs_change > 0 AND abs_change >= 0.005 * set_abs_change
+      THEN 1
+      ELSE 0
+    END AS keep
+  FROM changes
+  JOIN set_changes
+    ON changes.rca_set = set_changes.rca_set
+)
+SELECT
+  d0,
+  d1,
+  d2,
+  rca_set,
+  base_num,
+  cur_num,
+  base_den,
+  cur_den,
+  base_rows,
+  cur_rows,
+  base_nn,
+  cur_nn,
+  base_dd,
+  cur_dd,
+  base_nd,
+  cur_nd
+FROM flagged
+WHERE
+  keep = 1
+UNION ALL
+SELECT
+  CASE WHEN rca_set = 6 THEN '(other)' END AS d0,
+  CASE WHEN rca_set = 5 THEN '(other)' END AS d1,
+  CASE WHEN rca_set = 3 THEN '(other)' END AS d2,
+  rca_set,
+  SUM(base_num),
+  SUM(cur_num),
+  SUM(base_den),
+  SUM(cur_den),
+  SUM(base_rows),
+  SUM(cur_rows),
+  SUM(base_nn),
+  SUM(cur_nn),
+  SUM(base_dd),
+  SUM(cur_dd),
+  SUM(base_nd),
+  SUM(cur_nd)
+FROM flagged
+WHERE
+  keep = 0 AND rca_set IN (6, 5, 3)
+GROUP BY
+  rca_set
