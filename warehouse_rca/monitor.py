@@ -1,0 +1,298 @@
+"""Continuous monitoring: detect anomalies on every metric's series and investigate each new one.
+
+Built for schedulers (cron, Airflow, dbt hooks, Snowflake tasks):
+
+* one pushed-down query per metric returns its series at the metric's grain;
+* a run covers a window ``(last processed bucket, as_of]`` remembered per metric in the
+  ``monitor_state`` table, so a missed day is caught up on the next run; ``--backfill A:B``
+  processes an explicit window instead;
+* writes are idempotent for the window: its anomalies are deleted and inserted in one
+  transaction, investigations replace their own rows (their run id hashes the question);
+* exit codes: 0 nothing found, 10 anomalies found, 2 bad input/configuration, 3 warehouse error.
+
+``run_monitor()`` returns the same :class:`MonitorResult` to Python orchestrators.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+import pandas as pd
+from sqlglot import exp
+
+from warehouse_rca import sql
+from warehouse_rca.config import MetricSpec, Period, load_project, load_target
+from warehouse_rca.cube import source_expression
+from warehouse_rca.detect import DetectionSettings, Excursion, detect
+from warehouse_rca.engines import connect
+from warehouse_rca.engines.base import Engine
+from warehouse_rca.errors import ConfigError, InputError, RcaError
+from warehouse_rca.findings import _columns, write_investigation
+from warehouse_rca.investigate import InvestigationOptions, investigate
+
+EXIT_NOTHING_FOUND = 0
+EXIT_ANOMALIES_FOUND = 10
+GRAIN_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+#: history fetched for the detector, in buckets of the grain
+HISTORY_BUCKETS = {"hour": 24 * 28, "day": 120, "week": 104}
+#: baseline for the investigation of an anomaly: this many buckets before it (whole seasons)
+BASELINE_BUCKETS = {"hour": 24 * 7, "day": 28, "week": 8}
+
+ANOMALY_COLUMNS = (
+    ("metric", "VARCHAR"), ("bucket_start", "TIMESTAMP"), ("bucket_end", "TIMESTAMP"),
+    ("peak", "TIMESTAMP"), ("direction", "VARCHAR"), ("expected", "DOUBLE"), ("actual", "DOUBLE"),
+    ("score", "DOUBLE"), ("model", "VARCHAR"), ("investigation_run_id", "VARCHAR"),
+    ("detected_at", "TIMESTAMP"),
+)
+STATE_COLUMNS = (("metric", "VARCHAR"), ("last_bucket", "TIMESTAMP"), ("updated_at", "TIMESTAMP"))
+
+
+@dataclass
+class MetricOutcome:
+    metric: str
+    model: str
+    window: tuple[datetime, datetime]
+    anomalies: list[Excursion] = field(default_factory=list)
+    investigations: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class MonitorResult:
+    outcomes: list[MetricOutcome]
+
+    @property
+    def anomalies_found(self) -> int:
+        return sum(len(o.anomalies) for o in self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_ANOMALIES_FOUND if self.anomalies_found else EXIT_NOTHING_FOUND
+
+
+def settings_for(metric: MetricSpec, **overrides: Any) -> DetectionSettings:
+    direction = {True: "higher_is_better", False: "lower_is_better"}.get(metric.higher_is_better, "both")
+    values = {"direction": direction, **{k: v for k, v in overrides.items() if v is not None}}
+    return DetectionSettings(**values)
+
+
+def fetch_series(engine: Engine, metric: MetricSpec, start: datetime, end: datetime) -> pd.Series:
+    """The metric per bucket of its grain over ``[start, end)``: one aggregate query."""
+    if metric.time_column is None:
+        raise ConfigError(f"{metric.where('time_column')}: detection needs a time column")
+    from warehouse_rca.cube import plan_cube
+
+    plan = plan_cube(metric, engine.columns_of(source_expression(metric)),
+                     baseline=Period(start - timedelta(seconds=1), start, "history"),
+                     current=Period(start, end, "window"), max_depth=1)
+    assert plan.time is not None
+    bucket = exp.TimestampTrunc(this=plan.time.copy(), unit=exp.var(metric.grain.upper()))
+    frame = engine.query(sql.render(
+        "series.sql.j2", engine.DIALECT, bucket=bucket, num=plan.num, den=plan.den, source=plan.source,
+        time=plan.time, start=sql.literal(start), end=sql.literal(end), filter=plan.condition,
+    ))
+    if frame.empty:
+        raise InputError(f"metric {metric.name!r}: no rows between {start} and {end}")
+    frame["bucket"] = pd.to_datetime(frame["bucket"]).dt.tz_localize(None)
+    num, den = frame["num"].astype(float), frame["den"].astype(float)
+    values = num / den.where(den != 0) if metric.kind == "ratio" else num
+    series = pd.Series(values.to_numpy(), index=pd.DatetimeIndex(frame["bucket"]), name=metric.name)
+    full = pd.date_range(series.index.min(), series.index.max(), freq=GRAIN_STEP[metric.grain])
+    return series.reindex(full)
+
+
+def _ensure(engine: Engine, schema: str) -> dict[str, exp.Table]:
+    tables = {n: exp.Table(this=sql.identifier(n), db=sql.identifier(schema)) for n in ("anomalies", "monitor_state")}
+    for statement in sql.render_all(
+        "findings_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema),
+        tables=[{"name": tables["anomalies"], "columns": _columns(ANOMALY_COLUMNS)},
+                {"name": tables["monitor_state"], "columns": _columns(STATE_COLUMNS)}],
+    ):
+        engine.execute(statement)
+    return tables
+
+
+def _last_processed(engine: Engine, table: exp.Table, metric: str) -> datetime | None:
+    frame = engine.query(sql.render("state_read.sql.j2", engine.DIALECT, table=table, metric=sql.literal(metric)))
+    if frame.empty or pd.isna(frame.iloc[0, 0]):
+        return None
+    return pd.Timestamp(frame.iloc[0, 0]).to_pydatetime()
+
+
+def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: datetime,
+                   window_start: datetime | None = None, investigate_anomalies: bool = True,
+                   **thresholds: Any) -> MetricOutcome:
+    tables = _ensure(engine, schema)
+    step = GRAIN_STEP[metric.grain]
+    end = as_of + step  # as_of's bucket included
+    last = _last_processed(engine, tables["monitor_state"], metric.name)
+    if window_start is None:
+        window_start = (last + step) if last is not None else as_of
+    history_start = window_start - HISTORY_BUCKETS[metric.grain] * step
+    series = fetch_series(engine, metric, history_start, end)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = detect(series, settings_for(metric, **thresholds), grain=metric.grain)
+    new = [e for e in result.excursions if window_start <= e.start.to_pydatetime() < end]
+    outcome = MetricOutcome(metric.name, result.model, (window_start, end), new)
+    rows = []
+    now = datetime.utcnow().replace(microsecond=0)
+    for excursion in new:
+        run_id = None
+        if investigate_anomalies:
+            start = excursion.start.to_pydatetime()
+            baseline = Period(start - BASELINE_BUCKETS[metric.grain] * step, start, "seasonal baseline")
+            current = Period(start, excursion.end.to_pydatetime() + step, "anomaly")
+            try:
+                inv = investigate(engine, metric, baseline=baseline, current=current, options=InvestigationOptions())
+            except InputError as err:  # e.g. no baseline rows yet: keep the anomaly, say why
+                outcome.investigations.append({"error": str(err)})
+            else:
+                write_investigation(engine, inv, schema)
+                doc = inv.to_json()
+                run_id = doc["run_id"]
+                outcome.investigations.append(doc)
+        rows.append({
+            "metric": metric.name, "bucket_start": excursion.start.to_pydatetime(),
+            "bucket_end": excursion.end.to_pydatetime(), "peak": excursion.peak.to_pydatetime(),
+            "direction": excursion.direction, "expected": excursion.expected, "actual": excursion.actual,
+            "score": excursion.score, "model": result.model, "investigation_run_id": run_id,
+            "detected_at": now,
+        })
+    window = exp.and_(
+        exp.EQ(this=exp.column("metric"), expression=sql.literal(metric.name)),
+        exp.GTE(this=exp.column("bucket_start"), expression=sql.literal(window_start)),
+        exp.LT(this=exp.column("bucket_start"), expression=sql.literal(end)),
+    )
+    state = exp.EQ(this=exp.column("metric"), expression=sql.literal(metric.name))
+    with engine.transaction():  # the window's anomalies and the bookmark move together
+        engine.execute(sql.render("delete_where.sql.j2", engine.DIALECT, table=tables["anomalies"], condition=window))
+        _insert(engine, tables["anomalies"], ANOMALY_COLUMNS, rows)
+        engine.execute(sql.render("delete_where.sql.j2", engine.DIALECT, table=tables["monitor_state"], condition=state))
+        newest = max(as_of, last) if last is not None else as_of
+        _insert(engine, tables["monitor_state"], STATE_COLUMNS,
+                [{"metric": metric.name, "last_bucket": newest, "updated_at": now}])
+    return outcome
+
+
+def _insert(engine: Engine, table: exp.Table, spec: tuple[tuple[str, str], ...], rows: list[dict[str, Any]]) -> None:
+    from warehouse_rca.findings import _insert as insert
+
+    insert(engine, table, spec, rows)
+
+
+def run_monitor(engine: Engine, metrics: list[MetricSpec], schema: str, *, as_of: datetime,
+                backfill: Period | None = None, **kwargs: Any) -> MonitorResult:
+    """Monitor ``metrics`` up to ``as_of`` (or over ``backfill``); the orchestrators' entry point."""
+    outcomes = []
+    for metric in metrics:
+        if backfill is not None:
+            outcomes.append(monitor_metric(engine, metric, schema, as_of=backfill.end_exclusive - GRAIN_STEP[metric.grain],
+                                           window_start=backfill.start, **kwargs))
+        else:
+            outcomes.append(monitor_metric(engine, metric, schema, as_of=as_of, **kwargs))
+    return MonitorResult(outcomes)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _as_of(text: str | None) -> datetime:
+    if not text:
+        today = datetime.utcnow().date()
+        return datetime.combine(today - timedelta(days=1), datetime.min.time())
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--as-of {text!r} is not a date or timestamp") from None
+
+
+def _report(result: MonitorResult, output: str) -> None:
+    if output == "json":
+        import json
+
+        click.echo(json.dumps([{
+            "metric": o.metric, "model": o.model,
+            "window": [o.window[0].isoformat(), o.window[1].isoformat()],
+            "anomalies": [{"start": e.start.isoformat(), "end": e.end.isoformat(), "direction": e.direction,
+                           "expected": e.expected, "actual": e.actual, "score": e.score} for e in o.anomalies],
+            "investigations": [{"run_id": d.get("run_id"), "summary": d.get("summary"), "error": d.get("error")}
+                               for d in o.investigations],
+        } for o in result.outcomes], indent=2, default=str))
+        return
+    for o in result.outcomes:
+        click.echo(f"{o.metric}: {len(o.anomalies)} anomaly(ies) in {o.window[0]:%Y-%m-%d %H:%M} .. "
+                   f"{o.window[1]:%Y-%m-%d %H:%M} (model {o.model})")
+        for e, doc in zip(o.anomalies, o.investigations + [{}] * len(o.anomalies)):
+            click.echo(f"  {e.start:%Y-%m-%d %H:%M}: {e.direction}, {e.actual:.4g} vs expected {e.expected:.4g} (score {e.score:.1f})")
+            if doc.get("summary"):
+                click.echo(f"    {doc['summary']}")
+            elif doc.get("error"):
+                click.echo(f"    not investigated: {doc['error']}")
+
+
+def _common(fn: Any) -> Any:
+    options = [
+        click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False)),
+        click.option("--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False)),
+        click.option("--target", envvar="WAREHOUSE_RCA_TARGET"),
+        click.option("--as-of", help="Last bucket to process (default: yesterday)."),
+        click.option("--backfill", help="Process this window START:END instead of resuming from the last run."),
+        click.option("--sigma", type=float, help="Score threshold in robust standard deviations (default 4)."),
+        click.option("--min-relative-change", type=float, help="Smallest relative change that alarms (default 0.10)."),
+        click.option("--min-volume", type=float, help="Values below this never alarm (default 0)."),
+        click.option("--no-investigate", is_flag=True, help="Detect only."),
+        click.option("--format", "output", type=click.Choice(["text", "json"]), default="text"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str | None, target: str | None,
+         as_of: str | None, backfill: str | None, sigma: float | None, min_relative_change: float | None,
+         min_volume: float | None, no_investigate: bool, output: str) -> None:
+    try:
+        spec = load_project(project)
+        metrics = [spec.metric(n) for n in metric_names] if metric_names else list(spec.metrics.values())
+        engine = connect(load_target(profiles_dir, target))
+        try:
+            result = run_monitor(
+                engine, metrics, spec.findings_schema or engine.findings_schema, as_of=_as_of(as_of),
+                backfill=Period.parse(backfill, option="--backfill") if backfill else None,
+                investigate_anomalies=not no_investigate, sigma=sigma,
+                min_relative_change=min_relative_change, min_volume=min_volume,
+            )
+        finally:
+            engine.close()
+    except RcaError as err:
+        click.echo(f"error: {err}", err=True)
+        sys.exit(err.exit_code)
+    _report(result, output)
+    sys.exit(result.exit_code)
+
+
+@click.command("detect")
+@click.argument("metric")
+@_common
+def detect_command(metric: str, **kwargs: Any) -> None:
+    """Detect anomalies in METRIC's series and investigate each new one.
+
+    Exit codes: 0 nothing found, 10 anomalies found, 2 bad input, 3 warehouse error."""
+    _run([metric], **kwargs)
+
+
+@click.command("monitor")
+@_common
+def monitor_command(**kwargs: Any) -> None:
+    """Detect and investigate across every metric of the project (for schedulers).
+
+    Exit codes: 0 nothing found, 10 anomalies found, 2 bad input, 3 warehouse error."""
+    _run(None, **kwargs)
+
+
+commands = [detect_command, monitor_command]
