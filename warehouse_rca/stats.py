@@ -111,7 +111,8 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
                           (np.nan_to_num(rc) - rb_eff) / np.sqrt(np.where(var_rate > 0, var_rate, 1)), 0.0)
         z_mix = np.where(var_mix > 0, (wc - wb) / np.sqrt(np.where(var_mix > 0, var_mix, 1)), 0.0)
         # Var(change) ~ w_c^2 Var(r_c - r_b) + (r_b - R_b)^2 Var(w_c - w_b), cross terms ignored.
-        var_change = (np.where(np.isfinite(var_rate), wc**2 * var_rate, 0.0)
+        finite_rate = np.isfinite(var_rate)
+        var_change = (np.where(finite_rate, wc**2 * np.where(finite_rate, var_rate, 0.0), 0.0)
                       + (rb_eff - rate_total_b) ** 2 * var_mix)
         out["base_value"], out["cur_value"] = rb, rc
         out["base_share"], out["cur_share"] = wb, wc
