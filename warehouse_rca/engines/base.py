@@ -105,15 +105,22 @@ class Engine:
     # -- catalog ----------------------------------------------------------------------------------
     def columns_of(self, source: exp.Expression) -> list[str]:
         """The column names of a table or subquery, as the warehouse spells them."""
+        return list(self.column_types(source))
+
+    def column_types(self, source: exp.Expression) -> dict[str, str]:
+        """Column name -> type name, from a probe that reads no rows."""
         statement = sql.render("probe_columns.sql.j2", self.DIALECT, source=source)
         cur = self._conn.cursor()
         try:
             cur.execute(statement)
-            names = [d[0] for d in cur.description or []]
+            described = {d[0]: self._type_name(d[1]) for d in cur.description or []}
             cur.fetchall()
         except Exception as err:  # noqa: BLE001
             raise self._wrap(err, statement) from err
         finally:
             with contextlib.suppress(Exception):
                 cur.close()
-        return names
+        return described
+
+    def _type_name(self, type_code: Any) -> str:
+        return str(type_code).upper()

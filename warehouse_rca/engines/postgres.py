@@ -40,5 +40,10 @@ class PostgresEngine(Engine):
         with self._conn.transaction():
             yield
 
+    def _type_name(self, type_code: Any) -> str:
+        # psycopg reports type OIDs; name them through the connection's type registry
+        info = self._conn.adapters.types.get(type_code)
+        return (info.name if info else str(type_code)).upper()
+
     def _is_missing_relation(self, err: Exception) -> bool:
         return isinstance(err, (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn))
