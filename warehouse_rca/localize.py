@@ -35,7 +35,7 @@ class LocalizeSettings:
     min_share: float = 0.02  # smallest share of the total change worth reporting
     rest_ratio: float = 0.5  # a parent's rest moving at >= this fraction of the candidate's intensity
     #                          means the candidate is only a slice of a broader cause
-    rest_ratio_significant: float = 0.2  # ... or at >= this fraction when the rest's move is significant
+    rest_ratio_significant: float = 0.1  # ... or at >= this fraction when the rest's move is significant
     child_share: float = 0.5  # a specific child carrying this much of its parent's change replaces it
     max_causes: int = 10
 
