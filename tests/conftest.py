@@ -24,13 +24,13 @@ def duck(tmp_path: Path) -> Iterator[DuckDBEngine]:
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small demo warehouse (about 300K sessions) with the demo's project file, built once."""
+    """The demo warehouse exactly as `warehouse-rca demo` builds it (2.8M sessions), built once."""
     from warehouse_rca.demo import build_demo_warehouse, write_demo_project
 
     folder = tmp_path_factory.mktemp("demo")
     engine = DuckDBEngine(Target("demo", "duckdb", {"path": str(folder / "warehouse_rca.duckdb")}, "demo"))
     try:
-        build_demo_warehouse(engine, sessions_per_day=8_000)
+        build_demo_warehouse(engine)
     finally:
         engine.close()
     write_demo_project(folder / "warehouse_rca_demo.yml")

@@ -147,7 +147,8 @@ def _relations(
         distinct = not np.isfinite(diff_sd) or abs(own[j] - other[j]) >= z_crit * diff_sd
         # A true cause moves all of itself: if the rest of the parent also moved clearly (a
         # significant change in the same direction, of comparable size), the cause is the parent.
-        rest_moved = (np.isfinite(other_sd[j]) and other_sd[j] > 0
+        # (Not against the root: "everything else" also carries every other cause's effect.)
+        rest_moved = (len(keys[p]) > 0 and np.isfinite(other_sd[j]) and other_sd[j] > 0
                       and abs(other[j]) >= z_crit * other_sd[j]
                       and ratio >= settings.rest_ratio_significant)
         specific = ratio < settings.rest_ratio and not rest_moved and distinct
