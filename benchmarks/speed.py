@@ -2,6 +2,8 @@
 
     python benchmarks/speed.py                 # 10M rows on an embedded DuckDB file
     python benchmarks/speed.py --rows 1000000 --rows 10000000
+    python benchmarks/speed.py --rows 1000000 --target postgres-local   # a throwaway PostgreSQL server
+    python benchmarks/speed.py --target prod --profiles-dir ~/.warehouse_rca
 
 For each size it generates a fact table in the warehouse (sessions with 8 dimensions of 3 to 1,000
 values, a conversion flag and an injected incident), then times
@@ -19,6 +21,7 @@ includes the engine's own hash tables (on a server warehouse those live on the s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import statistics
@@ -31,7 +34,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from warehouse_rca.config import Period, Target, metric_from_mapping
+from warehouse_rca.config import Period, Target, load_target, metric_from_mapping
 from warehouse_rca.cube import cube_sql, plan_cube, source_expression
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.base import Engine
@@ -46,7 +49,10 @@ CURRENT = Period.parse("2026-11-17:2026-11-23")
 
 
 def generate(engine: Engine, rows: int) -> None:
-    """Create bench.facts with ``rows`` rows over two weeks (benchmark data, DuckDB SQL)."""
+    """Create bench.facts with ``rows`` rows over two weeks (benchmark data, in the engine's SQL)."""
+    if engine.DIALECT == "postgres":
+        generate_postgres(engine, rows)
+        return
     dims = ",\n".join(
         # Zipf-like popularity: value index = floor(card * u^2)
         f"'{name[:3]}' || CAST(floor({card} * pow((hash(i * 31 + {k}) % 1000003) / 1000003.0, 2)) AS INTEGER) AS {name}"
@@ -61,6 +67,24 @@ def generate(engine: Engine, rows: int) -> None:
         "CASE WHEN ts >= TIMESTAMP '2026-11-17' AND device = 'dev0' AND region = 'reg1' THEN 0.01 ELSE 0.04 END "
         "THEN 1 ELSE 0 END AS converted FROM base"
     )
+
+
+def generate_postgres(engine: Engine, rows: int) -> None:
+    """The same table on PostgreSQL: random() after setseed() is repeatable within the session."""
+    dims = ", ".join(
+        f"'{name[:3]}' || floor({card} * power(random(), 2))::int AS {name}"
+        for name, card in DIMENSIONS.items()
+    )
+    engine.execute("CREATE SCHEMA IF NOT EXISTS bench")
+    engine.execute("DROP TABLE IF EXISTS bench.facts")
+    engine.execute("SELECT setseed(0.42)")
+    engine.execute(
+        "CREATE TABLE bench.facts AS WITH base AS (SELECT i, TIMESTAMP '2026-11-10' + (i % 1209600) * INTERVAL '1 second' AS ts, "
+        f"{dims} FROM generate_series(0, {rows - 1}) AS t(i)) "
+        "SELECT *, CASE WHEN random() < CASE WHEN ts >= TIMESTAMP '2026-11-17' AND device = 'dev0' AND region = 'reg1' "
+        "THEN 0.01 ELSE 0.04 END THEN 1 ELSE 0 END AS converted FROM base"
+    )
+    engine.execute("ANALYZE bench.facts")
 
 
 def bare_query(full_sql: str, dialect: str) -> str:
@@ -120,18 +144,39 @@ def run(target: Target, rows: int, repeat: int, max_depth: int) -> dict[str, flo
     }
 
 
+@contextlib.contextmanager
+def _server(name: str | None):  # noqa: ANN202
+    """``--target postgres-local``: a throwaway PostgreSQL server, as the test suite starts one."""
+    if name != "postgres-local":
+        yield None
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.pgserver import postgres_server
+
+    with postgres_server() as settings:
+        yield Target("bench", "postgres", dict(settings), "benchmark")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append", help="fact rows (repeatable); default 10M")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-depth", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--target", help="a profiles.yml output to benchmark instead of an embedded DuckDB "
+                                         "(e.g. a PostgreSQL server); 'postgres-local' starts a throwaway one")
+    parser.add_argument("--profiles-dir", help="where profiles.yml is (with --target)")
     args = parser.parse_args()
     sizes = args.rows or [10_000_000]
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _server(args.target) as local:
         for rows in sizes:
-            target = Target("bench", "duckdb", {"path": str(Path(tmp) / f"bench_{rows}.duckdb")}, "benchmark")
+            if local is not None:
+                target = local
+            elif args.target:
+                target = load_target(args.profiles_dir, args.target)
+            else:
+                target = Target("bench", "duckdb", {"path": str(Path(tmp) / f"bench_{rows}.duckdb")}, "benchmark")
             results.append(run(target, rows, args.repeat, args.max_depth))
     if args.json:
         print(json.dumps(results, indent=2))
