@@ -7,7 +7,9 @@ spec, ...); 3 the warehouse failed or refused a statement; 1 an unexpected error
 from __future__ import annotations
 
 import json
+import logging
 import sys
+import traceback
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -25,12 +27,41 @@ EXIT_BAD_INPUT = 2
 EXIT_WAREHOUSE = 3
 
 
+class _ClickHandler(logging.Handler):
+    """Log records to stderr through click, so they follow click's (and tests') stream."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(f"{record.levelname.lower()}: {self.format(record)}", err=True)
+        except Exception:  # noqa: BLE001 - logging must never break a run
+            self.handleError(record)
+
+
+def _configure_logging(debug: bool) -> None:
+    """Warnings (retries, a failed-run row that could not be written) always; with --debug, every
+    statement sent and its duration. Nothing logged holds a credential: targets are logged
+    redacted, statements hold names and literals, never connection settings."""
+    logger = logging.getLogger("warehouse_rca")
+    for handler in [h for h in logger.handlers if isinstance(h, _ClickHandler)]:
+        logger.removeHandler(handler)
+    logger.addHandler(_ClickHandler())
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def _debug_enabled() -> bool:
+    return logging.getLogger("warehouse_rca").isEnabledFor(logging.DEBUG)
+
+
 def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except RcaError as err:
+            if _debug_enabled():
+                # The chain (driver error included) helps debugging; tracebacks show code and
+                # messages, not local variables, so settings and passwords stay out.
+                click.echo("".join(traceback.format_exception(err)), err=True)
             click.echo(f"error: {err}", err=True)
             sys.exit(err.exit_code)
 
@@ -131,13 +162,25 @@ def _investigate_and_report(target: Target, metric: MetricSpec, baseline: Period
                             current: Period | None, options: Any, output: str, write: bool,
                             schema: str | None) -> dict[str, Any]:
     from warehouse_rca.engines import connect
-    from warehouse_rca.findings import write_investigation
-    from warehouse_rca.investigate import investigate
+    from warehouse_rca.findings import fail_run, start_run, write_investigation
+    from warehouse_rca.investigate import investigate, run_id_for
 
+    logging.getLogger("warehouse_rca").debug("target %s (%s): %s", target.name, target.type, target.redacted())
     engine = connect(target)
     try:
-        investigation = investigate(engine, metric, baseline=baseline, current=current, options=options)
-        written = write_investigation(engine, investigation, schema) if write else None
+        attempt = None
+        if write:
+            # Recorded as 'running' first: a run that fails leaves a 'failed' row with its error,
+            # and a role that cannot write findings fails here, before the costly queries.
+            run_id = run_id_for(metric, {"baseline": baseline, "current": current}, options)
+            attempt = start_run(engine, run_id, metric.name, schema)
+        try:
+            investigation = investigate(engine, metric, baseline=baseline, current=current, options=options)
+            written = write_investigation(engine, investigation, schema, attempt=attempt) if write else None
+        except RcaError as err:
+            if attempt is not None:
+                fail_run(engine, attempt, err)
+            raise
     finally:
         engine.close()
     doc = investigation.to_json()
@@ -150,8 +193,10 @@ def _investigate_and_report(target: Target, metric: MetricSpec, baseline: Period
 
 @click.group()
 @click.version_option(__version__, prog_name="warehouse-rca")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="WAREHOUSE_RCA_DEBUG", help="Log every statement sent (with its run-id tag and duration) and full error chains; secrets stay redacted.")
+def main(debug: bool = False) -> None:
     """Automated root-cause analysis for business metrics, pushed down into your warehouse."""
+    _configure_logging(debug)
 
 
 @main.command()

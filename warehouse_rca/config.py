@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,8 @@ def _parse_instant(value: str, option: str, text: str) -> tuple[datetime, bool]:
         ) from None
     if parsed.tzinfo is not None:
         # Compare in UTC, as naive timestamps: warehouses disagree on zone-aware literals.
-        parsed = parsed.astimezone(tz=None).replace(tzinfo=None)
+        # (astimezone(None) would convert to the machine's local zone, not UTC.)
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
     return parsed, False
 
 
@@ -105,11 +106,16 @@ class Target:
 
     SECRET_KEYS = ("password", "token", "private_key", "private_key_passphrase", "secret")
 
+    @classmethod
+    def is_secret_key(cls, key: str) -> bool:
+        return any(s in str(key).lower() for s in cls.SECRET_KEYS)
+
     def redacted(self) -> dict[str, Any]:
-        return {
-            k: ("***" if any(s in k.lower() for s in self.SECRET_KEYS) else v)
-            for k, v in self.settings.items()
-        }
+        return {k: ("***" if self.is_secret_key(k) else v) for k, v in self.settings.items()}
+
+    def __repr__(self) -> str:
+        # The dataclass repr would print settings, password included, into any traceback or log.
+        return f"Target(name={self.name!r}, type={self.type!r}, settings={self.redacted()!r}, source={self.source!r})"
 
 
 def _env_var(name: str, default: str | None = None) -> str:
@@ -118,6 +124,27 @@ def _env_var(name: str, default: str | None = None) -> str:
     if default is not None:
         return default
     raise ConfigError(f"environment variable {name!r} is not set (used by env_var() in profiles.yml)")
+
+
+# A secret must be exactly one env_var() reference without a default: a default would be a
+# literal secret again, and any other template expression could compute one.
+_ENV_REFERENCE = re.compile(r"""^\s*\{\{\s*env_var\(\s*(['"])[A-Za-z_][A-Za-z0-9_]*\1\s*\)\s*\}\}\s*$""")
+
+
+def _check_secrets(settings: Any, where: str) -> None:
+    """Refuse literal secrets in profiles.yml, naming the key but never echoing the value."""
+    if not isinstance(settings, dict):
+        return
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            _check_secrets(value, f"{where}.{key}")
+        elif Target.is_secret_key(key) and value not in (None, "") and not (
+            isinstance(value, str) and _ENV_REFERENCE.match(value)
+        ):
+            raise ConfigError(
+                f"{where}.{key}: secrets must be an env_var() reference without a default, e.g. "
+                f"\"{{{{ env_var('WAREHOUSE_{str(key).upper()}') }}}}\" (the value given is not shown)"
+            )
 
 
 def _render_env(value: Any) -> Any:
@@ -131,6 +158,7 @@ def _render_env(value: Any) -> Any:
         try:
             return env.from_string(value).render(env_var=_env_var)
         except jinja2.TemplateError as err:
+            # The template text, not a rendered value: secrets are only env_var() references.
             raise ConfigError(f"profiles.yml: cannot render {value!r}: {err}") from None
     return value
 
@@ -174,6 +202,7 @@ def _target_from_file(path: Path, target: str | None) -> Target:
         raise ConfigError(
             f"{path}: target {name!r} is not among outputs ({', '.join(sorted(outputs))})"
         )
+    _check_secrets(outputs[name], f"{path}: outputs.{name}")
     settings = _render_env(outputs[name])
     if not isinstance(settings, dict) or "type" not in settings:
         raise ConfigError(f"{path}: outputs.{name} needs a 'type' (duckdb, postgres, ...)")

@@ -7,14 +7,24 @@ Tables (in the findings schema, default ``rca``):
 * ``root_causes``: one row per finding, keyed by ``(run_id, rank)`` with a stable ``finding_id``;
 * views ``latest_runs`` and ``latest_root_causes``: the latest succeeded run per metric.
 
-A run's rows are replaced in one transaction (delete + insert), so a failure leaves the previous
-findings as they were.
+Run lifecycle: ``start_run`` records an attempt as ``running`` (its own ``attempt_id``; the views
+ignore it, so the previous succeeded findings of the same run id stay visible); the findings are
+staged in a private TEMPORARY table, then one transaction (under a per-run lock where the engine
+has one) deletes the run's old rows and moves the staged rows in, with the ``succeeded`` run row.
+``fail_run`` marks a failed attempt ``failed`` with its error. A process killed at any point leaves
+either the old findings or the new ones, never a mix.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
+import time
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +32,7 @@ from sqlglot import exp
 
 from warehouse_rca import sql
 from warehouse_rca.engines.base import Engine
+from warehouse_rca.errors import InputError, RcaError, WarehouseError
 
 if TYPE_CHECKING:
     from warehouse_rca.investigate import Investigation
@@ -47,6 +58,8 @@ RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("finished_at", "TIMESTAMP"),
     ("tool_version", "VARCHAR"),
     ("parameters", "VARCHAR"),
+    ("attempt_id", "VARCHAR"),
+    ("error", "VARCHAR"),
 )
 
 ROOT_CAUSE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -90,21 +103,63 @@ def _columns(spec: Sequence[tuple[str, str]]) -> list[dict[str, exp.Expression]]
     return [{"name": sql.identifier(n), "type": exp.DataType.build(t)} for n, t in spec]
 
 
+log = logging.getLogger("warehouse_rca.findings")
+
+#: Read only by tests: a file path; the write creates it between the delete and the insert of its
+#: transaction and waits (up to a minute) until the test deletes it or kills the process.
+TEST_PAUSE_ENV = "WAREHOUSE_RCA_TEST_PAUSE_IN_WRITE"
+
+
+def _lock_key(*parts: str) -> int:
+    """A signed 64-bit advisory-lock key for a run id (or any name)."""
+    digest = hashlib.sha256("\x1f".join(("warehouse-rca",) + parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _missing_columns(engine: Engine, table: exp.Table,
+                     spec: Sequence[tuple[str, str]]) -> list[tuple[str, str]] | None:
+    """Columns of ``spec`` the table lacks, or None when the table does not exist."""
+    try:
+        have = {c.lower() for c in engine.columns_of(table)}
+    except InputError:
+        return None
+    return [(n, t) for n, t in spec if n.lower() not in have]
+
+
 def ensure_tables(engine: Engine, schema: str) -> None:
-    """Create the findings schema, tables and views if they do not exist."""
+    """Create the findings schema, tables and views if they do not exist; add new columns.
+
+    Probes first (no rows read): when everything exists no DDL runs, so a role with only
+    INSERT/DELETE/UPDATE on existing tables can write. Otherwise the DDL runs in one transaction
+    under a lock, because concurrent CREATE ... IF NOT EXISTS races on PostgreSQL's catalog.
+    """
     tables = findings_tables(schema)
-    for statement in sql.render_all(
-        "findings_ddl.sql.j2",
-        engine.DIALECT,
-        schema=sql.identifier(schema),
-        tables=[
-            {"name": tables["runs"], "columns": _columns(RUNS_COLUMNS)},
-            {"name": tables["root_causes"], "columns": _columns(ROOT_CAUSE_COLUMNS)},
-        ],
-    ):
-        engine.execute(statement)
-    for statement in sql.render_all("findings_views.sql.j2", engine.DIALECT, **tables):
-        engine.execute(statement)
+    specs = {"runs": RUNS_COLUMNS, "root_causes": ROOT_CAUSE_COLUMNS}
+    missing = {name: _missing_columns(engine, tables[name], spec) for name, spec in specs.items()}
+    views_exist = all(
+        _missing_columns(engine, tables[v], ()) is not None for v in ("latest_runs", "latest_root_causes")
+    )
+    if views_exist and all(m == [] for m in missing.values()):
+        return
+    with engine.transaction():
+        engine.lock(_lock_key("findings-ddl", schema))
+        for statement in sql.render_all(
+            "findings_ddl.sql.j2",
+            engine.DIALECT,
+            schema=sql.identifier(schema),
+            tables=[
+                {"name": tables["runs"], "columns": _columns(RUNS_COLUMNS)},
+                {"name": tables["root_causes"], "columns": _columns(ROOT_CAUSE_COLUMNS)},
+            ],
+        ):
+            engine.execute(statement)
+        for name, cols in missing.items():
+            for column, kind in cols or ():
+                # Tables from an older version: add the column (NULL in existing rows).
+                engine.execute(sql.render("add_column.sql.j2", engine.DIALECT, table=tables[name],
+                                          column=sql.identifier(column), type=exp.DataType.build(kind)))
+        for statement in sql.render_all("findings_views.sql.j2", engine.DIALECT, **tables):
+            engine.execute(statement)
 
 
 def _insert(engine: Engine, table: exp.Table, spec: Sequence[tuple[str, str]],
@@ -115,26 +170,127 @@ def _insert(engine: Engine, table: exp.Table, spec: Sequence[tuple[str, str]],
     engine.executemany(statement, [[row.get(n) for n, _ in spec] for row in rows])
 
 
+def _pause_for_tests() -> None:
+    marker = os.environ.get(TEST_PAUSE_ENV)
+    if not marker:
+        return
+    with open(marker, "w") as handle:
+        handle.write(str(os.getpid()))
+    deadline = time.monotonic() + 60
+    while os.path.exists(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def replace_run(engine: Engine, schema: str, run_row: dict[str, Any],
                 cause_rows: Sequence[dict[str, Any]]) -> None:
-    """Replace everything stored under ``run_row['run_id']`` in one transaction."""
+    """Replace everything stored under ``run_row['run_id']``: stage, then swap in one transaction.
+
+    The staging table is TEMPORARY and named after the attempt, so concurrent writers never share
+    it and a killed process leaves nothing behind. The swap holds a per-run lock (PostgreSQL
+    advisory lock) so two schedules writing the same run take turns instead of duplicating rows.
+    """
     tables = findings_tables(schema)
+    run_row = {**run_row, "attempt_id": run_row.get("attempt_id") or uuid.uuid4().hex}
     run_id = sql.literal(run_row["run_id"])
-    with engine.transaction():
-        for name in ("root_causes", "runs"):
-            engine.execute(sql.render("delete_run.sql.j2", engine.DIALECT, table=tables[name], run_id=run_id))
-        _insert(engine, tables["root_causes"], ROOT_CAUSE_COLUMNS, cause_rows)
-        _insert(engine, tables["runs"], RUNS_COLUMNS, [run_row])
+    stage = exp.Table(this=sql.identifier(f"rca_stage_{run_row['attempt_id']}"))
+    cause_columns = [sql.identifier(n) for n, _ in ROOT_CAUSE_COLUMNS]
+    engine.execute(sql.render("findings_stage.sql.j2", engine.DIALECT, stage=stage,
+                              columns=_columns(ROOT_CAUSE_COLUMNS)))
+    try:
+        _insert(engine, stage, ROOT_CAUSE_COLUMNS, cause_rows)
+        with engine.transaction():
+            engine.lock(_lock_key("run", run_row["run_id"]))
+            engine.execute(sql.render("delete_run.sql.j2", engine.DIALECT,
+                                      table=tables["root_causes"], run_id=run_id))
+            engine.execute(sql.render(
+                "runs_supersede.sql.j2", engine.DIALECT, table=tables["runs"], run_id=run_id,
+                attempt_id=sql.literal(run_row["attempt_id"]), started_at=sql.literal(run_row["started_at"]),
+            ))
+            _pause_for_tests()
+            engine.execute(sql.render("findings_merge.sql.j2", engine.DIALECT, table=tables["root_causes"],
+                                      columns=cause_columns, stage=stage))
+            _insert(engine, tables["runs"], RUNS_COLUMNS, [run_row])
+    finally:
+        # A lost connection took the TEMPORARY table with it: nothing to clean up then.
+        if not engine.is_disconnected():
+            try:
+                engine.execute(sql.render("drop_table.sql.j2", engine.DIALECT, table=stage))
+            except RcaError as err:
+                log.debug("could not drop staging table: %s", err)
+
+
+@dataclass(frozen=True)
+class RunAttempt:
+    """One attempt at a run, recorded as ``running`` before the investigation starts."""
+
+    run_id: str
+    attempt_id: str
+    schema: str
+    metric: str
+    started_at: datetime
+
+
+def start_run(engine: Engine, run_id: str, metric: str, schema: str | None = None) -> RunAttempt:
+    """Record a ``running`` attempt. Fails early (before any costly query) when the findings
+    schema cannot be written, with a message that says which privileges are needed."""
+    schema = schema or engine.findings_schema
+    attempt = RunAttempt(run_id=run_id, attempt_id=uuid.uuid4().hex, schema=schema, metric=metric,
+                         started_at=_naive_utc(datetime.now(timezone.utc)))
+    try:
+        with sql.query_tag(run_id):
+            ensure_tables(engine, schema)
+            _insert(engine, findings_tables(schema)["runs"], RUNS_COLUMNS, [{
+                "run_id": run_id, "attempt_id": attempt.attempt_id, "metric": metric,
+                "status": "running", "started_at": attempt.started_at,
+            }])
+    except WarehouseError as err:
+        raise WarehouseError(
+            f"cannot record the run in findings schema {schema!r}: {err} (the role needs CREATE on "
+            "the schema, or INSERT/UPDATE/DELETE on its runs and root_causes tables; "
+            "--no-write runs without writing)"
+        ) from err
+    return attempt
+
+
+def fail_run(engine: Engine, attempt: RunAttempt, error: BaseException | str) -> bool:
+    """Mark an attempt ``failed`` with its error; best effort (reconnects once if the connection
+    was lost). Returns whether the row was written. The message is the tool's own error text,
+    which never holds credentials."""
+    message = str(error)[:2000]
+    statement = sql.render(
+        "runs_fail.sql.j2", engine.DIALECT, table=findings_tables(attempt.schema)["runs"],
+        finished_at=sql.literal(_naive_utc(datetime.now(timezone.utc))), error=sql.literal(message.replace("\x00", "")),
+        run_id=sql.literal(attempt.run_id), attempt_id=sql.literal(attempt.attempt_id),
+    )
+    for _ in range(2):
+        try:
+            if engine.is_disconnected():
+                engine.reconnect()
+            with sql.query_tag(attempt.run_id):
+                engine.execute(statement)
+            return True
+        except RcaError as err:
+            log.warning("could not record the failed run %s: %s", attempt.run_id, err)
+    return False
 
 
 def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
-def write_investigation(engine: Engine, investigation: Investigation, schema: str | None = None) -> str:
-    """Write one investigation's run row and findings; returns the schema written to."""
-    schema = schema or engine.findings_schema
-    ensure_tables(engine, schema)
+def write_investigation(engine: Engine, investigation: Investigation, schema: str | None = None,
+                        attempt: RunAttempt | None = None) -> str:
+    """Write one investigation's run row and findings; returns the schema written to.
+
+    ``attempt`` (from :func:`start_run`) turns that attempt's ``running`` row into the result."""
+    schema = schema or (attempt.schema if attempt else None) or engine.findings_schema
+    with sql.query_tag(investigation.run_id):
+        ensure_tables(engine, schema)
+        _write(engine, investigation, schema, attempt)
+    return schema
+
+
+def _write(engine: Engine, investigation: Investigation, schema: str, attempt: RunAttempt | None) -> None:
     doc = investigation.to_json()
     now = _naive_utc(datetime.now(timezone.utc))
     periods = investigation.periods
@@ -155,10 +311,12 @@ def write_investigation(engine: Engine, investigation: Investigation, schema: st
         "n_root_causes": len(doc["root_causes"]),
         "summary": doc["summary"],
         "status": "succeeded",
-        "started_at": _naive_utc(investigation.started_at),
+        "started_at": attempt.started_at if attempt else _naive_utc(investigation.started_at),
         "finished_at": now,
         "tool_version": doc["tool_version"],
         "parameters": json.dumps(doc["parameters"], sort_keys=True),
+        "attempt_id": attempt.attempt_id if attempt else uuid.uuid4().hex,
+        "error": None,
     }
     cause_rows = [
         {
@@ -188,4 +346,4 @@ def write_investigation(engine: Engine, investigation: Investigation, schema: st
         for c in doc["root_causes"]
     ]
     replace_run(engine, schema, run_row, cause_rows)
-    return schema
+

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from warehouse_rca import __version__, narrative
+from warehouse_rca import __version__, narrative, sql
 from warehouse_rca.config import MetricSpec, Period
 from warehouse_rca.cube import Cube, cube_sql, label_cube, plan_cube, source_expression
 from warehouse_rca.engines.base import Engine
@@ -152,6 +152,18 @@ def _check_cube(cube: Cube, metric: MetricSpec, periods: dict[str, Period | None
             )
 
 
+#: Column names the analysis frames use besides the dimensions (cube components, statistics).
+#: A dimension with one of these names would overwrite them, so it is refused up front;
+#: tests/test_bad_data.py checks this list covers every column the analysis produces.
+RESERVED_NAMES = frozenset({
+    "base_dd", "base_den", "base_nd", "base_nn", "base_num", "base_rows", "base_share",
+    "base_value", "change", "cur_dd", "cur_den", "cur_nd", "cur_nn", "cur_num", "cur_rows",
+    "cur_share", "cur_value", "depth", "key", "mix_effect", "mix_intensity", "mix_intensity_sd",
+    "p_value", "q_value", "rate_effect", "rate_intensity", "rate_intensity_sd", "share",
+    "support", "z", "z_mix", "z_rate", "rca_set", "bucket",
+})
+
+
 def investigate(
     engine: Engine,
     metric: MetricSpec,
@@ -163,6 +175,21 @@ def investigate(
     """Run one investigation. Costs one catalog probe (no rows), one pass over the data, and one
     smaller query per deeper level when a cause sits at the deepest level searched."""
     options = options or InvestigationOptions()
+    clash = sorted(set(metric.dimensions) & RESERVED_NAMES)
+    if clash:
+        raise InputError(
+            f"{metric.where('dimensions')}: dimension name {clash[0]!r} is reserved for the "
+            "analysis; expose the column under another name (e.g. a view or the metric's 'sql')"
+        )
+    # Known before any query, so every statement can carry it as a query tag (warehouse cost
+    # attribution: the comment shows up in pg_stat_activity and query histories).
+    run_id = run_id_for(metric, {"baseline": baseline, "current": current}, options)
+    with sql.query_tag(run_id):
+        return _investigate(engine, metric, baseline=baseline, current=current, options=options)
+
+
+def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
+                 current: Period | None, options: InvestigationOptions) -> Investigation:
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     columns = engine.columns_of(source_expression(metric))
     plan = plan_cube(

@@ -13,8 +13,11 @@ StrictUndefined, parsed back by sqlglot and generated for the target dialect.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -142,7 +145,25 @@ def parse_condition(text: str, columns: Sequence[str], where: str) -> exp.Expres
     >>> parse_condition("country = 'US' and amount > 3", ["country", "amount"], "filter").sql()
     '"country" = \\'US\\' AND "amount" > 3'
     """
-    return _check_nodes(_parse_one(text, where), _CONDITION_NODES, columns, where)
+    tree = _check_nodes(_parse_one(text, where), _CONDITION_NODES, columns, where)
+    _check_predicate(tree, text, where)
+    return tree
+
+
+_PREDICATES = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Is,
+               exp.Like, exp.ILike, exp.Boolean)
+
+
+def _check_predicate(tree: exp.Expression, text: str, where: str) -> None:
+    """A filter must be true/false: a bare column or number (``d``, ``1 AND x``) is refused here
+    with a clear message instead of as a type error from the warehouse."""
+    if isinstance(tree, (exp.And, exp.Or)):
+        _check_predicate(tree.this, text, where)
+        _check_predicate(tree.expression, text, where)
+    elif isinstance(tree, (exp.Not, exp.Paren)):
+        _check_predicate(tree.this, text, where)
+    elif not isinstance(tree, _PREDICATES):
+        raise ConfigError(f"{where}: {text!r} is not a condition (use comparisons, IN, BETWEEN, IS NULL)")
 
 
 def parse_row_measure(text: str, columns: Sequence[str], where: str) -> exp.Expression:
@@ -232,8 +253,35 @@ def render(template: str, dialect: str, **context: Any) -> str:
     return statements[0]
 
 
+# The query tag: a comment naming the tool and the run id on every statement rendered while a
+# run is in progress, so warehouse admins can attribute cost (pg_stat_activity, query history).
+_QUERY_TAG: contextvars.ContextVar[str | None] = contextvars.ContextVar("rca_query_tag", default=None)
+_TAG_SAFE = re.compile(r"[^A-Za-z0-9_=.:\-]")
+
+
+@contextlib.contextmanager
+def query_tag(run_id: str) -> Iterator[str]:
+    """Tag every statement rendered inside the block with ``warehouse-rca run_id=<run_id>``.
+
+    The run id is a hex hash; anything else is stripped so the comment can never close itself
+    or carry a driver placeholder (``%``, ``?``).
+    """
+    tag = "warehouse-rca run_id=" + _TAG_SAFE.sub("", str(run_id))[:64]
+    token = _QUERY_TAG.set(tag)
+    try:
+        yield tag
+    finally:
+        _QUERY_TAG.reset(token)
+
+
 def render_all(template: str, dialect: str, **context: Any) -> list[str]:
-    return [s.sql(dialect=dialect, pretty=True) for s in render_tree(template, **context)]
+    statements = [s.sql(dialect=dialect, pretty=True) for s in render_tree(template, **context)]
+    tag = _QUERY_TAG.get()
+    if tag is None:
+        return statements
+    # First thing in the text (sqlglot would place a root comment mid-statement for WITH/UNION,
+    # and pg_stat_activity keeps only the first 1 kB). The tag holds [A-Za-z0-9_=.:-] only.
+    return [f"/* {tag} */\n{statement}" for statement in statements]
 
 
 def and_all(conditions: Iterable[exp.Expression]) -> exp.Expression | None:

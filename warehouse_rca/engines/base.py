@@ -7,7 +7,9 @@ results as pandas frames. Nothing here builds SQL from strings.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pandas as pd
@@ -16,6 +18,9 @@ from sqlglot import exp
 from warehouse_rca import sql
 from warehouse_rca.config import Target
 from warehouse_rca.errors import InputError, WarehouseError
+from warehouse_rca.retry import retry
+
+log = logging.getLogger("warehouse_rca.sql")
 
 
 class Engine:
@@ -30,6 +35,11 @@ class Engine:
     def __init__(self, target: Target) -> None:
         self.target = target
         self.findings_schema: str = str(target.settings.get("schema") or "rca")
+        # Transient errors (a dropped connection, a serialization failure) are retried outside
+        # transactions only: inside one, the earlier statements are gone with the connection.
+        self.retries = int(target.settings.get("retries", 2))
+        self.retry_delay = float(target.settings.get("retry_delay", 0.5))
+        self._tx_depth = 0
         self._conn = self._connect()
 
     # -- subclass hooks -------------------------------------------------------------------------
@@ -40,10 +50,65 @@ class Engine:
         text = str(err).lower()
         return "does not exist" in text or "not found" in text or "no such table" in text
 
+    def _cursor(self) -> Any:
+        """Where statements run. Must share the connection's transaction (see DuckDBEngine)."""
+        return self._conn.cursor()
+
+    def _release(self, cur: Any) -> None:
+        cur.close()
+
+    def _is_transient(self, err: BaseException) -> bool:
+        """A driver error worth retrying (lost connection, serialization failure): none by default."""
+        return False
+
+    def _is_disconnected(self) -> bool:
+        conn = getattr(self, "_conn", None)
+        return bool(getattr(conn, "broken", False) or getattr(conn, "closed", False) is True)
+
+    def is_disconnected(self) -> bool:
+        """The connection was lost (the server ended the session, the network dropped)."""
+        return self._is_disconnected()
+
+    def reconnect(self) -> None:
+        """Open a fresh connection in place of a lost one."""
+        with contextlib.suppress(Exception):
+            self._conn.close()
+        self._conn = self._connect()
+
+    def lock(self, key: int) -> None:
+        """Take a lock on ``key`` until the current transaction ends, where the engine has one
+        (PostgreSQL advisory locks); a no-op elsewhere. Serializes concurrent writers of one run."""
+
+    def _retrying(self, fn: Callable[[], Any], statement: str) -> Any:
+        if self._tx_depth > 0 or self.retries <= 0:
+            return fn()
+
+        def reconnect(_: BaseException) -> None:
+            if self._is_disconnected():
+                self.reconnect()
+
+        return retry(
+            fn,
+            is_transient=lambda e: self._is_transient(e.__cause__ or e),
+            attempts=self.retries + 1,
+            base_delay=self.retry_delay,
+            before_retry=reconnect,
+            what=f"{self.target.type} query",
+        )
+
+    def _log(self, statement: str, started: float) -> None:
+        # Statements hold names and filter literals the user wrote, never credentials.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s (%.3fs):\n%s", self.target.type, time.perf_counter() - started, statement)
+
     # -- running SQL ------------------------------------------------------------------------------
     def query(self, statement: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        """Run a query and return its (small) result as a frame."""
-        cur = self._conn.cursor()
+        """Run a query and return its (small) result as a frame; transient errors are retried."""
+        return self._retrying(lambda: self._query_once(statement, params), statement)
+
+    def _query_once(self, statement: str, params: Sequence[Any] | None) -> pd.DataFrame:
+        started = time.perf_counter()
+        cur = self._cursor()
         try:
             cur.execute(statement, params) if params is not None else cur.execute(statement)
             names = [d[0] for d in cur.description or []]
@@ -52,41 +117,47 @@ class Engine:
             raise self._wrap(err, statement) from err
         finally:
             with contextlib.suppress(Exception):
-                cur.close()
+                self._release(cur)
+            self._log(statement, started)
         return pd.DataFrame.from_records(rows, columns=names)
 
     def execute(self, statement: str, params: Sequence[Any] | None = None) -> None:
-        cur = self._conn.cursor()
+        started = time.perf_counter()
+        cur = self._cursor()
         try:
             cur.execute(statement, params) if params is not None else cur.execute(statement)
         except Exception as err:  # noqa: BLE001
             raise self._wrap(err, statement) from err
         finally:
             with contextlib.suppress(Exception):
-                cur.close()
+                self._release(cur)
+            self._log(statement, started)
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        cur = self._conn.cursor()
+        cur = self._cursor()
         try:
             cur.executemany(statement, rows)
         except Exception as err:  # noqa: BLE001
             raise self._wrap(err, statement) from err
         finally:
             with contextlib.suppress(Exception):
-                cur.close()
+                self._release(cur)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """All statements inside commit together or not at all."""
         self._begin()
+        self._tx_depth += 1
         try:
             yield
         except BaseException:
             with contextlib.suppress(Exception):
                 self._conn.rollback()
             raise
+        finally:
+            self._tx_depth -= 1
         self._conn.commit()
 
     def _begin(self) -> None:
@@ -100,6 +171,8 @@ class Engine:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if self._is_missing_relation(err):
             return InputError(f"{self.target.type}: {first}")
+        if self._is_disconnected():
+            return WarehouseError(f"{self.target.type}: the connection was lost during a statement: {first}")
         return WarehouseError(f"{self.target.type} refused a statement: {first}")
 
     # -- catalog ----------------------------------------------------------------------------------
@@ -110,7 +183,7 @@ class Engine:
     def column_types(self, source: exp.Expression) -> dict[str, str]:
         """Column name -> type name, from a probe that reads no rows."""
         statement = sql.render("probe_columns.sql.j2", self.DIALECT, source=source)
-        cur = self._conn.cursor()
+        cur = self._cursor()
         try:
             cur.execute(statement)
             described = {d[0]: self._type_name(d[1]) for d in cur.description or []}
@@ -119,7 +192,7 @@ class Engine:
             raise self._wrap(err, statement) from err
         finally:
             with contextlib.suppress(Exception):
-                cur.close()
+                self._release(cur)
         return described
 
     def _type_name(self, type_code: Any) -> str:

@@ -28,6 +28,15 @@ class DuckDBEngine(Engine):
     def _begin(self) -> None:
         self._conn.begin()
 
+    def _cursor(self) -> Any:
+        # A DuckDB cursor is a duplicate *connection* with its own transaction: statements run on
+        # it would escape transaction() (autocommitted one by one) and would not see TEMPORARY
+        # tables. Run everything on the connection itself.
+        return self._conn
+
+    def _release(self, cur: Any) -> None:
+        """Nothing to close: the 'cursor' is the connection."""
+
     def _is_missing_relation(self, err: Exception) -> bool:
         return isinstance(err, duckdb.CatalogException) or super()._is_missing_relation(err)
 

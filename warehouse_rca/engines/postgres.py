@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from warehouse_rca import sql
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import WarehouseError
 
@@ -26,6 +27,10 @@ class PostgresEngine(Engine):
             "connect_timeout": int(s.get("connect_timeout", 10)),
             "application_name": "warehouse-rca",
         }
+        if s.get("statement_timeout") is not None:
+            # Seconds in the profile; a server-side limit, so a runaway cube query is cancelled by
+            # PostgreSQL itself (passed as a connection option, not as SQL).
+            params["options"] = f"-c statement_timeout={int(float(s['statement_timeout']) * 1000)}"
         try:
             # Autocommit: every statement stands alone unless inside transaction(), so DDL such as
             # CREATE SCHEMA IF NOT EXISTS never leaves an idle transaction holding locks.
@@ -37,8 +42,25 @@ class PostgresEngine(Engine):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._conn.transaction():
-            yield
+        self._tx_depth += 1  # no retries inside: see Engine._retrying
+        try:
+            with self._conn.transaction():
+                yield
+        finally:
+            self._tx_depth -= 1
+
+    def lock(self, key: int) -> None:
+        # A transaction-scoped advisory lock: released at COMMIT/ROLLBACK or when the session dies,
+        # so a killed writer never leaves it behind.
+        self.execute(sql.render("lock_advisory.sql.j2", self.DIALECT, key=sql.literal(int(key))))
+
+    def _is_transient(self, err: BaseException) -> bool:
+        # A lost connection or a serialization/deadlock abort may succeed on a retry; a statement
+        # timeout (QueryCanceled) would only time out again, and costs the warehouse each time.
+        if isinstance(err, psycopg.errors.QueryCanceled):
+            return False
+        return isinstance(err, (psycopg.OperationalError, psycopg.errors.SerializationFailure,
+                                psycopg.errors.DeadlockDetected))
 
     def _type_name(self, type_code: Any) -> str:
         # psycopg reports type OIDs; name them through the connection's type registry
