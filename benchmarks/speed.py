@@ -98,7 +98,7 @@ def bare_query(full_sql: str, dialect: str) -> str:
     return select.sql(dialect=dialect)
 
 
-def timed(fn, repeat: int) -> float:  # noqa: ANN001
+def timed(fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -145,7 +145,7 @@ def run(target: Target, rows: int, repeat: int, max_depth: int) -> dict[str, flo
 
 
 @contextlib.contextmanager
-def _server(name: str | None):  # noqa: ANN202
+def _server(name: str | None):
     """``--target postgres-local``: a throwaway PostgreSQL server, as the test suite starts one."""
     if name != "postgres-local":
         yield None

@@ -118,7 +118,7 @@ def test_rerun_replaces_instead_of_duplicating(duck: DuckDBEngine) -> None:
 
 def test_pure_mix_shift_is_reported_as_mix(duck: DuckDBEngine) -> None:
     rng = np.random.default_rng(11)
-    rate = lambda r: 0.02 if r["device"] == "d0" else 0.06  # noqa: E731 - rates never change
+    rate = lambda r: 0.02 if r["device"] == "d0" else 0.06
     base = make_sessions(rng, 60_000, "2026-11-10", {"device": [0.3, 0.7], "region": [0.5, 0.5]}, rate)
     cur = make_sessions(rng, 60_000, "2026-11-17", {"device": [0.6, 0.4], "region": [0.5, 0.5]}, rate)
     load(duck, pd.concat([base, cur]))

@@ -18,7 +18,14 @@ from typing import Any
 import click
 
 from warehouse_rca import __version__
-from warehouse_rca.config import MetricSpec, Period, Target, load_project, load_target, metric_from_mapping
+from warehouse_rca.config import (
+    MetricSpec,
+    Period,
+    Target,
+    load_project,
+    load_target,
+    metric_from_mapping,
+)
 from warehouse_rca.errors import ConfigError, RcaError
 
 EXIT_OK = 0
@@ -135,7 +142,7 @@ def _periods(metric: MetricSpec, baseline: str | None, current: str | None) -> t
     return Period.parse(baseline, option="--baseline"), Period.parse(current, option="--current")
 
 
-def _options(max_depth: int, min_support: float):  # noqa: ANN202
+def _options(max_depth: int, min_support: float):
     from warehouse_rca.investigate import InvestigationOptions
 
     return InvestigationOptions(max_depth=max_depth, min_support=min_support)

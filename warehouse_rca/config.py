@@ -53,7 +53,7 @@ class Period:
             raise ConfigError(
                 f"{option} {text!r} is not a range: expected START:END, e.g. 2026-11-10:2026-11-16"
             )
-        start, start_is_date = _parse_instant(parts[0], option, text)
+        start, _ = _parse_instant(parts[0], option, text)
         end, end_is_date = _parse_instant(parts[1], option, text)
         end_exclusive = end + timedelta(days=1) if end_is_date else end + timedelta(microseconds=1)
         if end_exclusive <= start:

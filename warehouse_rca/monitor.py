@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import click
@@ -140,7 +140,7 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
     new = [e for e in result.excursions if window_start <= e.start.to_pydatetime() < end]
     outcome = MetricOutcome(metric.name, result.model, (window_start, end), new)
     rows = []
-    now = datetime.utcnow().replace(microsecond=0)
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
     for excursion in new:
         run_id = None
         if investigate_anomalies:
@@ -203,7 +203,7 @@ def run_monitor(engine: Engine, metrics: list[MetricSpec], schema: str, *, as_of
 
 def _as_of(text: str | None) -> datetime:
     if not text:
-        today = datetime.utcnow().date()
+        today = datetime.now(timezone.utc).date()
         return datetime.combine(today - timedelta(days=1), datetime.min.time())
     try:
         return datetime.fromisoformat(text)

@@ -113,7 +113,7 @@ class Engine:
             cur.execute(statement, params) if params is not None else cur.execute(statement)
             names = [d[0] for d in cur.description or []]
             rows = cur.fetchall()
-        except Exception as err:  # noqa: BLE001 - every driver has its own hierarchy
+        except Exception as err:
             raise self._wrap(err, statement) from err
         finally:
             with contextlib.suppress(Exception):
@@ -126,7 +126,7 @@ class Engine:
         cur = self._cursor()
         try:
             cur.execute(statement, params) if params is not None else cur.execute(statement)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise self._wrap(err, statement) from err
         finally:
             with contextlib.suppress(Exception):
@@ -139,7 +139,7 @@ class Engine:
         cur = self._cursor()
         try:
             cur.executemany(statement, rows)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise self._wrap(err, statement) from err
         finally:
             with contextlib.suppress(Exception):
@@ -188,7 +188,7 @@ class Engine:
             cur.execute(statement)
             described = {d[0]: self._type_name(d[1]) for d in cur.description or []}
             cur.fetchall()
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             raise self._wrap(err, statement) from err
         finally:
             with contextlib.suppress(Exception):
