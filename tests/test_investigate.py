@@ -154,6 +154,13 @@ def test_interaction_is_reported_as_the_combination(duck: DuckDBEngine) -> None:
     doc = investigate(duck, ratio_metric(["device", "region", "channel"]), baseline=BASE, current=CUR).to_json()
     segments = [c["segment"] for c in doc["root_causes"]]
     assert segments[0] == {"device": "d0", "region": "r1"}
+    # The counterfactual: had d0 x r1 kept converting at 5%, the current rate would have been
+    # the current rate plus that segment's lost conversions over all current sessions.
+    seg = (cur["device"] == "d0") & (cur["region"] == "r1")
+    truth = (cur["converted"].sum() + 0.05 * seg.sum() - cur.loc[seg, "converted"].sum()) / len(cur)
+    lo, hi = doc["root_causes"][0]["counterfactual_interval"]
+    assert lo <= truth <= hi
+    assert "Without it, " in doc["root_causes"][0]["narrative"]
     assert {"device": "d0"} not in segments and {"region": "r1"} not in segments
     assert doc["root_causes"][0]["share_of_change"] > 0.5  # the rest is sampling noise
 

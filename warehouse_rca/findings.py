@@ -83,6 +83,9 @@ ROOT_CAUSE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("current_support", "DOUBLE"),
     ("p_value", "DOUBLE"),
     ("confidence", "DOUBLE"),
+    ("counterfactual_value", "DOUBLE"),
+    ("counterfactual_low", "DOUBLE"),
+    ("counterfactual_high", "DOUBLE"),
     ("narrative", "VARCHAR"),
     ("created_at", "TIMESTAMP"),
 )
@@ -340,6 +343,9 @@ def _write(engine: Engine, investigation: Investigation, schema: str, attempt: R
             "current_support": c["current_support"],
             "p_value": c["p_value"],
             "confidence": c["confidence"],
+            "counterfactual_value": c.get("counterfactual_value"),
+            "counterfactual_low": (c.get("counterfactual_interval") or [None, None])[0],
+            "counterfactual_high": (c.get("counterfactual_interval") or [None, None])[1],
             "narrative": c["narrative"],
             "created_at": now,
         }

@@ -112,7 +112,22 @@ class Investigation:
                 "p_value": _num(row["p_value"]),
                 "confidence": round(max(0.0, min(1.0, confidence)), 3),
             }
+            # Counterfactual: the contributions are exact (shift-share), so the metric without this
+            # cause, had its segment kept its baseline rate and share, is the current value minus
+            # the cause's contribution; the interval is +-1.96 standard errors of that contribution.
+            z_row = float(row["z"]) if _num(row["z"]) else 0.0
+            sd = abs(float(row["change"]) / z_row) if z_row else 0.0
+            without = (cur - cause.explained_change) if cur is not None else None
+            item["counterfactual_value"] = _num(without)
+            item["counterfactual_interval"] = (
+                [_num(without - 1.96 * sd), _num(without + 1.96 * sd)] if without is not None else None
+            )
             item["narrative"] = narrative.cause_sentence(item, metric.title, fmt, change, volume)
+            if without is not None:
+                item["narrative"] += (
+                    f" Without it, {metric.title.lower()} would be {narrative.fmt_value(without, fmt)},"
+                    f" not {narrative.fmt_value(cur, fmt)}."
+                )
             causes.append(item)
         doc: dict[str, Any] = {
             "run_id": self.run_id,
