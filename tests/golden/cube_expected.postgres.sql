@@ -53,9 +53,12 @@ WITH scoped AS (
     ABS(cur_num - 1.0 * base_num) AS abs_change,
     CAST((
       base_rows + cur_rows
-    ) AS DOUBLE PRECISION) / NULLIF(g_rows, 0) AS support_share
+    ) AS DOUBLE PRECISION) / NULLIF((
+      SELECT
+        g_rows
+      FROM grand
+    ), 0) AS support_share
   FROM cube
-  CROSS JOIN grand
 ), set_changes AS (
   SELECT
     rca_set,

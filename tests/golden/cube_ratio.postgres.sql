@@ -76,16 +76,43 @@ WITH scoped AS (
     cube.*,
     ABS(
       CAST((
-        cur_num - CAST(g_base_num AS DOUBLE PRECISION) / NULLIF(g_base_den, 0) * cur_den
-      ) AS DOUBLE PRECISION) / NULLIF(g_cur_den, 0) - CAST((
-        base_num - CAST(g_base_num AS DOUBLE PRECISION) / NULLIF(g_base_den, 0) * base_den
-      ) AS DOUBLE PRECISION) / NULLIF(g_base_den, 0)
+        cur_num - CAST((
+          SELECT
+            g_base_num
+          FROM grand
+        ) AS DOUBLE PRECISION) / NULLIF((
+          SELECT
+            g_base_den
+          FROM grand
+        ), 0) * cur_den
+      ) AS DOUBLE PRECISION) / NULLIF((
+        SELECT
+          g_cur_den
+        FROM grand
+      ), 0) - CAST((
+        base_num - CAST((
+          SELECT
+            g_base_num
+          FROM grand
+        ) AS DOUBLE PRECISION) / NULLIF((
+          SELECT
+            g_base_den
+          FROM grand
+        ), 0) * base_den
+      ) AS DOUBLE PRECISION) / NULLIF((
+        SELECT
+          g_base_den
+        FROM grand
+      ), 0)
     ) AS abs_change,
     CAST((
       base_rows + cur_rows
-    ) AS DOUBLE PRECISION) / NULLIF(g_rows, 0) AS support_share
+    ) AS DOUBLE PRECISION) / NULLIF((
+      SELECT
+        g_rows
+      FROM grand
+    ), 0) AS support_share
   FROM cube
-  CROSS JOIN grand
 ), set_changes AS (
   SELECT
     rca_set,

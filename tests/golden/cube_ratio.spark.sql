@@ -76,16 +76,43 @@ WITH scoped AS (
     cube.*,
     ABS(
       (
-        cur_num - g_base_num / NULLIF(g_base_den, 0) * cur_den
-      ) / NULLIF(g_cur_den, 0) - (
-        base_num - g_base_num / NULLIF(g_base_den, 0) * base_den
-      ) / NULLIF(g_base_den, 0)
+        cur_num - (
+          SELECT
+            g_base_num
+          FROM grand
+        ) / NULLIF((
+          SELECT
+            g_base_den
+          FROM grand
+        ), 0) * cur_den
+      ) / NULLIF((
+        SELECT
+          g_cur_den
+        FROM grand
+      ), 0) - (
+        base_num - (
+          SELECT
+            g_base_num
+          FROM grand
+        ) / NULLIF((
+          SELECT
+            g_base_den
+          FROM grand
+        ), 0) * base_den
+      ) / NULLIF((
+        SELECT
+          g_base_den
+        FROM grand
+      ), 0)
     ) AS abs_change,
     (
       base_rows + cur_rows
-    ) / NULLIF(g_rows, 0) AS support_share
+    ) / NULLIF((
+      SELECT
+        g_rows
+      FROM grand
+    ), 0) AS support_share
   FROM cube
-  CROSS JOIN grand
 ), set_changes AS (
   SELECT
     rca_set,
