@@ -61,7 +61,7 @@ def generate(engine: Engine, rows: int) -> None:
     engine.execute("CREATE SCHEMA IF NOT EXISTS bench")
     engine.execute(
         "CREATE OR REPLACE TABLE bench.facts AS "
-        "WITH base AS (SELECT i, TIMESTAMP '2026-11-10' + to_seconds(CAST(i % 1209600 AS BIGINT)) AS ts, "
+        f"WITH base AS (SELECT i, TIMESTAMP '2026-11-10' + to_seconds(CAST(i * 1209600 // {rows} AS BIGINT)) AS ts, "
         f"{dims} FROM range({rows}) t(i)) "
         "SELECT *, CASE WHEN (hash(i * 7 + 99) % 1000003) / 1000003.0 < "
         "CASE WHEN ts >= TIMESTAMP '2026-11-17' AND device = 'dev0' AND region = 'reg1' THEN 0.01 ELSE 0.04 END "
@@ -79,7 +79,7 @@ def generate_postgres(engine: Engine, rows: int) -> None:
     engine.execute("DROP TABLE IF EXISTS bench.facts")
     engine.execute("SELECT setseed(0.42)")
     engine.execute(
-        "CREATE TABLE bench.facts AS WITH base AS (SELECT i, TIMESTAMP '2026-11-10' + (i % 1209600) * INTERVAL '1 second' AS ts, "
+        f"CREATE TABLE bench.facts AS WITH base AS (SELECT i, TIMESTAMP '2026-11-10' + (i::bigint * 1209600 / {rows}) * INTERVAL '1 second' AS ts, "
         f"{dims} FROM generate_series(0, {rows - 1}) AS t(i)) "
         "SELECT *, CASE WHEN random() < CASE WHEN ts >= TIMESTAMP '2026-11-17' AND device = 'dev0' AND region = 'reg1' "
         "THEN 0.01 ELSE 0.04 END THEN 1 ELSE 0 END AS converted FROM base"
