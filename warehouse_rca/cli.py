@@ -167,10 +167,15 @@ def _print_text(doc: dict[str, Any], schema: str | None) -> None:
 
 def _investigate_and_report(target: Target, metric: MetricSpec, baseline: Period | None,
                             current: Period | None, options: Any, output: str, write: bool,
-                            schema: str | None) -> dict[str, Any]:
+                            schema: str | None, report_path: str | None = None) -> dict[str, Any]:
     from warehouse_rca.engines import connect
+    from warehouse_rca.feedback import load_knowledge
     from warehouse_rca.findings import fail_run, start_run, write_investigation
     from warehouse_rca.investigate import investigate, run_id_for
+    from warehouse_rca.report import build_report, progress, write_report
+
+    if report_path and not write:
+        raise ConfigError("--report builds the page from the findings tables: drop --no-write")
 
     logging.getLogger("warehouse_rca").debug("target %s (%s): %s", target.name, target.type, target.redacted())
     engine = connect(target)
@@ -182,12 +187,19 @@ def _investigate_and_report(target: Target, metric: MetricSpec, baseline: Period
             run_id = run_id_for(metric, {"baseline": baseline, "current": current}, options)
             attempt = start_run(engine, run_id, metric.name, schema)
         try:
-            investigation = investigate(engine, metric, baseline=baseline, current=current, options=options)
-            written = write_investigation(engine, investigation, schema, attempt=attempt) if write else None
+            # Analysts' verdicts on earlier findings of this metric re-rank the causes.
+            knowledge = load_knowledge(engine, schema or engine.findings_schema, metric.name)
+            with progress(f"Investigating {metric.name} ..."):
+                investigation = investigate(engine, metric, baseline=baseline, current=current,
+                                            options=options, knowledge=knowledge)
+                written = write_investigation(engine, investigation, schema, attempt=attempt) if write else None
         except RcaError as err:
             if attempt is not None:
                 fail_run(engine, attempt, err)
             raise
+        if report_path and written:
+            html = build_report(engine, written, investigation.run_id, None, metric=metric)
+            click.echo(f"report written to {write_report(report_path, html)}", err=True)
     finally:
         engine.close()
     doc = investigation.to_json()
@@ -212,19 +224,31 @@ def main(debug: bool = False) -> None:
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--write/--no-write", default=True, show_default=True, help="Write findings to the warehouse.")
 @click.option("--findings-schema", help="Schema for the findings tables (default: project's findings_schema, profile's schema, or rca).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the run's self-contained HTML report to this file.")
+@click.option("--causal/--no-causal", "causal", default=True, show_default=True, help="Validate root causes causally (ordering, difference-in-differences, confounding, change events): one extra aggregate query.")
 @_handle_errors
 def investigate(metric: str | None, project: str | None, baseline: str | None, current: str | None,
                 max_depth: int, min_support: float, profiles_dir: str | None,
                 target: str | None, output: str, write: bool, findings_schema: str | None,
-                **adhoc: Any) -> None:
+                report_path: str | None = None, **adhoc: Any) -> None:
     """Explain why METRIC changed between --baseline and --current."""
+    causal = bool(adhoc.pop("causal", True))
     spec = _resolve_metric(metric, project, **adhoc)
     base, cur = _periods(spec, baseline, current)
     options = _options(max_depth, min_support)
     schema = findings_schema
     if schema is None and not adhoc.get("table"):
         schema = load_project(project).findings_schema
-    _investigate_and_report(load_target(profiles_dir, target), spec, base, cur, options, output, write, schema)
+    if not causal or (not adhoc.get("table") and load_project(project).events is not None):
+        import dataclasses
+
+        from warehouse_rca.causal import CausalSettings
+
+        # The project's change-events table feeds the causal checks (linked and global events).
+        events = None if adhoc.get("table") else load_project(project).events
+        options = dataclasses.replace(options, causal=causal, causal_settings=CausalSettings(events=events))
+    _investigate_and_report(load_target(profiles_dir, target), spec, base, cur, options, output, write, schema,
+                            report_path=report_path)
 
 
 @main.command("sql")

@@ -239,6 +239,15 @@ class MetricSpec:
     actual_column: str | None = None
     origin: str = "command line"
     extra: dict[str, Any] = field(default_factory=dict)
+    # The dimensional framework beyond plain columns (see warehouse_rca.dimensions):
+    #: derived dimension name -> SQL expression (validated by sqlglot against an allow-list)
+    derived: dict[str, str] = field(default_factory=dict)
+    #: hierarchies, each from the broadest level to the finest, e.g. ("region", "city")
+    hierarchies: tuple[tuple[str, ...], ...] = ()
+    #: stakeholder group -> its dimensions (customer, product, operational, external, ...)
+    dimension_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: group -> ranking prior in [0.5, 1] (a mild tie-breaker; 1 when not given)
+    group_priority: dict[str, float] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -255,7 +264,7 @@ class MetricSpec:
 _METRIC_KEYS = {
     "table", "sql", "time_column", "grain", "measure", "numerator", "denominator", "dimensions",
     "filters", "higher_is_better", "label", "format", "expected_column", "actual_column",
-    "description",
+    "description", "hierarchies", "dimension_groups", "group_priority",
 }
 
 
@@ -288,9 +297,10 @@ def metric_from_mapping(name: str, raw: dict[str, Any], origin: str) -> MetricSp
     grain = raw.get("grain", "day")
     if grain not in GRAINS:
         raise fail("grain", f"{grain!r} is not one of {', '.join(GRAINS)}")
-    dims = raw.get("dimensions")
-    if not isinstance(dims, list) or not dims or not all(isinstance(d, str) and d for d in dims):
-        raise fail("dimensions", "must be a non-empty list of column names")
+    from warehouse_rca.dimensions import parse_framework  # the framework's own validation
+
+    framework = parse_framework(raw, fail)
+    dims = list(framework.dimensions)
     if len(set(dims)) != len(dims):
         raise fail("dimensions", "lists a dimension twice")
     filters = raw.get("filters") or []
@@ -317,6 +327,10 @@ def metric_from_mapping(name: str, raw: dict[str, Any], origin: str) -> MetricSp
         numerator=raw.get("numerator"),
         denominator=raw.get("denominator"),
         dimensions=tuple(dims),
+        derived=framework.derived,
+        hierarchies=framework.hierarchies,
+        dimension_groups=framework.groups,
+        group_priority=framework.priority,
         filters=tuple(filters),
         higher_is_better=hib,
         label=raw.get("label"),
@@ -328,12 +342,69 @@ def metric_from_mapping(name: str, raw: dict[str, Any], origin: str) -> MetricSp
 
 
 @dataclass(frozen=True)
+class EventsSpec:
+    """An optional table of change events (releases, config pushes, pricing changes).
+
+    Declared in the project file as::
+
+        events:
+          table: ops.change_events        # or sql: SELECT ...
+          time_column: happened_at
+          description_column: description
+          dimension_column: dimension     # optional: NULL in a row = a global change
+          value_column: value             # optional: the dimension value it touched
+
+    Causal validation links an event that touched a cause's segment (``app_version = 5.2``) and
+    preceded its change to that finding, and tests a global event with an interrupted time series.
+    """
+
+    time_column: str
+    description_column: str
+    table: str | None = None
+    sql: str | None = None
+    dimension_column: str | None = None
+    value_column: str | None = None
+    origin: str = "project"
+
+
+_EVENT_KEYS = {"table", "sql", "time_column", "description_column", "dimension_column", "value_column"}
+
+
+def events_from_mapping(raw: Any, origin: str) -> EventsSpec:
+    """Validate the project's ``events:`` entry; errors name the file and the key."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: 'events' must be a mapping (table, time_column, description_column, ...)")
+    unknown = set(raw) - _EVENT_KEYS
+    if unknown:
+        raise ConfigError(f"{origin}: events, key {min(unknown)!r}: unknown key "
+                          f"(allowed: {', '.join(sorted(_EVENT_KEYS))})")
+    if bool(raw.get("table")) == bool(raw.get("sql")):
+        raise ConfigError(f"{origin}: events, key 'table': give exactly one of 'table' or 'sql'")
+    for key in ("time_column", "description_column"):
+        if not raw.get(key):
+            raise ConfigError(f"{origin}: events, key {key!r}: missing")
+    for key in _EVENT_KEYS:
+        if raw.get(key) is not None and not isinstance(raw.get(key), str):
+            raise ConfigError(f"{origin}: events, key {key!r}: must be a string")
+    if bool(raw.get("dimension_column")) != bool(raw.get("value_column")):
+        raise ConfigError(f"{origin}: events, key 'dimension_column': give both dimension_column "
+                          "and value_column, or neither (every event global)")
+    return EventsSpec(
+        table=raw.get("table"), sql=raw.get("sql"), time_column=raw["time_column"],
+        description_column=raw["description_column"], dimension_column=raw.get("dimension_column"),
+        value_column=raw.get("value_column"), origin=origin,
+    )
+
+
+@dataclass(frozen=True)
 class Project:
     """The project file: metrics plus settings for where findings go."""
 
     metrics: dict[str, MetricSpec]
     findings_schema: str | None
     path: str
+    #: optional change-events table for causal validation
+    events: EventsSpec | None = None
 
     def metric(self, name: str) -> MetricSpec:
         if name not in self.metrics:
@@ -362,4 +433,5 @@ def load_project(path: str | os.PathLike[str] | None) -> Project:
     schema = doc.get("findings_schema")
     if schema is not None and not isinstance(schema, str):
         raise ConfigError(f"{file}: key 'findings_schema' must be a string")
-    return Project(metrics=metrics, findings_schema=schema, path=str(file))
+    events = events_from_mapping(doc["events"], str(file)) if doc.get("events") is not None else None
+    return Project(metrics=metrics, findings_schema=schema, path=str(file), events=events)

@@ -112,7 +112,19 @@ def plan_cube(
         return sql.parse_row_measure(text, cols, metric.where(key))
 
     dims = tuple(metric.dimensions)
-    dim_exprs = tuple(col(d, "dimensions") for d in dims)
+
+    def dimension(name: str) -> exp.Expression:
+        # A derived dimension is its validated expression (buckets, date parts, CASE mappings:
+        # see warehouse_rca.dimensions); any other dimension is a column of the source.
+        if name not in metric.derived:
+            return col(name, "dimensions")
+        where = metric.where(f"dimensions.{name}")
+        try:
+            return sql.parse_dimension_expr(metric.derived[name], cols if cols is not None else _AnyColumns(), where)
+        except InputError as err:
+            raise InputError(f"{where}: {err}") from None
+
+    dim_exprs = tuple(dimension(d) for d in dims)
     expected_mode = metric.expected_column is not None
     if metric.kind == "ratio":
         assert metric.numerator and metric.denominator
@@ -179,17 +191,22 @@ def _alias(i: int) -> exp.Identifier:
     return exp.to_identifier(f"d{i}")
 
 
+def period_bounds(plan: CubePlan) -> dict[str, exp.Expression]:
+    """The two periods' bounds as template literals (none in expected-vs-actual mode)."""
+    if plan.mode != "periods":
+        return {}
+    assert plan.baseline and plan.current and plan.time is not None
+    return {
+        "base_start": sql.literal(plan.baseline.start),
+        "base_end": sql.literal(plan.baseline.end_exclusive),
+        "cur_start": sql.literal(plan.current.start),
+        "cur_end": sql.literal(plan.current.end_exclusive),
+    }
+
+
 def cube_sql(plan: CubePlan, dialect: str) -> str:
     """The single-pass cube query for ``dialect``."""
-    periods = {}
-    if plan.mode == "periods":
-        assert plan.baseline and plan.current and plan.time is not None
-        periods = {
-            "base_start": sql.literal(plan.baseline.start),
-            "base_end": sql.literal(plan.baseline.end_exclusive),
-            "cur_start": sql.literal(plan.current.start),
-            "cur_end": sql.literal(plan.current.end_exclusive),
-        }
+    periods = period_bounds(plan)
     return sql.render(
         "cube.sql.j2",
         dialect,

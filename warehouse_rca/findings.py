@@ -86,8 +86,31 @@ ROOT_CAUSE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("counterfactual_value", "DOUBLE"),
     ("counterfactual_low", "DOUBLE"),
     ("counterfactual_high", "DOUBLE"),
+    # causal validation (warehouse_rca.causal); NULL when it was off or not applicable
+    ("causal_verdict", "VARCHAR"),
+    ("causal_score", "DOUBLE"),
+    ("drilldown_confidence", "DOUBLE"),
+    ("change_start", "TIMESTAMP"),
+    ("aggregate_change_start", "TIMESTAMP"),
+    ("ordering", "VARCHAR"),
+    ("did_estimate", "DOUBLE"),
+    ("did_std_error", "DOUBLE"),
+    ("did_p_value", "DOUBLE"),
+    ("causal_control", "VARCHAR"),
+    ("pre_trend_p_value", "DOUBLE"),
+    ("parallel_trends", "BOOLEAN"),
+    ("explained_by", "VARCHAR"),
+    ("causal_counterfactual_value", "DOUBLE"),
+    ("causal_counterfactual_low", "DOUBLE"),
+    ("causal_counterfactual_high", "DOUBLE"),
+    ("causal_evidence", "VARCHAR"),
     ("narrative", "VARCHAR"),
     ("created_at", "TIMESTAMP"),
+    # the query, in the warehouse's dialect, that reproduces the finding's numbers from the source
+    ("verification_sql", "VARCHAR"),
+    # validation loop (warehouse_rca.feedback): ranking prior and the segment's verdict status
+    ("ranking_prior", "DOUBLE"),
+    ("knowledge", "VARCHAR"),
 )
 
 
@@ -138,18 +161,41 @@ def ensure_tables(engine: Engine, schema: str) -> None:
     """
     tables = findings_tables(schema)
     specs = {"runs": RUNS_COLUMNS, "root_causes": ROOT_CAUSE_COLUMNS}
-    missing = {name: _missing_columns(engine, tables[name], spec) for name, spec in specs.items()}
-    views_exist = all(
-        _missing_columns(engine, tables[v], ()) is not None for v in ("latest_runs", "latest_root_causes")
-    )
-    if views_exist and all(m == [] for m in missing.values()):
-        return
+
+    def missing_now() -> dict[str, list[tuple[str, str]] | None] | None:
+        missing = {name: _missing_columns(engine, tables[name], spec) for name, spec in specs.items()}
+        views_exist = all(
+            _missing_columns(engine, tables[v], ()) is not None for v in ("latest_runs", "latest_root_causes")
+        )
+        return None if views_exist and all(m == [] for m in missing.values()) else missing
+
+    for attempt in range(3):
+        missing = missing_now()  # probed outside the transaction: a failed probe would abort it
+        if missing is None:
+            return
+        try:
+            _create_tables(engine, schema, tables, missing)
+            return
+        except WarehouseError as err:
+            # Concurrent first runs can deadlock on the catalog (CREATE OR REPLACE VIEW against
+            # another schedule's writes): the transaction rolled back as a whole, so probe again
+            # (the other schedule has usually created everything by now) and retry.
+            if attempt == 2 or not engine._is_transient(err.__cause__ or err):
+                raise
+            log.warning("findings DDL in %s hit a transient error, retrying: %s", schema, err)
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _create_tables(engine: Engine, schema: str, tables: dict[str, exp.Table],
+                   missing: dict[str, list[tuple[str, str]] | None]) -> None:
     with engine.transaction():
         engine.lock(_lock_key("findings-ddl", schema))
         for statement in sql.render_all(
             "findings_ddl.sql.j2",
             engine.DIALECT,
             schema=sql.identifier(schema),
+            # Without DELETE (plain Spark tables) a run is replaced by overwriting its partition.
+            partition_by=None if engine.ROW_LEVEL_DML else sql.identifier("run_id"),
             tables=[
                 {"name": tables["runs"], "columns": _columns(RUNS_COLUMNS)},
                 {"name": tables["root_causes"], "columns": _columns(ROOT_CAUSE_COLUMNS)},
@@ -194,6 +240,12 @@ def replace_run(engine: Engine, schema: str, run_row: dict[str, Any],
     """
     tables = findings_tables(schema)
     run_row = {**run_row, "attempt_id": run_row.get("attempt_id") or uuid.uuid4().hex}
+    if not engine.ROW_LEVEL_DML:
+        # No DELETE and no transactions (plain Spark tables): one partition overwrite per table,
+        # each atomic; the runs row goes last, so the views never show a run without its causes.
+        engine.overwrite_partition(tables["root_causes"], ROOT_CAUSE_COLUMNS, "run_id", run_row["run_id"], cause_rows)
+        engine.overwrite_partition(tables["runs"], RUNS_COLUMNS, "run_id", run_row["run_id"], [run_row])
+        return
     run_id = sql.literal(run_row["run_id"])
     stage = exp.Table(this=sql.identifier(f"rca_stage_{run_row['attempt_id']}"))
     cause_columns = [sql.identifier(n) for n, _ in ROOT_CAUSE_COLUMNS]
@@ -265,16 +317,53 @@ def fail_run(engine: Engine, attempt: RunAttempt, error: BaseException | str) ->
         finished_at=sql.literal(_naive_utc(datetime.now(timezone.utc))), error=sql.literal(message.replace("\x00", "")),
         run_id=sql.literal(attempt.run_id), attempt_id=sql.literal(attempt.attempt_id),
     )
+    failed_row = {"run_id": attempt.run_id, "attempt_id": attempt.attempt_id, "metric": attempt.metric,
+                  "status": "failed", "started_at": attempt.started_at, "error": message.replace("\x00", ""),
+                  "finished_at": _naive_utc(datetime.now(timezone.utc))}
     for _ in range(2):
         try:
             if engine.is_disconnected():
                 engine.reconnect()
             with sql.query_tag(attempt.run_id):
-                engine.execute(statement)
+                if engine.ROW_LEVEL_DML:
+                    engine.execute(statement)
+                else:
+                    # No UPDATE (plain Spark tables): a failed row next to the running one; the
+                    # views read succeeded runs only.
+                    _insert(engine, findings_tables(attempt.schema)["runs"], RUNS_COLUMNS, [failed_row])
             return True
         except RcaError as err:
             log.warning("could not record the failed run %s: %s", attempt.run_id, err)
     return False
+
+
+def _causal_columns(cause: dict[str, Any]) -> dict[str, Any]:
+    """The causal evidence of one finding as findings-table columns (all NULL without it)."""
+    ev = cause.get("causal")
+    if not ev:
+        return {}
+    when = (lambda t: datetime.fromisoformat(t) if t else None)
+    interval = ev.get("counterfactual_interval") or [None, None]
+    return {
+        "causal_verdict": ev.get("verdict"),
+        "causal_score": ev.get("causal_score"),
+        "drilldown_confidence": cause.get("drilldown_confidence"),
+        "change_start": when(ev.get("change_start")),
+        "aggregate_change_start": when(ev.get("aggregate_change_start")),
+        "ordering": ev.get("ordering"),
+        "did_estimate": ev.get("did_estimate"),
+        "did_std_error": ev.get("did_std_error"),
+        "did_p_value": ev.get("did_p_value"),
+        "causal_control": ev.get("control"),
+        "pre_trend_p_value": ev.get("pre_trend_p_value"),
+        "parallel_trends": ev.get("parallel_trends"),
+        "explained_by": (json.dumps(ev["explained_by"], sort_keys=True, ensure_ascii=False)
+                         if ev.get("explained_by") else None),
+        "causal_counterfactual_value": ev.get("counterfactual_value"),
+        "causal_counterfactual_low": interval[0],
+        "causal_counterfactual_high": interval[1],
+        "causal_evidence": json.dumps(ev, sort_keys=True, ensure_ascii=False, default=str),
+    }
 
 
 def _naive_utc(value: datetime) -> datetime:
@@ -321,6 +410,7 @@ def _write(engine: Engine, investigation: Investigation, schema: str, attempt: R
         "attempt_id": attempt.attempt_id if attempt else uuid.uuid4().hex,
         "error": None,
     }
+    verification = _verification_sql(engine, investigation, doc)
     cause_rows = [
         {
             "run_id": doc["run_id"],
@@ -346,10 +436,24 @@ def _write(engine: Engine, investigation: Investigation, schema: str, attempt: R
             "counterfactual_value": c.get("counterfactual_value"),
             "counterfactual_low": (c.get("counterfactual_interval") or [None, None])[0],
             "counterfactual_high": (c.get("counterfactual_interval") or [None, None])[1],
+            **_causal_columns(c),
             "narrative": c["narrative"],
             "created_at": now,
+            "verification_sql": verification.get(c["finding_id"]),
+            "ranking_prior": c.get("prior"),
+            "knowledge": c.get("knowledge"),
         }
         for c in doc["root_causes"]
     ]
     replace_run(engine, schema, run_row, cause_rows)
 
+
+def _verification_sql(engine: Engine, investigation: Investigation, doc: dict[str, Any]) -> dict[str, str]:
+    """finding_id -> the SQL (warehouse dialect) reproducing its numbers; best effort."""
+    from warehouse_rca.report import verification_sqls
+
+    try:
+        return verification_sqls(engine, investigation.metric, investigation.periods, doc["root_causes"])
+    except RcaError as err:
+        log.warning("could not build verification SQL: %s", err)
+        return {}

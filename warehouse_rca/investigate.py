@@ -5,9 +5,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -15,11 +15,13 @@ from typing import Any
 
 from warehouse_rca import __version__, narrative, sql
 from warehouse_rca.config import MetricSpec, Period
-from warehouse_rca.cube import Cube, cube_sql, label_cube, plan_cube, source_expression
+from warehouse_rca.cube import Cube, plan_cube, source_expression
+from warehouse_rca.dimensions import CauseContext, arrange_causes, findings_by_group
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
-from warehouse_rca.localize import Localization, LocalizeSettings, effect_of, localize
-from warehouse_rca.search import deepen
+from warehouse_rca.localize import Localization, LocalizeSettings, effect_of
+from warehouse_rca.search import locate
+from warehouse_rca.stats import finite_or_none as _num
 
 
 @dataclass(frozen=True)
@@ -27,14 +29,25 @@ class InvestigationOptions:
     max_depth: int = 3
     min_support: float = 0.005
     localize: LocalizeSettings = field(default_factory=LocalizeSettings)
+    #: causal validation of the localized causes (warehouse_rca.causal); one extra aggregate query
+    causal: bool = True
+    #: its settings (history, events table, ...); None: defaults
+    causal_settings: Any = None
+    #: dimensions added for this run only (drift's new columns: warehouse_rca.dimensions)
+    extra_dimensions: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc: dict[str, Any] = {
             "max_depth": self.max_depth,
             "min_support": self.min_support,
             "alpha": self.localize.alpha,
             "min_share": self.localize.min_share,
         }
+        if not self.causal:  # only when off, so run ids of default runs stay as they were
+            doc["causal"] = False
+        if self.extra_dimensions:  # likewise only when set
+            doc["extra_dimensions"] = list(self.extra_dimensions)
+        return doc
 
 
 def value_format(metric: MetricSpec) -> str:
@@ -50,20 +63,20 @@ def run_id_for(metric: MetricSpec, periods: dict[str, Period | None], options: I
         "source": metric.table or metric.sql,
         "measure": [metric.measure, metric.numerator, metric.denominator],
         "expected": [metric.expected_column, metric.actual_column],
-        "dimensions": list(metric.dimensions),
+        # with this run's extra dimensions, so the id is the same before and after adding them
+        "dimensions": list(metric.dimensions) + [d for d in options.extra_dimensions
+                                                 if d not in metric.dimensions],
         "filters": list(metric.filters),
         "periods": {k: (p.to_json() if p else None) for k, p in periods.items()},
         "options": options.to_json(),
     }
+    # Derived dimensions, hierarchies and groups change the answer; absent keys keep old ids.
+    for key in ("derived", "hierarchies", "dimension_groups", "group_priority"):
+        if getattr(metric, key, None):
+            ask[key] = getattr(metric, key)
     return hashlib.sha256(json.dumps(ask, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _num(x: Any) -> float | None:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 @dataclass
@@ -77,6 +90,13 @@ class Investigation:
     started_at: datetime
     elapsed_seconds: float
     queries: int
+    #: warehouse_rca.causal.CausalReport, or None when causal checks were off or not applicable
+    causal: Any = None
+    #: warehouse_rca.feedback.KnowledgeBase: analysts' verdicts re-rank the causes (documented
+    #: rule in warehouse_rca.feedback); None leaves the drill-down's order
+    knowledge: Any = None
+    #: warehouse_rca.dimensions.Arrangement: groups and hierarchy paths of the causes
+    framework: Any = None
 
     def to_json(self) -> dict[str, Any]:
         loc, metric = self.localization, self.metric
@@ -128,7 +148,20 @@ class Investigation:
                     f" Without it, {metric.title.lower()} would be {narrative.fmt_value(without, fmt)},"
                     f" not {narrative.fmt_value(cur, fmt)}."
                 )
+            evidence = self.causal.for_segment(cause.segment) if self.causal is not None else None
+            if evidence is not None:
+                # The confidence combines the drill-down's evidence with the causal checks'.
+                item["drilldown_confidence"] = item["confidence"]
+                item["confidence"] = round(item["confidence"] * evidence.causal_score, 3)
+                item["causal"] = evidence.to_json()
+                if evidence.reasons:
+                    item["narrative"] += " Causal check: " + "; ".join(evidence.reasons) + "."
+            # The dimensional framework: stakeholder group, hierarchy path, merged parent/child.
+            item.update((self.framework.context(segment) if self.framework is not None
+                         else CauseContext()).to_json())
             causes.append(item)
+        if self.knowledge is not None:  # confirmed patterns up, rejected ones down; "seen before"
+            causes = self.knowledge.rank(causes, self.run_id)
         doc: dict[str, Any] = {
             "run_id": self.run_id,
             "metric": metric.name,
@@ -150,6 +183,10 @@ class Investigation:
             "tool_version": __version__,
         }
         doc["summary"] = narrative.headline(doc, metric.title, fmt, loc.message)
+        doc["findings_by_group"] = (findings_by_group(doc) if self.framework is not None
+                                    and self.framework.groups_defined else {})
+        # Causal validation: window, the aggregate's change start, events, demoted candidates.
+        doc["causal"] = self.causal.to_json() if self.causal is not None else {"enabled": False}
         return doc
 
 
@@ -176,6 +213,8 @@ RESERVED_NAMES = frozenset({
     "cur_share", "cur_value", "depth", "key", "mix_effect", "mix_intensity", "mix_intensity_sd",
     "p_value", "q_value", "rate_effect", "rate_intensity", "rate_intensity_sd", "share",
     "support", "z", "z_mix", "z_rate", "rca_set", "bucket",
+    # the leaf-evidence cube's columns (warehouse_rca.search.leaf_search)
+    "leaves", "ab_leaves", "ab_w", "nor_w", "ab_change", "dev_n", "dev_sum", "dev_sq", "cutoff", "side",
 })
 
 
@@ -186,10 +225,17 @@ def investigate(
     baseline: Period | None,
     current: Period | None,
     options: InvestigationOptions | None = None,
+    knowledge: Any = None,
 ) -> Investigation:
     """Run one investigation. Costs one catalog probe (no rows), one pass over the data, and one
-    smaller query per deeper level when a cause sits at the deepest level searched."""
+    smaller query per deeper level when a cause sits at the deepest level searched.
+
+    ``knowledge`` (:func:`warehouse_rca.feedback.load_knowledge`) ranks confirmed patterns up
+    and rejected ones down, and notes causes seen in earlier incidents."""
     options = options or InvestigationOptions()
+    extra = tuple(d for d in options.extra_dimensions if d not in metric.dimensions)
+    if extra:  # e.g. new columns drift found (warehouse_rca.dimensions), for this run only
+        metric = dataclasses.replace(metric, dimensions=metric.dimensions + extra)
     clash = sorted(set(metric.dimensions) & RESERVED_NAMES)
     if clash:
         raise InputError(
@@ -200,7 +246,9 @@ def investigate(
     # attribution: the comment shows up in pg_stat_activity and query histories).
     run_id = run_id_for(metric, {"baseline": baseline, "current": current}, options)
     with sql.query_tag(run_id):
-        return _investigate(engine, metric, baseline=baseline, current=current, options=options)
+        result = _investigate(engine, metric, baseline=baseline, current=current, options=options)
+    result.knowledge = knowledge
+    return result
 
 
 def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
@@ -211,11 +259,23 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
         metric, columns, baseline=baseline, current=current,
         max_depth=options.max_depth, min_support=options.min_support,
     )
-    cube = label_cube(engine.query(cube_sql(plan, engine.DIALECT)), plan)
     periods = {"baseline": baseline, "current": current}
-    _check_cube(cube, metric, periods)
-    loc = localize(cube, options.localize)
-    cube, loc, deeper_queries = deepen(engine, plan, cube, loc, options.localize)
+    # Additive metrics: leaf-evidence search; ratio metrics: segment statistics (search.locate).
+    cube, loc, cube_queries = locate(engine, plan, options.localize,
+                                     check=lambda c: _check_cube(c, metric, periods))
+    deeper_queries = cube_queries - 1
+    report = None
+    if options.causal and plan.mode == "periods":
+        from warehouse_rca.causal import validate
+
+        report = validate(engine, plan, loc, periods, options.causal_settings,
+                          min_share=options.localize.min_share)
+        loc = report.localization
+        deeper_queries += report.queries
+    # The framework's hierarchies and groups (warehouse_rca.dimensions): a parent and its child
+    # are reported once, causes carry their group, group_priority mildly orders them.
+    loc, arrangement, framework_queries = arrange_causes(engine, plan, loc)
+    deeper_queries += framework_queries
     return Investigation(
         run_id=run_id_for(metric, periods, options),
         metric=metric,
@@ -226,4 +286,6 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
         started_at=started,
         elapsed_seconds=time.perf_counter() - clock,
         queries=2 + deeper_queries,
+        causal=report,
+        framework=arrangement,
     )

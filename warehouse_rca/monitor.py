@@ -15,10 +15,12 @@ Built for schedulers (cron, Airflow, dbt hooks, Snowflake tasks):
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import click
@@ -26,14 +28,19 @@ import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.config import MetricSpec, Period, load_project, load_target
+from warehouse_rca.causal import CausalSettings
+from warehouse_rca.config import EventsSpec, MetricSpec, Period, load_project, load_target
 from warehouse_rca.cube import source_expression
 from warehouse_rca.detect import DetectionSettings, Excursion, detect
+from warehouse_rca.dimensions import detect_drift, write_drift
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import ConfigError, InputError, RcaError
+from warehouse_rca.feedback import load_knowledge
 from warehouse_rca.findings import _columns, write_investigation
 from warehouse_rca.investigate import InvestigationOptions, investigate
+
+log = logging.getLogger("warehouse_rca.monitor")
 
 EXIT_NOTHING_FOUND = 0
 EXIT_ANOMALIES_FOUND = 10
@@ -125,7 +132,14 @@ def _last_processed(engine: Engine, table: exp.Table, metric: str) -> datetime |
 
 def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: datetime,
                    window_start: datetime | None = None, investigate_anomalies: bool = True,
+                   events: EventsSpec | None = None, include_new_dimensions: bool = False,
                    **thresholds: Any) -> MetricOutcome:
+    """Detect on ``metric``'s series over the window and investigate each new excursion.
+
+    Each investigation uses the project's change ``events`` in its causal checks and the
+    analysts' verdicts (knowledge base) in its ranking; the dimensional framework it used and the
+    drift found for its periods are recorded (``dimension_frameworks`` / ``dimension_drift``), and
+    ``include_new_dimensions`` adds new dimension-like source columns to that run."""
     tables = _ensure(engine, schema)
     step = GRAIN_STEP[metric.grain]
     end = as_of + step  # as_of's bucket included
@@ -148,7 +162,11 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
             baseline = Period(start - BASELINE_BUCKETS[metric.grain] * step, start, "seasonal baseline")
             current = Period(start, excursion.end.to_pydatetime() + step, "anomaly")
             try:
-                inv = investigate(engine, metric, baseline=baseline, current=current, options=InvestigationOptions())
+                extra = _record_drift(engine, metric, schema, baseline, current, include_new_dimensions)
+                options = InvestigationOptions(causal_settings=CausalSettings(events=events),
+                                               extra_dimensions=extra)
+                inv = investigate(engine, metric, baseline=baseline, current=current, options=options,
+                                  knowledge=load_knowledge(engine, schema, metric.name))
             except InputError as err:  # e.g. no baseline rows yet: keep the anomaly, say why
                 outcome.investigations.append({"error": str(err)})
             else:
@@ -177,6 +195,19 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
         _insert(engine, tables["monitor_state"], STATE_COLUMNS,
                 [{"metric": metric.name, "last_bucket": newest, "updated_at": now}])
     return outcome
+
+
+def _record_drift(engine: Engine, metric: MetricSpec, schema: str, baseline: Period, current: Period,
+                  include_new: bool) -> tuple[str, ...]:
+    """Record the framework this run uses and its drift; the new dimensions to add, if asked.
+    Drift is advice: when it cannot be computed the investigation still runs (logged)."""
+    try:
+        report = detect_drift(engine, metric, baseline, current, schema=schema, include_new=include_new)
+        write_drift(engine, schema, report.run_id, report)
+    except (ConfigError, InputError) as err:
+        log.warning("metric %s: dimension drift not recorded: %s", metric.name, err)
+        return ()
+    return tuple(report.new_dimensions) if include_new else ()
 
 
 def _insert(engine: Engine, table: exp.Table, spec: tuple[tuple[str, str], ...], rows: list[dict[str, Any]]) -> None:
@@ -247,6 +278,9 @@ def _common(fn: Any) -> Any:
         click.option("--min-volume", type=float, help="Values below this never alarm (default 0)."),
         click.option("--no-investigate", is_flag=True, help="Detect only."),
         click.option("--format", "output", type=click.Choice(["text", "json"]), default="text"),
+        click.option("--report-dir", type=click.Path(file_okay=False), help="Write each investigated anomaly's HTML report here (<run_id>.html)."),
+        click.option("--include-new-dimensions", is_flag=True, help="Add new dimension-like source columns (drift) to this run's investigations."),
+        click.option("--alerts/--no-alerts", default=True, show_default=True, help="Send the project's webhook/email alerts, one per incident."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -255,18 +289,37 @@ def _common(fn: Any) -> Any:
 
 def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str | None, target: str | None,
          as_of: str | None, backfill: str | None, sigma: float | None, min_relative_change: float | None,
-         min_volume: float | None, no_investigate: bool, output: str) -> None:
+         min_volume: float | None, no_investigate: bool, output: str, report_dir: str | None = None,
+         include_new_dimensions: bool = False, alerts: bool = True) -> None:
+    from warehouse_rca.alerts import incidents_from_outcome, load_alert_settings, send_incidents
+    from warehouse_rca.investigate import value_format
+
     try:
         spec = load_project(project)
         metrics = [spec.metric(n) for n in metric_names] if metric_names else list(spec.metrics.values())
+        alert_settings = load_alert_settings(spec.path) if alerts else None
+        if report_dir is not None and not Path(report_dir).is_dir():
+            raise ConfigError(f"--report-dir {report_dir}: not an existing folder")
         engine = connect(load_target(profiles_dir, target))
         try:
+            schema = spec.findings_schema or engine.findings_schema
             result = run_monitor(
-                engine, metrics, spec.findings_schema or engine.findings_schema, as_of=_as_of(as_of),
+                engine, metrics, schema, as_of=_as_of(as_of),
                 backfill=Period.parse(backfill, option="--backfill") if backfill else None,
                 investigate_anomalies=not no_investigate, sigma=sigma,
                 min_relative_change=min_relative_change, min_volume=min_volume,
+                events=spec.events, include_new_dimensions=include_new_dimensions,
             )
+            if report_dir is not None:
+                _write_reports(engine, schema, spec, result, Path(report_dir))
+            if alert_settings is not None and alert_settings.channels:
+                # One alert per incident (excursion), never twice for the same one (alerts_sent).
+                by_name = {m.name: m for m in metrics}
+                for outcome in result.outcomes:
+                    incidents = incidents_from_outcome(outcome, value_format(by_name[outcome.metric]))
+                    for sent in send_incidents(incidents, alert_settings, engine=engine, schema=schema):
+                        if sent.error:
+                            click.echo(f"warning: {sent.channel} alert not sent: {sent.error}", err=True)
         finally:
             engine.close()
     except RcaError as err:
@@ -274,6 +327,17 @@ def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str 
         sys.exit(err.exit_code)
     _report(result, output)
     sys.exit(result.exit_code)
+
+
+def _write_reports(engine: Engine, schema: str, project: Any, result: MonitorResult, folder: Path) -> None:
+    """One self-contained HTML report per investigated anomaly: ``<folder>/<run_id>.html``."""
+    from warehouse_rca.report import build_report, write_report
+
+    for outcome in result.outcomes:
+        for doc in outcome.investigations:
+            if doc.get("run_id"):
+                html = build_report(engine, schema, doc["run_id"], project)
+                click.echo(f"report written to {write_report(folder / (doc['run_id'] + '.html'), html)}", err=True)
 
 
 @click.command("detect")

@@ -115,3 +115,64 @@ def headline(doc: dict[str, Any], metric: str, value_format: str, message: str) 
         more=len(causes) - 1 if causes else 0,
         message=message,
     )
+
+
+# --------------------------------------------------------------------------- evidence sentences
+
+_METHODS = {"did": "difference-in-differences", "its": "interrupted time series"}
+_CONTROLS = {"complement": "the rest of the traffic", "synthetic": "a synthetic control"}
+
+_CAUSAL = _ENV.from_string(
+    "Causal evidence: {{ verdict }}"
+    "{% if method %}; {{ method }}{% if control %} against {{ control }}{% endif %}"
+    "{% if estimate is not none %} estimates {{ estimate }}{% endif %}"
+    "{% if p is not none %} (p = {{ p }}){% endif %}{% endif %}"
+    "{% if start %}; its change started {{ start }}{% if ordering %}, {{ ordering }} the metric's{% endif %}{% endif %}"
+    "{% if events %}; linked change: {{ events }}{% endif %}"
+    "{% if explained_by %}; explained by {{ explained_by }}{% endif %}."
+)
+
+_SEEN = _ENV.from_string(
+    "Seen before: {% for i in items %}{% if not loop.first %}; {% endif %}"
+    "{% if i.verdict == 'confirmed' %}also the cause on {{ i.date }}, confirmed by {{ i.author }}"
+    "{% elif i.verdict == 'rejected' %}also flagged on {{ i.date }}, rejected by {{ i.author }}"
+    "{% else %}also a cause on {{ i.date }} (not reviewed){% endif %}"
+    "{% if i.note %} (\"{{ i.note }}\"){% endif %}{% endfor %}"
+    "{% if status == 'confirmed' %}; a confirmed pattern, ranked up{% elif status == 'rejected' %}"
+    "; a rejected pattern, ranked down{% endif %}."
+)
+
+
+def causal_sentence(causal: dict[str, Any] | None, value_format: str = "number") -> str:
+    """One sentence from a cause's causal evidence (``causal`` JSON); empty when there is none."""
+    if not causal or not isinstance(causal, dict):
+        return ""
+    ordering = {"leads": "leading", "coincides": "with", "lags": "after"}.get(causal.get("ordering") or "")
+    start = causal.get("change_start")
+    events = ", ".join(
+        str(e.get("description") or e.get("event") or e) for e in (causal.get("events") or [])[:3]
+        if isinstance(e, dict)
+    )
+    explained = causal.get("explained_by")
+    p = causal.get("did_p_value")
+    estimate = causal.get("did_estimate")
+    return _CAUSAL.render(
+        verdict=causal.get("verdict") or "inconclusive",
+        method=_METHODS.get(causal.get("method") or "", causal.get("method")),
+        control=_CONTROLS.get(causal.get("control") or "", None),
+        estimate=fmt_points(estimate, value_format) if isinstance(estimate, (int, float)) else None,
+        p=f"{p:.3g}" if isinstance(p, (int, float)) else None,
+        start=str(start)[:10] if start else "",
+        ordering=ordering if ordering and start else "",
+        events=events,
+        explained_by=segment_label(explained) if isinstance(explained, dict) and explained else "",
+    )
+
+
+def seen_before_sentence(items: list[dict[str, Any]], status: str | None) -> str:
+    """"Seen before: also the cause on 2026-10-03, confirmed by alice." (empty when new)."""
+    if not items:
+        return ""
+    shown = [{**i, "date": i.get("date") or "an earlier run", "author": i.get("author") or "an analyst"}
+             for i in items]
+    return _SEEN.render(items=shown, status=status)

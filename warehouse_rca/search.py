@@ -13,11 +13,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.cube import Cube, CubePlan, cube_sql, label_cube
+from warehouse_rca.cube import Cube, CubePlan, cube_sql, label_cube, period_bounds
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.localize import Localization, LocalizeSettings, localize
 
@@ -85,3 +86,164 @@ def deepen(
         located = localize(cube, settings)
         depth += 1
     return cube, located, queries
+
+
+# --------------------------------------------------------------------------- leaf-evidence search
+
+#: How many leaves noise alone may push past the cutoff (RiskLoc removes the 5 most extreme
+#: deviations before reading the tail, i.e. takes the 6th).
+K_EXTREME = 6
+#: Grouping sets a single query may hold before the search goes level-wise (2^8: every
+#: combination of up to 8 dimensions in one pass).
+MAX_SETS = 256
+#: Fewer live leaves than this and the tails cannot measure the noise (K_EXTREME per side is most
+#: of them): the segment statistics of the classic path judge such small cubes instead.
+MIN_LEAVES = 4 * K_EXTREME
+
+
+def leaf_depth(n_dims: int, max_sets: int = MAX_SETS) -> int:
+    """The deepest level whose complete lattice fits in ``max_sets`` grouping sets.
+
+    >>> leaf_depth(4), leaf_depth(7), leaf_depth(20)
+    (4, 7, 2)
+    """
+    from math import comb
+
+    depth, count = 0, 1
+    while depth < n_dims and count + comb(n_dims, depth + 1) <= max_sets:
+        depth += 1
+        count += comb(n_dims, depth)
+    return max(depth, 1)
+
+
+def _set_id(plan: CubePlan, s: tuple[int, ...]) -> int:
+    return 2 ** len(plan.dimensions) - 1 - sum(2**i for i in s)
+
+
+def leaf_cube_sql(plan: CubePlan, dialect: str, frontier: tuple[tuple[int, ...], ...] = (),
+                  within: list[dict[str, str]] | None = None) -> str:
+    """The leaf-evidence cube (sql_templates/leaf_cube.sql.j2) for an additive metric."""
+    periods = period_bounds(plan)
+    return sql.render(
+        "leaf_cube.sql.j2",
+        dialect,
+        expected=plan.mode == "expected",
+        source=plan.source,
+        dims=[{"expr": e, "alias": exp.to_identifier(f"d{i}")} for i, e in enumerate(plan.dim_exprs)],
+        time=plan.time,
+        num=plan.num,
+        base_num=plan.base_num,
+        filter=plan.condition,
+        sets=[[exp.to_identifier(f"d{i}") for i in s] for s in plan.sets],
+        frontier=[_set_id(plan, s) for s in frontier],
+        # Deeper levels keep only the leaves of the segments refined, *after* the cutoff was
+        # taken over every leaf (a cutoff from a subset would judge noise by another scale).
+        within=_alias_condition(plan, within) if within else None,
+        scale=float(plan.scale),
+        k_extreme=K_EXTREME,
+        all_set=2 ** len(plan.dim_exprs) - 1,
+        **periods,
+    )
+
+
+def _alias_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.Expression:
+    """Leaves of any of ``segments``, on the labelled dimension aliases of the leaf CTE."""
+    alternatives = [
+        exp.and_(*[exp.EQ(this=exp.column(exp.to_identifier(f"d{plan.dimensions.index(d)}")),
+                          expression=sql.literal(v)) for d, v in seg.items()])
+        for seg in segments
+    ]
+    return exp.or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
+
+
+def _label_leaf_cube(raw: pd.DataFrame, plan: CubePlan) -> Cube:
+    """label_cube plus the leaf-evidence columns (kept aligned by pre-sorting on depth)."""
+    from warehouse_rca.localize import LEAF_COLUMNS
+
+    n = len(plan.dimensions)
+    sets = raw["rca_set"].astype("int64").to_numpy()
+    depth = n - np.array([bin(int(s)).count("1") for s in sets], dtype="int64")
+    raw = raw.iloc[np.argsort(depth, kind="stable")].reset_index(drop=True)
+    cube = label_cube(raw, plan)
+    for c in (*LEAF_COLUMNS, "side"):
+        cube.frame[c] = pd.to_numeric(raw[c]).astype("float64").fillna(0.0).to_numpy()
+    return cube
+
+
+def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
+                query: Callable[[str], pd.DataFrame] | None = None,
+                check: Callable[[Cube], None] | None = None) -> tuple[Cube, Localization, int] | None:
+    """Level-wise risk-and-ripple search for an additive metric (None: too few leaves for it).
+
+    The first query holds every combination up to :func:`leaf_depth` (all of them for up to 8
+    dimensions). Beyond that, apriori-style, each further level is one more query whose grouping
+    sets only extend the frontier segments that still hold unexplained abnormal leaves; segments
+    without an abnormal leaf never come back, so 20 dimensions cost a bounded number of rows.
+    """
+    from warehouse_rca.localize import localize_leaves
+
+    run = query or engine.query
+    n = len(plan.dimensions)
+    depth = leaf_depth(n)
+    sets = grouping_sets_upto(n, depth)
+    frontier = tuple(s for s in sets if len(s) == depth) if depth < n else ()
+    plan = dataclasses.replace(plan, sets=sets)
+    cube = _label_leaf_cube(run(leaf_cube_sql(plan, engine.DIALECT, frontier)), plan)
+    if check is not None:
+        check(cube)
+    root = cube.frame[cube.frame["depth"] == 0]
+    if root.empty or float(root["dev_n"].iloc[0]) < MIN_LEAVES:
+        return None
+    located = localize_leaves(cube, alpha=settings.alpha)
+    queries = 1
+    while depth < n:
+        # Frontier segments whose abnormal leaves the chosen causes do not explain: refine them.
+        frame = cube.frame
+        chosen = [frozenset(c.segment.items()) for c in located.root_causes]
+        grow = []
+        for _, row in frame[(frame["depth"] == depth) & (frame["ab_leaves"] > 0)].iterrows():
+            seg = {d: row[d] for d in plan.dimensions if row[d] is not None and not pd.isna(row[d])}
+            if not any(c <= frozenset(seg.items()) for c in chosen):
+                grow.append((float(row["ab_w"]), seg))
+        if not grow:
+            break
+        grow = [seg for _, seg in sorted(grow, key=lambda g: -g[0])[:MAX_SETS]]
+        child_sets = tuple(s for s in _children_sets(plan, grow) if len(s) == depth + 1)
+        deeper = dataclasses.replace(plan, sets=((), *child_sets))
+        depth += 1
+        raw = run(leaf_cube_sql(deeper, engine.DIALECT, child_sets if depth < n else (), within=grow))
+        queries += 1
+        children = _label_leaf_cube(raw, deeper).frame
+        children = children[children["depth"] == depth]
+        if children.empty:
+            break
+        cube = dataclasses.replace(cube, frame=pd.concat([cube.frame, children], ignore_index=True),
+                                   queries=cube.queries + 1)
+        located = localize_leaves(cube, alpha=settings.alpha)
+    return cube, located, queries
+
+
+def grouping_sets_upto(n: int, depth: int) -> tuple[tuple[int, ...], ...]:
+    import itertools
+
+    return tuple(c for k in range(depth + 1) for c in itertools.combinations(range(n), k))
+
+
+def locate(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
+           check: Callable[[Cube], None] | None = None) -> tuple[Cube, Localization, int]:
+    """Stage 1 + 3 for any metric: additive metrics get the leaf-evidence search (every leaf has
+    its own expected value, so leaves can be judged one by one in the warehouse); ratio metrics
+    the segment statistics with rate/mix decomposition (a leaf's rate alone cannot show a mix
+    shift) and level-wise deepening. Returns the cube, the localization and the queries issued."""
+    leaf_queries = 0
+    if plan.metric.kind == "additive":
+        found = leaf_search(engine, plan, settings, check=check)
+        if found is not None:
+            return found
+        leaf_queries = 1  # a small cube: a second, cheap query with the segment statistics
+    cube = label_cube(engine.query(cube_sql(plan, engine.DIALECT)), plan)
+    if check is not None:
+        check(cube)
+    located = localize(cube, settings)
+    cube, located, extra = deepen(engine, plan, cube, located, settings)
+    return cube, located, 1 + leaf_queries + extra

@@ -198,6 +198,45 @@ def parse_row_measure(text: str, columns: Sequence[str], where: str) -> exp.Expr
     return _check_nodes(inner, _MEASURE_NODES, columns, where)
 
 
+# A derived dimension (a row-level expression, see warehouse_rca.dimensions) may also bucket
+# (FLOOR/CEIL/ROUND, integer division), take date parts (EXTRACT, hour(), dayofweek(), month(),
+# date_trunc) and map values (CASE, IF, concatenation, substrings). No aggregates, windows,
+# subqueries or unknown functions: one value per row, computed from that row only.
+_DIMENSION_NODES = _MEASURE_NODES + (
+    exp.Floor, exp.Ceil, exp.Round, exp.IntDiv, exp.Extract, exp.Var, exp.Hour, exp.Minute,
+    exp.DayOfWeek, exp.DayOfWeekIso, exp.DayOfMonth, exp.Day, exp.Month, exp.Quarter, exp.Year,
+    exp.Week, exp.TimestampTrunc, exp.DateTrunc, exp.Substring, exp.Concat, exp.DPipe, exp.Sign,
+)
+# Date parts written as functions become EXTRACT, which every dialect sqlglot writes portably
+# (hour()/dayofweek() come out as HOUR()/DAY_OF_WEEK() in PostgreSQL, which it does not know).
+_AS_EXTRACT: dict[type[exp.Expression], str] = {
+    exp.Hour: "HOUR", exp.Minute: "MINUTE", exp.DayOfWeek: "DOW",
+}
+
+
+def parse_dimension_expr(text: str, columns: Sequence[str], where: str) -> exp.Expression:
+    """A derived dimension: a per-row expression on known columns (buckets, date parts, CASE).
+
+    >>> parse_dimension_expr("hour(ts)", ["ts"], "d").sql("postgres")
+    'EXTRACT(HOUR FROM "ts")'
+    >>> parse_dimension_expr("CASE WHEN price < 20 THEN 'low' ELSE 'high' END", ["price"], "d").sql()
+    'CASE WHEN "price" < 20 THEN \\'low\\' ELSE \\'high\\' END'
+    """
+    tree = _parse_one(text, where)
+    unknown = next(tree.find_all(exp.Anonymous), None)
+    if unknown is not None:
+        raise ConfigError(f"{where}: function {unknown.name.upper()}() is not allowed in a derived "
+                          "dimension (allowed: CASE, arithmetic, FLOOR/CEIL/ROUND, EXTRACT, hour, "
+                          "dayofweek, month, year, date_trunc, LOWER/UPPER, SUBSTRING, COALESCE)")
+    tree = _check_nodes(tree, _DIMENSION_NODES, columns, where)
+    for node in list(tree.find_all(*_AS_EXTRACT)):
+        part = exp.Extract(this=exp.var(_AS_EXTRACT[type(node)]), expression=node.this.copy())
+        if node is tree:
+            return part
+        node.replace(part)
+    return tree
+
+
 def parse_source_select(text: str, where: str) -> exp.Expression:
     """A metric defined by a SELECT: one read-only statement, used as a subquery."""
     tree = _parse_one(text, where)

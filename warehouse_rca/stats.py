@@ -30,6 +30,9 @@ tested (Benjamini-Hochberg, statsmodels).
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
@@ -198,3 +201,12 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
         out.loc[tested, "q_value"] = multipletests(p, method="fdr_bh")[1]
     out.loc[~tested, "q_value"] = out.loc[~tested, "p_value"]
     return out
+
+
+def finite_or_none(x: Any) -> float | None:
+    """``x`` as a float for JSON and findings tables; None when missing, not numeric or not finite."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None

@@ -1,67 +1,104 @@
-"""One conformance suite, run on every engine the tests can start: same data, same answers.
+"""One conformance suite, written once and run on every engine the tests can start: the same
+generated data must give the same cube, the same root causes and the same findings everywhere.
 
-DuckDB is embedded; PostgreSQL is a real server started by the test session (tests/pgserver.py).
+DuckDB is embedded; PostgreSQL is a real server (tests/pgserver.py); Snowflake is fakesnow's
+server mode reached by the real snowflake-connector-python (Snowflake itself cannot be reached
+from CI); Spark is a Spark Connect server in local mode (tests/engineservers.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
+from click.testing import CliRunner
+from sqlglot import exp
 
+from warehouse_rca import sql
+from warehouse_rca.cli import main
 from warehouse_rca.config import Period, Target, metric_from_mapping
 from warehouse_rca.cube import cube_sql, label_cube, plan_cube, source_expression
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
-from warehouse_rca.findings import write_investigation
+from warehouse_rca.findings import fail_run, findings_tables, start_run, write_investigation
 from warehouse_rca.investigate import investigate
 
 BASE = Period.parse("2026-11-10:2026-11-16")
 CUR = Period.parse("2026-11-17:2026-11-23")
 CAUSE = {"device": "iOS", "region": "Southeast"}
+SCHEMA = "rca_conformance"
+COLUMNS = (("ts", "TIMESTAMP"), ("device", "VARCHAR"), ("region", "VARCHAR"), ("channel", "VARCHAR"),
+           ("converted", "INTEGER"), ("revenue", "DOUBLE"))
 
 
-def generated_sessions(n: int = 24_000, seed: int = 42) -> pd.DataFrame:
+def generated_sessions(n: int = 6_000, seed: int = 42) -> pd.DataFrame:
     """Two weeks of sessions; iOS users in the Southeast stop converting in the second week."""
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({
         "ts": pd.Timestamp("2026-11-10") + pd.to_timedelta(rng.integers(0, 14 * 86400, n), unit="s"),
-        "device": rng.choice(["iOS", "Android", "desktop"], n, p=[0.35, 0.35, 0.3]),
+        "device": rng.choice(["iOS", "Android", "desktop"], n, p=[0.5, 0.3, 0.2]),
         "region": rng.choice(["Northeast", "Southeast", "West"], n),
         "channel": rng.choice(["organic", "paid", "email", None], n, p=[0.4, 0.3, 0.2, 0.1]),
     })
     rate = np.where(
         (frame["ts"] >= pd.Timestamp("2026-11-17")) & (frame["device"] == "iOS") & (frame["region"] == "Southeast"),
-        0.02, 0.12,
+        0.02, 0.2,
     )
     frame["converted"] = (rng.random(n) < rate).astype(int)
     frame["revenue"] = np.round(frame["converted"] * rng.gamma(2.0, 30.0, n), 2)
     return frame
 
 
-def load_sessions(engine: Engine, frame: pd.DataFrame) -> None:
-    """Create and fill the test table (test fixture SQL): DuckDB reads the frame directly, servers
-    get bind parameters."""
-    engine.execute("DROP TABLE IF EXISTS sessions")
-    if engine.DIALECT == "duckdb":
-        engine.connection.register("incoming", frame)
-        engine.connection.execute("CREATE TABLE sessions AS SELECT * FROM incoming")
-        engine.connection.unregister("incoming")
-        return
-    engine.execute(
-        "CREATE TABLE sessions (ts TIMESTAMP, device VARCHAR(20), region VARCHAR(20), "
-        "channel VARCHAR(20), converted INTEGER, revenue DOUBLE PRECISION)"
-    )
-    marker = "%s" if engine.DIALECT == "postgres" else "?"
-    rows = [
+def _rows(frame: pd.DataFrame) -> list[tuple[object, ...]]:
+    return [
         (r.ts.to_pydatetime(), r.device, r.region, None if pd.isna(r.channel) else r.channel,
          int(r.converted), float(r.revenue))
         for r in frame.itertuples(index=False)
     ]
-    engine.executemany(f"INSERT INTO sessions VALUES ({', '.join([marker] * 6)})", rows)
+
+
+def _load_bound(engine: Engine, frame: pd.DataFrame) -> None:
+    """DB-API warehouses: CREATE TABLE from a template, then bound rows, many per statement (the
+    fakesnow server runs an executemany row by row: minutes for this table)."""
+    table = sql.table_ref("sessions")
+    engine.execute(sql.render("drop_table.sql.j2", engine.DIALECT, table=table))
+    engine.execute(sql.render("create_table.sql.j2", engine.DIALECT, table=table, columns=[
+        {"name": sql.identifier(n), "type": exp.DataType.build(t)} for n, t in COLUMNS]))
+    rows, chunk = _rows(frame), 1000
+    for i in range(0, len(rows), chunk):
+        part = rows[i:i + chunk]
+        insert = sql.render("insert_values.sql.j2", engine.DIALECT, table=table, n_rows=len(part),
+                            columns=[sql.identifier(n) for n, _ in COLUMNS])
+        engine.execute(insert, [value for row in part for value in row])
+
+
+def _load_duckdb(engine: Engine, frame: pd.DataFrame) -> None:
+    engine.connection.from_df(frame).create("sessions")  # DuckDB's bulk path: the frame itself
+
+
+def _load_spark(engine: Engine, frame: pd.DataFrame) -> None:
+    # Spark's bulk path: a DataFrame (Arrow batches over Spark Connect) saved as a table.
+    engine.session.createDataFrame(frame).write.mode("overwrite").saveAsTable("sessions")
+
+
+LOADERS: dict[str, Callable[[Engine, pd.DataFrame], None]] = {
+    "duckdb": _load_duckdb, "spark": _load_spark, "postgres": _load_bound, "snowflake": _load_bound,
+}
+
+
+def load_sessions(engine: Engine, frame: pd.DataFrame) -> None:
+    """Create and fill the ``sessions`` test table, each engine through its own bulk path."""
+    LOADERS[engine.DIALECT](engine, frame)
+
+
+def count(engine: Engine, table: exp.Table) -> int:
+    return int(engine.query(sql.render("count_rows.sql.j2", engine.DIALECT, source=table)).iloc[0, 0])
 
 
 METRIC = metric_from_mapping("conversion_rate", {
@@ -69,19 +106,35 @@ METRIC = metric_from_mapping("conversion_rate", {
     "denominator": "count(*)", "dimensions": ["device", "region", "channel"],
 }, "conformance")
 
+ENGINE_PARAMS = [
+    "duckdb",
+    pytest.param("postgres", marks=[pytest.mark.slow, pytest.mark.engine]),
+    pytest.param("snowflake", marks=[pytest.mark.slow, pytest.mark.engine]),
+    pytest.param("spark", marks=[pytest.mark.slow, pytest.mark.engine]),
+]
 
-@pytest.fixture(scope="module", params=["duckdb", pytest.param("postgres", marks=[pytest.mark.slow, pytest.mark.engine])])
+
+@pytest.fixture(scope="module", params=ENGINE_PARAMS)
 def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     if request.param == "duckdb":
         target = Target("duck", "duckdb", {"path": str(tmp_path_factory.mktemp("duck") / "w.duckdb")}, "tests")
     else:
-        target = request.getfixturevalue("postgres_target")
+        target = request.getfixturevalue(f"{request.param}_target")
     eng = connect(target)
     load_sessions(eng, generated_sessions())
-    # findings from an earlier parametrisation on the same server must not leak in
-    eng.execute("DROP SCHEMA IF EXISTS rca CASCADE")
     yield eng
     eng.close()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The investigation on the embedded engine: what every other engine must reproduce."""
+    eng = connect(Target("ref", "duckdb", {"path": str(tmp_path_factory.mktemp("ref") / "r.duckdb")}, "tests"))
+    try:
+        _load_duckdb(eng, generated_sessions())
+        return investigate(eng, METRIC, baseline=BASE, current=CUR).to_json()
+    finally:
+        eng.close()
 
 
 def test_cube_matches_pandas(engine: Engine) -> None:
@@ -97,19 +150,64 @@ def test_cube_matches_pandas(engine: Engine) -> None:
     assert len(nulls) == 1 and nulls["cur_den"].iloc[0] == cur["channel"].isna().sum()
 
 
-def test_same_root_cause_on_every_engine(engine: Engine) -> None:
+def test_same_root_cause_on_every_engine(engine: Engine, reference: dict[str, object]) -> None:
     doc = investigate(engine, METRIC, baseline=BASE, current=CUR).to_json()
     assert doc["root_causes"][0]["segment"] == CAUSE
     assert doc["root_causes"][0]["effect"] == "rate"
+    # not just the top cause: the whole ranked list and its numbers match the embedded engine
+    assert [(c["segment"], c["effect"]) for c in doc["root_causes"]] == \
+        [(c["segment"], c["effect"]) for c in reference["root_causes"]]  # type: ignore[index]
+    assert doc["current_value"] == pytest.approx(reference["current_value"], rel=1e-9)
+    assert [c["contribution"] for c in doc["root_causes"]] == pytest.approx(
+        [c["contribution"] for c in reference["root_causes"]], rel=1e-6)  # type: ignore[index]
 
 
 def test_findings_rerun_is_idempotent(engine: Engine) -> None:
-    for _ in range(2):
-        write_investigation(engine, investigate(engine, METRIC, baseline=BASE, current=CUR))
-    runs = engine.query("SELECT COUNT(*) AS n FROM rca.runs").iloc[0, 0]
-    causes = engine.query("SELECT COUNT(*) AS n FROM rca.latest_root_causes").iloc[0, 0]
-    assert runs == 1 and causes >= 1
-    assert engine.query("SELECT COUNT(*) AS n FROM rca.root_causes").iloc[0, 0] == causes
+    tables = findings_tables(SCHEMA)
+    found = investigate(engine, METRIC, baseline=BASE, current=CUR)
+    write_investigation(engine, found, schema=SCHEMA)
+    first = count(engine, tables["root_causes"])
+    write_investigation(engine, investigate(engine, METRIC, baseline=BASE, current=CUR), schema=SCHEMA)
+    assert count(engine, tables["runs"]) == 1
+    assert count(engine, tables["latest_runs"]) == 1
+    causes = count(engine, tables["latest_root_causes"])
+    assert causes == first == len(found.to_json()["root_causes"]) >= 1
+    assert count(engine, tables["root_causes"]) == causes
+
+
+def test_failed_attempt_is_recorded_without_hiding_findings(engine: Engine) -> None:
+    tables = findings_tables(SCHEMA)
+    write_investigation(engine, investigate(engine, METRIC, baseline=BASE, current=CUR), schema=SCHEMA)
+    before = count(engine, tables["runs"])
+    attempt = start_run(engine, "conformance-failed-run", "conversion_rate", SCHEMA)
+    assert fail_run(engine, attempt, "the warehouse said no")
+    assert count(engine, tables["runs"]) > before
+    assert count(engine, tables["latest_runs"]) == 1  # a failed run never becomes the latest
+
+
+def test_cli_investigates_through_the_profile(engine: Engine, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command a team runs: profiles.yml names the warehouse; the findings land in it."""
+    target = engine.target
+    settings = {k: v for k, v in target.settings.items() if not Target.is_secret_key(k)}
+    for key in (k for k in target.settings if Target.is_secret_key(k)):
+        monkeypatch.setenv(f"RCA_CONFORMANCE_{key.upper()}", str(target.settings[key]))
+        settings[key] = "{{ env_var('RCA_CONFORMANCE_" + key.upper() + "') }}"
+    doc = {"warehouse_rca": {"target": "t", "outputs": {"t": {"type": target.type, **settings}}}}
+    (tmp_path / "profiles.yml").write_text(yaml.safe_dump(doc))
+    engine.close()  # DuckDB allows one writer per file: the CLI opens the warehouse itself
+    try:
+        result = CliRunner().invoke(main, [
+            "investigate", "--table", "sessions", "--time-column", "ts", "--numerator", "sum(converted)",
+            "--denominator", "count(*)", "--dimensions", "device,region,channel", "--baseline", BASE.text,
+            "--current", CUR.text, "--profiles-dir", str(tmp_path), "--findings-schema", "rca_cli",
+            "--format", "json",
+        ], catch_exceptions=False)
+    finally:
+        engine.reconnect()
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["root_causes"][0]["segment"] == CAUSE
+    assert count(engine, findings_tables("rca_cli")["latest_root_causes"]) >= 1
 
 
 def test_bad_input_is_a_clear_error(engine: Engine) -> None:

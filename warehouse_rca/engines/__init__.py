@@ -13,7 +13,13 @@ ENGINES: dict[str, tuple[str, str]] = {
     "duckdb": ("warehouse_rca.engines.duckdb", "DuckDBEngine"),
     "postgres": ("warehouse_rca.engines.postgres", "PostgresEngine"),
     "postgresql": ("warehouse_rca.engines.postgres", "PostgresEngine"),
+    "snowflake": ("warehouse_rca.engines.snowflake", "SnowflakeEngine"),
+    "spark": ("warehouse_rca.engines.spark", "SparkEngine"),
+    "databricks": ("warehouse_rca.engines.spark", "DatabricksEngine"),
 }
+
+#: profile type -> the pip extra that installs its driver.
+EXTRAS: dict[str, str] = {"postgresql": "postgres", "databricks": "spark"}
 
 
 def connect(target: Target) -> Engine:
@@ -28,7 +34,7 @@ def connect(target: Target) -> Engine:
         module = importlib.import_module(module_name)
     except ImportError as err:
         raise ConfigError(
-            f"the {target.type} engine needs an extra: pip install 'warehouse-rca[{target.type}]' ({err})"
+            f"the {target.type} engine needs an extra: pip install 'warehouse-rca[{EXTRAS.get(target.type, target.type)}]' ({err})"
         ) from None
     return getattr(module, class_name)(target)
 

@@ -31,6 +31,10 @@ class Engine:
     SUPPORTS_SCHEMAS = True
     #: DDL can run inside a transaction and be rolled back with the data.
     TRANSACTIONAL_DDL = True
+    #: DELETE/UPDATE on ordinary tables. False on plain Spark tables (parquet): findings tables are
+    #: then partitioned by run_id and a run is replaced by overwriting its partition
+    #: (``overwrite_partition``).
+    ROW_LEVEL_DML = True
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -56,6 +60,16 @@ class Engine:
 
     def _release(self, cur: Any) -> None:
         cur.close()
+
+    def _result_name(self, name: str) -> str:
+        """A result column's name as the tool's lower-case aliases expect it (see SnowflakeEngine)."""
+        return name
+
+    def overwrite_partition(self, table: exp.Table, columns: Sequence[tuple[str, str]], key: str,
+                            value: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Replace the ``key = value`` partition of ``table`` with ``rows`` in one statement; only
+        engines without ROW_LEVEL_DML need it."""
+        raise NotImplementedError(f"{self.target.type} replaces findings with DELETE, not by partition")
 
     def _is_transient(self, err: BaseException) -> bool:
         """A driver error worth retrying (lost connection, serialization failure): none by default."""
@@ -111,7 +125,7 @@ class Engine:
         cur = self._cursor()
         try:
             cur.execute(statement, params) if params is not None else cur.execute(statement)
-            names = [d[0] for d in cur.description or []]
+            names = [self._result_name(d[0]) for d in cur.description or []]
             rows = cur.fetchall()
         except Exception as err:
             raise self._wrap(err, statement) from err

@@ -1,0 +1,19 @@
+# Include from your model: include: "/bi/looker/warehouse_rca.view.lkml"
+# One row per finding of the latest succeeded run per metric, with its run and the latest verdict.
+# For every run (history), point the views' sql_table_name at rca.runs / rca.root_causes instead
+# (then filter runs on status = 'succeeded').
+explore: rca_root_causes {
+  label: "Root causes (warehouse-rca)"
+  description: "Why metrics moved: one row per finding, ranked, with evidence and verification SQL."
+  join: rca_runs {
+    type: left_outer
+    relationship: many_to_one
+    sql_on: ${rca_root_causes.run_id} = ${rca_runs.run_id} ;;
+  }
+  join: rca_feedback {
+    type: left_outer
+    relationship: one_to_one
+    sql_on: ${rca_root_causes.run_id} = ${rca_feedback.run_id}
+        AND ${rca_root_causes.finding_id} = ${rca_feedback.finding_id} ;;
+  }
+}

@@ -1,0 +1,439 @@
+# warehouse-rca findings for Looker. Schema `rca` (the project's findings_schema): edit
+# sql_table_name if yours differs. latest_* views hold the latest succeeded run per metric.
+
+view: rca_runs {
+  sql_table_name: rca.latest_runs ;;
+
+  dimension: run_id {
+    type: string
+    primary_key: yes
+    sql: ${TABLE}.run_id ;;
+    description: "Run key: a hash of the question asked (metric, source, periods, options); a rerun replaces its rows."
+  }
+  dimension: metric {
+    type: string
+    sql: ${TABLE}.metric ;;
+    description: "Metric name from the project file."
+  }
+  dimension: metric_kind {
+    type: string
+    sql: ${TABLE}.metric_kind ;;
+    description: "additive or ratio."
+  }
+  dimension_group: baseline_start {
+    type: time
+    timeframes: [raw, time, date, week, month]
+    sql: ${TABLE}.baseline_start ;;
+    description: "Baseline period start (inclusive)."
+  }
+  dimension_group: baseline_end {
+    type: time
+    timeframes: [raw, time, date, week, month]
+    sql: ${TABLE}.baseline_end ;;
+    description: "Baseline period end (exclusive)."
+  }
+  dimension_group: current_start {
+    type: time
+    timeframes: [raw, time, date, week, month]
+    sql: ${TABLE}.current_start ;;
+    description: "Current period start (inclusive); the incident date."
+  }
+  dimension_group: current_end {
+    type: time
+    timeframes: [raw, time, date, week, month]
+    sql: ${TABLE}.current_end ;;
+    description: "Current period end (exclusive)."
+  }
+  dimension: baseline_value {
+    type: number
+    sql: ${TABLE}.baseline_value ;;
+    description: "Metric (or segment) value over the baseline period."
+  }
+  dimension: current_value {
+    type: number
+    sql: ${TABLE}.current_value ;;
+    description: "Metric (or segment) value over the current period."
+  }
+  dimension: change {
+    type: number
+    sql: ${TABLE}.change ;;
+    description: "current_value - baseline_value."
+  }
+  dimension: relative_change {
+    type: number
+    sql: ${TABLE}.relative_change ;;
+    description: "change / baseline_value."
+  }
+  dimension: p_value {
+    type: number
+    sql: ${TABLE}.p_value ;;
+    description: "p-value of the change."
+  }
+  dimension: significant {
+    type: yesno
+    sql: ${TABLE}.significant ;;
+    description: "Whether the overall change is significant."
+  }
+  dimension: n_root_causes {
+    type: number
+    sql: ${TABLE}.n_root_causes ;;
+    description: "Number of root causes kept."
+  }
+  dimension: summary {
+    type: string
+    sql: ${TABLE}.summary ;;
+    description: "One-sentence headline of the run."
+  }
+  dimension: status {
+    type: string
+    sql: ${TABLE}.status ;;
+    description: "running, succeeded or failed; the latest_* views keep succeeded runs."
+  }
+  dimension_group: started_at {
+    type: time
+    timeframes: [raw, time, date, week, month]
+    sql: ${TABLE}.started_at ;;
+    description: "When the attempt started (UTC)."
+  }
+  dimension_group: finished_at {
+    type: time
+    timeframes: [raw, time, date, week, month]
+    sql: ${TABLE}.finished_at ;;
+    description: "When it finished (UTC)."
+  }
+  dimension: tool_version {
+    type: string
+    sql: ${TABLE}.tool_version ;;
+    description: "warehouse-rca version."
+  }
+  dimension: parameters {
+    type: string
+    sql: ${TABLE}.parameters ;;
+    description: "JSON of the investigation options."
+  }
+  dimension: attempt_id {
+    type: string
+    sql: ${TABLE}.attempt_id ;;
+    description: "One attempt of the run."
+  }
+  dimension: error {
+    type: string
+    sql: ${TABLE}.error ;;
+    description: "Error text of a failed attempt."
+  }
+  measure: incidents {
+    type: count
+  }
+}
+
+view: rca_root_causes {
+  sql_table_name: rca.latest_root_causes ;;
+
+  dimension: run_id {
+    type: string
+    sql: ${TABLE}.run_id ;;
+    description: "Run key: a hash of the question asked (metric, source, periods, options); a rerun replaces its rows."
+  }
+  dimension: finding_id {
+    type: string
+    primary_key: yes
+    sql: ${TABLE}.finding_id ;;
+    description: "Stable key of a finding: hash of run_id and segment (same across reruns)."
+  }
+  dimension: rank {
+    type: number
+    sql: ${TABLE}.rank ;;
+    description: "Rank within the run (1 = most important, after the knowledge-base prior)."
+  }
+  dimension: metric {
+    type: string
+    sql: ${TABLE}.metric ;;
+    description: "Metric name from the project file."
+  }
+  dimension: segment {
+    type: string
+    sql: ${TABLE}.segment ;;
+    description: "Segment as JSON, e.g. {\"device\": \"ios\"}."
+  }
+  dimension: segment_label {
+    type: string
+    sql: ${TABLE}.segment_label ;;
+    description: "Segment as text, e.g. device = ios."
+  }
+  dimension: dimensions {
+    type: string
+    sql: ${TABLE}.dimensions ;;
+    description: "Comma-separated dimensions of the segment."
+  }
+  dimension: depth {
+    type: number
+    sql: ${TABLE}.depth ;;
+    description: "Number of dimensions in the segment."
+  }
+  dimension: baseline_value {
+    type: number
+    sql: ${TABLE}.baseline_value ;;
+    description: "Metric (or segment) value over the baseline period."
+  }
+  dimension: current_value {
+    type: number
+    sql: ${TABLE}.current_value ;;
+    description: "Metric (or segment) value over the current period."
+  }
+  dimension: change {
+    type: number
+    sql: ${TABLE}.change ;;
+    description: "current_value - baseline_value."
+  }
+  dimension: contribution {
+    type: number
+    sql: ${TABLE}.contribution ;;
+    description: "Part of the metric's change this finding explains (metric units)."
+  }
+  dimension: share_of_change {
+    type: number
+    sql: ${TABLE}.share_of_change ;;
+    description: "contribution / total change."
+  }
+  dimension: effect {
+    type: string
+    sql: ${TABLE}.effect ;;
+    description: "rate, mix or both."
+  }
+  dimension: rate_effect {
+    type: number
+    sql: ${TABLE}.rate_effect ;;
+    description: "Contribution from the segment's own value changing."
+  }
+  dimension: mix_effect {
+    type: number
+    sql: ${TABLE}.mix_effect ;;
+    description: "Contribution from its share changing."
+  }
+  dimension: baseline_support {
+    type: number
+    sql: ${TABLE}.baseline_support ;;
+    description: "Segment volume (denominator) in the baseline."
+  }
+  dimension: current_support {
+    type: number
+    sql: ${TABLE}.current_support ;;
+    description: "Segment volume in the current period."
+  }
+  dimension: p_value {
+    type: number
+    sql: ${TABLE}.p_value ;;
+    description: "p-value of the change."
+  }
+  dimension: confidence {
+    type: number
+    sql: ${TABLE}.confidence ;;
+    description: "0-1 confidence of the finding."
+  }
+  dimension: counterfactual_value {
+    type: number
+    sql: ${TABLE}.counterfactual_value ;;
+    description: "Metric value without this cause."
+  }
+  dimension: counterfactual_low {
+    type: number
+    sql: ${TABLE}.counterfactual_low ;;
+    description: "95% interval low of the counterfactual."
+  }
+  dimension: counterfactual_high {
+    type: number
+    sql: ${TABLE}.counterfactual_high ;;
+    description: "95% interval high of the counterfactual."
+  }
+  dimension: causal_verdict {
+    type: string
+    sql: ${TABLE}.causal_verdict ;;
+    description: "Causal validation verdict: confirmed, supported, inconclusive or demoted."
+  }
+  dimension: causal_score {
+    type: number
+    sql: ${TABLE}.causal_score ;;
+    description: "Causal checks' score (multiplies the confidence)."
+  }
+  dimension: drilldown_confidence {
+    type: number
+    sql: ${TABLE}.drilldown_confidence ;;
+    description: "Confidence before the causal checks."
+  }
+  dimension_group: change_start {
+    type: time
+    timeframes: [raw, time, date, week, month]
+    sql: ${TABLE}.change_start ;;
+    description: "When the segment's change started."
+  }
+  dimension_group: aggregate_change_start {
+    type: time
+    timeframes: [raw, time, date, week, month]
+    sql: ${TABLE}.aggregate_change_start ;;
+    description: "When the metric's change started."
+  }
+  dimension: ordering {
+    type: string
+    sql: ${TABLE}.ordering ;;
+    description: "Segment change leads, coincides with or lags the metric's."
+  }
+  dimension: did_estimate {
+    type: number
+    sql: ${TABLE}.did_estimate ;;
+    description: "Difference-in-differences estimate."
+  }
+  dimension: did_std_error {
+    type: number
+    sql: ${TABLE}.did_std_error ;;
+    description: "Its standard error."
+  }
+  dimension: did_p_value {
+    type: number
+    sql: ${TABLE}.did_p_value ;;
+    description: "Its p-value."
+  }
+  dimension: causal_control {
+    type: string
+    sql: ${TABLE}.causal_control ;;
+    description: "Control used: complement or synthetic."
+  }
+  dimension: pre_trend_p_value {
+    type: number
+    sql: ${TABLE}.pre_trend_p_value ;;
+    description: "Pre-trend test p-value."
+  }
+  dimension: parallel_trends {
+    type: yesno
+    sql: ${TABLE}.parallel_trends ;;
+    description: "Whether pre-trends are parallel."
+  }
+  dimension: explained_by {
+    type: string
+    sql: ${TABLE}.explained_by ;;
+    description: "Segment that explains this one away, if any."
+  }
+  dimension: causal_counterfactual_value {
+    type: number
+    sql: ${TABLE}.causal_counterfactual_value ;;
+    description: "Causal counterfactual value."
+  }
+  dimension: causal_counterfactual_low {
+    type: number
+    sql: ${TABLE}.causal_counterfactual_low ;;
+    description: "Its 95% low."
+  }
+  dimension: causal_counterfactual_high {
+    type: number
+    sql: ${TABLE}.causal_counterfactual_high ;;
+    description: "Its 95% high."
+  }
+  dimension: causal_evidence {
+    type: string
+    sql: ${TABLE}.causal_evidence ;;
+    description: "Full causal evidence as JSON."
+  }
+  dimension: narrative {
+    type: string
+    sql: ${TABLE}.narrative ;;
+    description: "Plain-language sentence for the finding."
+  }
+  dimension_group: created_at {
+    type: time
+    timeframes: [raw, time, date, week, month]
+    sql: ${TABLE}.created_at ;;
+    description: "When the row was written (UTC)."
+  }
+  dimension: verification_sql {
+    type: string
+    sql: ${TABLE}.verification_sql ;;
+    description: "The query, in the warehouse's dialect, reproducing this finding's numbers from the source."
+  }
+  dimension: ranking_prior {
+    type: number
+    sql: ${TABLE}.ranking_prior ;;
+    description: "Knowledge-base prior used in ranking: 3 confirmed pattern, 1/3 rejected, 1 otherwise."
+  }
+  dimension: knowledge {
+    type: string
+    sql: ${TABLE}.knowledge ;;
+    description: "confirmed / rejected when analysts reviewed this segment before; null otherwise."
+  }
+  measure: findings {
+    type: count
+  }
+  measure: total_contribution {
+    type: sum
+    sql: ${contribution} ;;
+  }
+}
+
+view: rca_feedback {
+  sql_table_name: rca.latest_feedback ;;
+
+  dimension: feedback_id {
+    type: string
+    primary_key: yes
+    sql: ${TABLE}.feedback_id ;;
+    description: "Key of one verdict."
+  }
+  dimension: run_id {
+    type: string
+    sql: ${TABLE}.run_id ;;
+    description: "Run key: a hash of the question asked (metric, source, periods, options); a rerun replaces its rows."
+  }
+  dimension: finding_id {
+    type: string
+    sql: ${TABLE}.finding_id ;;
+    description: "Stable key of a finding: hash of run_id and segment (same across reruns)."
+  }
+  dimension: metric {
+    type: string
+    sql: ${TABLE}.metric ;;
+    description: "Metric name from the project file."
+  }
+  dimension: segment {
+    type: string
+    sql: ${TABLE}.segment ;;
+    description: "Segment as JSON, e.g. {\"device\": \"ios\"}."
+  }
+  dimension: segment_label {
+    type: string
+    sql: ${TABLE}.segment_label ;;
+    description: "Segment as text, e.g. device = ios."
+  }
+  dimension: verdict {
+    type: string
+    sql: ${TABLE}.verdict ;;
+    description: "confirmed or rejected."
+  }
+  dimension: author {
+    type: string
+    sql: ${TABLE}.author ;;
+    description: "Who gave the verdict."
+  }
+  dimension: note {
+    type: string
+    sql: ${TABLE}.note ;;
+    description: "Why."
+  }
+  dimension_group: incident_start {
+    type: time
+    timeframes: [raw, time, date, week, month]
+    sql: ${TABLE}.incident_start ;;
+    description: "Current-period start of the run the verdict is about."
+  }
+  dimension_group: created_at {
+    type: time
+    timeframes: [raw, time, date, week, month]
+    sql: ${TABLE}.created_at ;;
+    description: "When the row was written (UTC)."
+  }
+  measure: confirmations {
+    type: count
+    filters: [verdict: "confirmed"]
+  }
+  measure: rejections {
+    type: count
+    filters: [verdict: "rejected"]
+  }
+}

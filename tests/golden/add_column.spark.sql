@@ -1,0 +1,2 @@
+ALTER TABLE `rca`.`runs`
+ADD COLUMN `error` STRING

@@ -1,0 +1,3 @@
+DELETE FROM `rca`.`root_causes`
+WHERE
+  run_id = 'r-0001'

@@ -1,0 +1,21 @@
+CREATE SCHEMA IF NOT EXISTS `rca`;
+CREATE TABLE IF NOT EXISTS `rca`.`runs` (
+  `run_id` STRING,
+  `rank` INT,
+  `value` DOUBLE,
+  `significant` BOOLEAN,
+  `created_at` TIMESTAMP_NTZ
+)
+PARTITIONED BY (
+  `run_id`
+);
+CREATE TABLE IF NOT EXISTS `rca`.`root_causes` (
+  `run_id` STRING,
+  `rank` INT,
+  `value` DOUBLE,
+  `significant` BOOLEAN,
+  `created_at` TIMESTAMP_NTZ
+)
+PARTITIONED BY (
+  `run_id`
+)

@@ -1,0 +1,21 @@
+CREATE SCHEMA IF NOT EXISTS "rca";
+CREATE TABLE IF NOT EXISTS "rca"."runs" (
+  "run_id" VARCHAR,
+  "rank" INTEGER,
+  "value" DOUBLE,
+  "significant" BOOLEAN,
+  "created_at" TIMESTAMP
+)
+WITH (
+  PARTITIONED_BY=ARRAY['run_id']
+);
+CREATE TABLE IF NOT EXISTS "rca"."root_causes" (
+  "run_id" VARCHAR,
+  "rank" INTEGER,
+  "value" DOUBLE,
+  "significant" BOOLEAN,
+  "created_at" TIMESTAMP
+)
+WITH (
+  PARTITIONED_BY=ARRAY['run_id']
+)

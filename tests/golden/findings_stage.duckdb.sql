@@ -1,0 +1,7 @@
+CREATE TEMPORARY TABLE "rca_stage_0123abcd" (
+  "run_id" TEXT,
+  "rank" INT,
+  "value" DOUBLE,
+  "significant" BOOLEAN,
+  "created_at" TIMESTAMP
+)

@@ -1,0 +1,9 @@
+INSERT INTO "rca"."runs" (
+  "run_id",
+  "rank",
+  "value",
+  "significant",
+  "created_at"
+)
+VALUES
+  (%s, %s, %s, %s, %s)

@@ -1,0 +1,4 @@
+SELECT
+  *
+FROM `analytics`.`sessions`
+LIMIT 0

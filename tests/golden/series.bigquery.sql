@@ -1,0 +1,16 @@
+SELECT
+  TIMESTAMP_TRUNC(`session_start`, DAY) AS bucket,
+  COALESCE(SUM(CAST(`converted` AS FLOAT64)), 0) AS num,
+  COALESCE(SUM(CAST(1 AS FLOAT64)), 0) AS den,
+  COUNT(*) AS n_rows
+FROM `analytics`.`sessions`
+WHERE
+  `session_start` >= CAST('2026-11-17 00:00:00' AS DATETIME)
+  AND `session_start` < CAST('2026-11-24 00:00:00' AS DATETIME)
+  AND (
+    `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
+  )
+GROUP BY
+  1
+ORDER BY
+  1 NULLS LAST

@@ -1,0 +1,276 @@
+"""The validation loop: analysts confirm or reject findings; confirmed causes form a knowledge base.
+
+``warehouse-rca feedback RUN_ID FINDING --confirm|--reject`` appends one row to the ``feedback``
+table of the findings schema (who, when, why). Views ``latest_feedback`` (the latest verdict per
+finding) and ``knowledge_base`` (per metric and segment) expose it to BI tools.
+
+Ranking rule (applied by :meth:`KnowledgeBase.rank` to every new investigation of the metric):
+
+1. a verdict counts once per finding: the latest feedback row of a ``(run_id, finding_id)`` wins,
+   so an analyst can change their mind;
+2. per metric and *exact* segment (the same ``dimension = value`` pairs), count the findings whose
+   latest verdict is ``confirmed`` (C) and ``rejected`` (R);
+3. the segment's prior is ``3`` when C > R (a confirmed pattern), ``1/3`` when R > C (a rejected
+   one), ``1.0`` otherwise (never reviewed, or a tie);
+4. causes are ordered by ``|contribution| x prior``, largest first; ties keep the drill-down's
+   order. Ranks are renumbered; contributions, confidences and finding ids do not change.
+
+Each cause's JSON gains ``prior``, ``ranking_score``, ``knowledge`` (``confirmed``,
+``rejected`` or null) and ``seen_before`` (earlier incidents of the metric where the same segment
+was a root cause, with their verdicts), and its narrative says so
+("Seen before: also the cause on 2026-10-03, confirmed by alice.").
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pandas as pd
+from sqlglot import exp
+
+from warehouse_rca import narrative, sql
+from warehouse_rca.engines.base import Engine
+from warehouse_rca.errors import InputError
+
+CONFIRMED, REJECTED = "confirmed", "rejected"
+#: Ranking prior of a segment by its verdicts (see the module docstring).
+PRIOR_CONFIRMED, PRIOR_REJECTED, PRIOR_NEUTRAL = 3.0, 1 / 3, 1.0
+#: How many earlier incidents a cause's "seen before" note names.
+SEEN_BEFORE_LIMIT = 3
+
+FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("feedback_id", "VARCHAR"),
+    ("run_id", "VARCHAR"),
+    ("finding_id", "VARCHAR"),
+    ("metric", "VARCHAR"),
+    ("segment", "VARCHAR"),
+    ("segment_label", "VARCHAR"),
+    ("verdict", "VARCHAR"),
+    ("author", "VARCHAR"),
+    ("note", "VARCHAR"),
+    ("incident_start", "TIMESTAMP"),
+    ("created_at", "TIMESTAMP"),
+)
+
+
+def _table(schema: str, name: str) -> exp.Table:
+    return exp.Table(this=sql.identifier(name), db=sql.identifier(schema))
+
+
+def canonical_segment(segment: dict[str, Any] | str | None) -> str:
+    """The segment as the findings tables store it: JSON with sorted keys."""
+    if segment is None:
+        return "{}"
+    if isinstance(segment, str):
+        segment = json.loads(segment) if segment.strip() else {}
+    return json.dumps(segment, sort_keys=True, ensure_ascii=False)
+
+
+def select(engine: Engine, table: exp.Table, *, columns: Sequence[str] | None = None,
+           where: exp.Expression | None = None, order: Sequence[exp.Expression] = (),
+           limit: int | None = None) -> pd.DataFrame:
+    """Read rows of a findings table (small by design); None for a table that does not exist."""
+    cols: list[exp.Expression] = [exp.Star()] if not columns else [sql.identifier(c) for c in columns]
+    return engine.query(sql.render("feedback_select.sql.j2", engine.DIALECT, columns=cols, table=table,
+                                   condition=where, order=list(order), limit=limit))
+
+
+def table_exists(engine: Engine, table: exp.Table) -> bool:
+    try:
+        engine.columns_of(table)
+    except InputError:
+        return False
+    return True
+
+
+def eq(column: str, value: Any) -> exp.Expression:
+    """``column = value`` with a quoted name and a literal value."""
+    return exp.EQ(this=sql.column_ref(column), expression=sql.literal(value))
+
+
+def ensure_feedback_table(engine: Engine, schema: str) -> exp.Table:
+    """Create the feedback table and its views when missing (no DDL when they exist)."""
+    table = _table(schema, "feedback")
+    if table_exists(engine, table) and table_exists(engine, _table(schema, "knowledge_base")):
+        return table
+    for statement in sql.render_all(
+        "findings_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema), partition_by=None,
+        tables=[{"name": table, "columns": [{"name": sql.identifier(n), "type": exp.DataType.build(t)}
+                                             for n, t in FEEDBACK_COLUMNS]}],
+    ):
+        engine.execute(statement)
+    for statement in sql.render_all(
+        "feedback_views.sql.j2", engine.DIALECT, feedback=table,
+        latest_feedback=_table(schema, "latest_feedback"), knowledge_base=_table(schema, "knowledge_base"),
+    ):
+        engine.execute(statement)
+    return table
+
+
+def _naive_utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+
+
+def find_finding(engine: Engine, schema: str, run_id: str, finding: str) -> dict[str, Any]:
+    """A finding of a run by rank (``1``) or finding id (or a unique prefix of it)."""
+    causes_table = _table(schema, "root_causes")
+    if not table_exists(engine, causes_table):
+        raise InputError(f"no findings tables in schema {schema!r}: run an investigation first")
+    causes = select(engine, causes_table, where=eq("run_id", run_id), order=[sql.column_ref("rank")])
+    if causes.empty:
+        raise InputError(f"run {run_id!r} has no findings in {schema}.root_causes "
+                         "(`warehouse-rca history METRIC` lists runs)")
+    text = str(finding).strip()
+    if text.isdigit():
+        match = causes[causes["rank"].astype(int) == int(text)]
+    else:
+        match = causes[causes["finding_id"].astype(str).str.startswith(text)]
+    if len(match) != 1:
+        known = ", ".join(f"{int(r['rank'])} ({r['finding_id']}: {r['segment_label']})" for _, r in causes.iterrows())
+        what = "matches several findings" if len(match) > 1 else "is not a finding of this run"
+        raise InputError(f"finding {text!r} {what}; run {run_id} has: {known}")
+    return {k: (None if pd.isna(v) else v) for k, v in match.iloc[0].to_dict().items()}
+
+
+def record_feedback(engine: Engine, schema: str, run_id: str, finding: str, verdict: str,
+                    author: str, note: str | None = None) -> dict[str, Any]:
+    """Append one verdict (``confirmed`` or ``rejected``) on a finding; returns the row written."""
+    if verdict not in (CONFIRMED, REJECTED):
+        raise InputError(f"verdict must be {CONFIRMED!r} or {REJECTED!r}, not {verdict!r}")
+    if not author or not author.strip():
+        raise InputError("feedback needs an author (--by NAME or WAREHOUSE_RCA_USER)")
+    cause = find_finding(engine, schema, run_id, finding)
+    incident_start = None
+    runs = _table(schema, "runs")
+    if table_exists(engine, runs):
+        frame = select(engine, runs, columns=["current_start"],
+                       where=exp.and_(eq("run_id", run_id), eq("status", "succeeded")))
+        if not frame.empty and not pd.isna(frame.iloc[0, 0]):
+            incident_start = pd.Timestamp(frame.iloc[0, 0]).to_pydatetime()
+    table = ensure_feedback_table(engine, schema)
+    row = {
+        "feedback_id": uuid.uuid4().hex,
+        "run_id": run_id,
+        "finding_id": cause["finding_id"],
+        "metric": cause["metric"],
+        "segment": canonical_segment(cause["segment"]),
+        "segment_label": cause["segment_label"],
+        "verdict": verdict,
+        "author": author.strip(),
+        "note": note,
+        "incident_start": incident_start,
+        "created_at": _naive_utc(datetime.now(timezone.utc)),
+    }
+    statement = sql.render("insert_rows.sql.j2", engine.DIALECT, table=table,
+                           columns=[sql.identifier(n) for n, _ in FEEDBACK_COLUMNS])
+    engine.executemany(statement, [[row[n] for n, _ in FEEDBACK_COLUMNS]])
+    return row
+
+
+# --------------------------------------------------------------------------- knowledge base
+
+
+@dataclass
+class PastIncident:
+    """An earlier run of the metric in which a segment was a root cause."""
+
+    run_id: str
+    date: datetime | None
+    verdict: str | None = None
+    author: str | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "date": self.date.date().isoformat() if self.date else None,
+                "verdict": self.verdict, "author": self.author, "note": self.note}
+
+
+@dataclass
+class KnowledgeBase:
+    """What analysts said about a metric's past findings, keyed by canonical segment JSON."""
+
+    metric: str
+    #: segment -> (confirmations, rejections), latest verdict per finding
+    verdicts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: segment -> earlier incidents where it was a root cause, newest first
+    incidents: dict[str, list[PastIncident]] = field(default_factory=dict)
+
+    def prior(self, segment: dict[str, Any]) -> tuple[float, str | None]:
+        """The ranking prior of a segment and its knowledge status (see the module docstring)."""
+        c, r = self.verdicts.get(canonical_segment(segment), (0, 0))
+        if c > r:
+            return PRIOR_CONFIRMED, CONFIRMED
+        if r > c:
+            return PRIOR_REJECTED, REJECTED
+        return PRIOR_NEUTRAL, None
+
+    def rank(self, causes: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
+        """Re-rank an investigation's causes by the documented rule; annotate each one."""
+        scored = []
+        for position, cause in enumerate(causes):
+            prior, status = self.prior(cause["segment"])
+            seen = [i for i in self.incidents.get(canonical_segment(cause["segment"]), []) if i.run_id != run_id]
+            cause["prior"] = prior
+            cause["knowledge"] = status
+            cause["ranking_score"] = abs(cause.get("contribution") or 0.0) * prior
+            cause["seen_before"] = [i.to_json() for i in seen[:SEEN_BEFORE_LIMIT]]
+            note = narrative.seen_before_sentence(cause["seen_before"], status)
+            if note:
+                cause["narrative"] = f"{cause['narrative']} {note}"
+            scored.append((-cause["ranking_score"], position, cause))
+        ranked = [c for _, _, c in sorted(scored, key=lambda t: (t[0], t[1]))]
+        for rank, cause in enumerate(ranked, start=1):
+            cause["rank"] = rank
+        return ranked
+
+
+def load_knowledge(engine: Engine, schema: str, metric: str) -> KnowledgeBase:
+    """The metric's knowledge base from the findings schema: two small reads of the findings
+    tables (never fact rows). Missing tables mean an empty knowledge base; nothing is created."""
+    kb = KnowledgeBase(metric)
+    tables = {n: _table(schema, n) for n in ("runs", "root_causes", "feedback")}
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    if table_exists(engine, tables["feedback"]):
+        rows = select(engine, tables["feedback"], where=eq("metric", metric),
+                      order=[sql.column_ref("created_at"), sql.column_ref("feedback_id")])
+        for _, row in rows.iterrows():
+            latest[(str(row["run_id"]), str(row["finding_id"]))] = row.to_dict()
+        for row in latest.values():
+            key = canonical_segment(row["segment"])
+            c, r = kb.verdicts.get(key, (0, 0))
+            kb.verdicts[key] = (c + (row["verdict"] == CONFIRMED), r + (row["verdict"] == REJECTED))
+    if table_exists(engine, tables["runs"]) and table_exists(engine, tables["root_causes"]):
+        runs = select(engine, tables["runs"], columns=["run_id", "current_start"],
+                      where=exp.and_(eq("metric", metric), eq("status", "succeeded")))
+        dates = {str(r["run_id"]): (None if pd.isna(r["current_start"]) else pd.Timestamp(r["current_start"]).to_pydatetime())
+                 for _, r in runs.iterrows()}
+        causes = select(engine, tables["root_causes"], columns=["run_id", "finding_id", "segment"],
+                        where=eq("metric", metric))
+        for _, row in causes.iterrows():
+            run_id = str(row["run_id"])
+            if run_id not in dates:
+                continue
+            verdict = latest.get((run_id, str(row["finding_id"])), {})
+            kb.incidents.setdefault(canonical_segment(row["segment"]), []).append(PastIncident(
+                run_id=run_id, date=dates[run_id], verdict=verdict.get("verdict"),
+                author=verdict.get("author"), note=verdict.get("note"),
+            ))
+        for items in kb.incidents.values():
+            items.sort(key=lambda i: i.date or datetime.min, reverse=True)
+    return kb
+
+
+def feedback_for_run(engine: Engine, schema: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """finding_id -> its latest feedback row, for one run (empty without a feedback table)."""
+    table = _table(schema, "feedback")
+    if not table_exists(engine, table):
+        return {}
+    rows = select(engine, table, where=eq("run_id", run_id),
+                  order=[sql.column_ref("created_at"), sql.column_ref("feedback_id")])
+    return {str(r["finding_id"]): {k: (None if pd.isna(v) else v) for k, v in r.to_dict().items()}
+            for _, r in rows.iterrows()}
