@@ -196,3 +196,32 @@ def test_monitor_alerts_once_per_incident_records_framework_and_writes_reports(w
     assert frameworks and frameworks[0][0] == "conversion_rate"
     assert json.loads(frameworks[0][1])["dimensions"] == ["device", "region"]
     assert sent == 1
+
+
+def test_additive_anomaly_is_investigated_against_the_detectors_expected_value(warehouse: Path) -> None:
+    """The monitor's investigation explains actual vs. forecast: for an additive metric its
+    baseline is rescaled to the detector's expected value (weekday seasonality included), so the
+    change it explains is the anomaly's, not the gap to a plain 28-day average."""
+    import json
+
+    (warehouse / "warehouse_rca.yml").write_text(
+        "metrics:\n  conversions:\n    table: sessions\n    time_column: ts\n    grain: day\n"
+        "    measure: sum(converted)\n    dimensions: [device, region]\n    higher_is_better: true\n")
+    code, out = cli(warehouse, "monitor", "--as-of", "2026-11-20", "--format", "json", "--no-alerts", "--sigma", "3")
+    assert code == 10, out
+    doc = json.loads(out)[0]
+    anomaly = doc["anomalies"][0]
+    assert anomaly["start"][:10] == "2026-11-20"
+    con = duckdb.connect(str(warehouse / "warehouse_rca.duckdb"), read_only=True)
+    try:
+        base, cur, parameters = con.execute(
+            "SELECT baseline_value, current_value, parameters FROM rca.runs WHERE status = 'succeeded'").fetchone()
+        top = con.execute("SELECT segment FROM rca.root_causes WHERE rank = 1").fetchone()[0]
+        plain = con.execute("SELECT SUM(converted) / 28.0 FROM sessions WHERE ts >= '2026-10-23' AND ts < '2026-11-20'").fetchone()[0]
+    finally:
+        con.close()
+    assert base == pytest.approx(anomaly["expected"], rel=1e-6)  # the forecast, not the average
+    assert abs(base - plain) > 1  # a weekday's forecast differs from the 28-day average
+    assert cur == pytest.approx(anomaly["actual"], rel=1e-6)
+    assert "baseline_scale" in json.loads(parameters)
+    assert json.loads(top) == {"device": "iOS"}

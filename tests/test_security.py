@@ -384,13 +384,16 @@ _names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_character
 _values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
 
 
-@pytest.mark.parametrize("kind", ["duckdb", pytest.param("postgres", marks=[pytest.mark.slow, pytest.mark.engine])])
+# 1,000 examples per engine (2,000 hostile name/value/filter triples through the CLI; about 4 min
+# per engine on this machine), so both are marked slow; RCA_CLI_PROPERTY_EXAMPLES=50 for a quick look.
+@pytest.mark.parametrize("kind", [pytest.param("duckdb", marks=pytest.mark.slow),
+                                  pytest.param("postgres", marks=[pytest.mark.slow, pytest.mark.engine])])
 def test_property_hostile_names_values_filters_at_the_cli(kind: str, request: pytest.FixtureRequest,
                                                           tmp_path_factory: pytest.TempPathFactory) -> None:
     pg = request.getfixturevalue("postgres_target") if kind == "postgres" else None
     folder = tmp_path_factory.mktemp(f"prop-{kind}")
 
-    @settings(max_examples=int(os.environ.get("RCA_CLI_PROPERTY_EXAMPLES", "40")), deadline=None,
+    @settings(max_examples=int(os.environ.get("RCA_CLI_PROPERTY_EXAMPLES", "1000")), deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(name=_names, value=_values, condition=st.one_of(hostile_filters, _values.map(lambda v: "d <> '" + v.replace("'", "''") + "'")))
     def case(name: str, value: str, condition: str) -> None:

@@ -9,6 +9,7 @@ dimension combination, whatever the size of the table.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -89,8 +90,13 @@ def plan_cube(
     max_depth: int = 3,
     min_support: float = 0.005,
     sets: Sequence[tuple[int, ...]] | None = None,
+    baseline_scale: float | None = None,
 ) -> CubePlan:
-    """Validate ``metric`` against the source's ``columns`` (None: dry run, names taken as given)."""
+    """Validate ``metric`` against the source's ``columns`` (None: dry run, names taken as given).
+
+    Additive metrics compare the current period with the baseline scaled by ``baseline_scale``
+    (default: the ratio of the periods' lengths); a forecast sets it so the baseline's total is
+    the forecast (monitor: the detector's expected value, with its trend and seasonality)."""
     if max_depth < 1:
         raise ConfigError("--max-depth must be at least 1")
     if not 0 <= min_support < 1:
@@ -160,7 +166,9 @@ def plan_cube(
     scale = 1.0
     if not expected_mode and metric.kind == "additive":
         assert baseline is not None and current is not None
-        scale = current.seconds / baseline.seconds
+        scale = current.seconds / baseline.seconds if baseline_scale is None else float(baseline_scale)
+        if not math.isfinite(scale) or scale <= 0:
+            raise InputError(f"metric {metric.name!r}: the baseline scale must be a positive number, not {scale}")
     return CubePlan(
         metric=metric,
         dimensions=dims,

@@ -35,6 +35,9 @@ class InvestigationOptions:
     causal_settings: Any = None
     #: dimensions added for this run only (drift's new columns: warehouse_rca.dimensions)
     extra_dimensions: tuple[str, ...] = ()
+    #: additive metrics: the baseline is multiplied by this instead of the periods' length ratio
+    #: (the monitor sets it so the baseline totals the detector's expected value)
+    baseline_scale: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -47,6 +50,8 @@ class InvestigationOptions:
             doc["causal"] = False
         if self.extra_dimensions:  # likewise only when set
             doc["extra_dimensions"] = list(self.extra_dimensions)
+        if self.baseline_scale is not None:
+            doc["baseline_scale"] = round(self.baseline_scale, 9)
         return doc
 
 
@@ -258,6 +263,7 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     plan = plan_cube(
         metric, columns, baseline=baseline, current=current,
         max_depth=options.max_depth, min_support=options.min_support,
+        baseline_scale=options.baseline_scale,
     )
     periods = {"baseline": baseline, "current": current}
     # Additive metrics: leaf-evidence search; ratio metrics: segment statistics (search.locate).

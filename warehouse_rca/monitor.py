@@ -164,7 +164,8 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
             try:
                 extra = _record_drift(engine, metric, schema, baseline, current, include_new_dimensions)
                 options = InvestigationOptions(causal_settings=CausalSettings(events=events),
-                                               extra_dimensions=extra)
+                                               extra_dimensions=extra,
+                                               baseline_scale=_forecast_scale(metric, series, result, baseline, current))
                 inv = investigate(engine, metric, baseline=baseline, current=current, options=options,
                                   knowledge=load_knowledge(engine, schema, metric.name))
             except InputError as err:  # e.g. no baseline rows yet: keep the anomaly, say why
@@ -195,6 +196,23 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
         _insert(engine, tables["monitor_state"], STATE_COLUMNS,
                 [{"metric": metric.name, "last_bucket": newest, "updated_at": now}])
     return outcome
+
+
+def _forecast_scale(metric: MetricSpec, series: pd.Series, result: Any, baseline: Period,
+                    current: Period) -> float | None:
+    """Additive metrics: the factor that makes the baseline total the detector's expected value
+    over the anomaly, so the investigation explains actual vs. forecast (trend and seasonality
+    included), not vs. a plain average. Ratio metrics compare rates, which need no scaling."""
+    if metric.kind != "additive":
+        return None
+    in_base = (series.index >= baseline.start) & (series.index < baseline.end_exclusive)
+    points = result.points
+    in_current = (points.index >= current.start) & (points.index < current.end_exclusive)
+    base_total = float(series[in_base].sum())
+    expected = float(points.loc[in_current, "expected"].sum())
+    if not (base_total > 0 and expected > 0):
+        return None
+    return expected / base_total
 
 
 def _record_drift(engine: Engine, metric: MetricSpec, schema: str, baseline: Period, current: Period,
