@@ -176,11 +176,13 @@ def test_monitor_alerts_once_per_incident_records_framework_and_writes_reports(w
         (warehouse / "warehouse_rca.yml").write_text(
             project + f"alerts:\n  webhook:\n    url: http://127.0.0.1:{server.server_address[1]}/hook\n")
         (warehouse / "reports").mkdir()
-        code, out = cli(warehouse, "monitor", "--as-of", "2026-11-20", "--report-dir", "reports")
+        code, out = cli(warehouse, "monitor", "--as-of", "2026-11-20", "--report-dir", "reports",
+                        "--report", "incident.html")
         assert code == 10, out
         assert len(bodies) == 1 and "conversion_rate" in json.dumps(bodies[0])
         reports = list((warehouse / "reports").glob("*.html"))
         assert len(reports) == 1 and "iOS" in reports[0].read_text()
+        assert (warehouse / "incident.html").read_text() == reports[0].read_text()
         code, out = cli(warehouse, "monitor", "--backfill", "2026-11-20:2026-11-20")
         assert code == 10, out
         assert len(bodies) == 1  # the same incident is never alerted twice

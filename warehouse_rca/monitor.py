@@ -296,6 +296,7 @@ def _common(fn: Any) -> Any:
         click.option("--min-volume", type=float, help="Values below this never alarm (default 0)."),
         click.option("--no-investigate", is_flag=True, help="Detect only."),
         click.option("--format", "output", type=click.Choice(["text", "json"]), default="text"),
+        click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write the investigated anomaly's HTML report to this file (several: NAME-<run_id>.html)."),
         click.option("--report-dir", type=click.Path(file_okay=False), help="Write each investigated anomaly's HTML report here (<run_id>.html)."),
         click.option("--include-new-dimensions", is_flag=True, help="Add new dimension-like source columns (drift) to this run's investigations."),
         click.option("--alerts/--no-alerts", default=True, show_default=True, help="Send the project's webhook/email alerts, one per incident."),
@@ -308,7 +309,7 @@ def _common(fn: Any) -> Any:
 def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str | None, target: str | None,
          as_of: str | None, backfill: str | None, sigma: float | None, min_relative_change: float | None,
          min_volume: float | None, no_investigate: bool, output: str, report_dir: str | None = None,
-         include_new_dimensions: bool = False, alerts: bool = True) -> None:
+         include_new_dimensions: bool = False, alerts: bool = True, report_path: str | None = None) -> None:
     from warehouse_rca.alerts import incidents_from_outcome, load_alert_settings, send_incidents
     from warehouse_rca.investigate import value_format
 
@@ -318,6 +319,8 @@ def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str 
         alert_settings = load_alert_settings(spec.path) if alerts else None
         if report_dir is not None and not Path(report_dir).is_dir():
             raise ConfigError(f"--report-dir {report_dir}: not an existing folder")
+        if report_path is not None and not Path(report_path).resolve().parent.is_dir():
+            raise ConfigError(f"--report {report_path}: folder {Path(report_path).parent} does not exist")
         engine = connect(load_target(profiles_dir, target))
         try:
             schema = spec.findings_schema or engine.findings_schema
@@ -328,8 +331,8 @@ def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str 
                 min_relative_change=min_relative_change, min_volume=min_volume,
                 events=spec.events, include_new_dimensions=include_new_dimensions,
             )
-            if report_dir is not None:
-                _write_reports(engine, schema, spec, result, Path(report_dir))
+            if report_dir is not None or report_path is not None:
+                _write_reports(engine, schema, spec, result, report_dir, report_path)
             if alert_settings is not None and alert_settings.channels:
                 # One alert per incident (excursion), never twice for the same one (alerts_sent).
                 by_name = {m.name: m for m in metrics}
@@ -347,15 +350,21 @@ def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str 
     sys.exit(result.exit_code)
 
 
-def _write_reports(engine: Engine, schema: str, project: Any, result: MonitorResult, folder: Path) -> None:
-    """One self-contained HTML report per investigated anomaly: ``<folder>/<run_id>.html``."""
+def _write_reports(engine: Engine, schema: str, project: Any, result: MonitorResult,
+                   folder: str | None, path: str | None) -> None:
+    """One self-contained HTML report per investigated anomaly: ``<folder>/<run_id>.html``, or
+    ``path`` (``<stem>-<run_id><suffix>`` when there are several)."""
     from warehouse_rca.report import build_report, write_report
 
-    for outcome in result.outcomes:
-        for doc in outcome.investigations:
-            if doc.get("run_id"):
-                html = build_report(engine, schema, doc["run_id"], project)
-                click.echo(f"report written to {write_report(folder / (doc['run_id'] + '.html'), html)}", err=True)
+    run_ids = [d["run_id"] for o in result.outcomes for d in o.investigations if d.get("run_id")]
+    for run_id in run_ids:
+        html = build_report(engine, schema, run_id, project)
+        if folder is not None:
+            click.echo(f"report written to {write_report(Path(folder) / (run_id + '.html'), html)}", err=True)
+        if path is not None:
+            target = Path(path) if len(run_ids) == 1 else Path(path).with_name(
+                f"{Path(path).stem}-{run_id}{Path(path).suffix or '.html'}")
+            click.echo(f"report written to {write_report(target, html)}", err=True)
 
 
 @click.command("detect")
