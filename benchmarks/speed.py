@@ -3,6 +3,7 @@
     python benchmarks/speed.py                 # 10M rows on an embedded DuckDB file
     python benchmarks/speed.py --rows 1000000 --rows 10000000
     python benchmarks/speed.py --rows 1000000 --target postgres-local   # a throwaway PostgreSQL server
+    python benchmarks/speed.py --rows 1000000 --target spark-local      # Spark Connect, local[2]
     python benchmarks/speed.py --target prod --profiles-dir ~/.warehouse_rca
 
 For each size it generates a fact table in the warehouse (sessions with 8 dimensions of 3 to 1,000
@@ -53,6 +54,9 @@ def generate(engine: Engine, rows: int) -> None:
     if engine.DIALECT == "postgres":
         generate_postgres(engine, rows)
         return
+    if engine.DIALECT == "spark":
+        generate_spark(engine, rows)
+        return
     dims = ",\n".join(
         # Zipf-like popularity: value index = floor(card * u^2)
         f"'{name[:3]}' || CAST(floor({card} * pow((hash(i * 31 + {k}) % 1000003) / 1000003.0, 2)) AS INTEGER) AS {name}"
@@ -87,15 +91,33 @@ def generate_postgres(engine: Engine, rows: int) -> None:
     engine.execute("ANALYZE bench.facts")
 
 
+def generate_spark(engine: Engine, rows: int) -> None:
+    """The same table on Spark (Parquet, as a data lake holds it): hash() is Spark's Murmur3."""
+    dims = ", ".join(
+        f"concat('{name[:3]}', CAST(floor({card} * pow(pmod(hash(id * 31 + {k}), 1000003) / 1000003.0, 2)) AS INT)) AS {name}"
+        for k, (name, card) in enumerate(DIMENSIONS.items())
+    )
+    engine.execute("CREATE SCHEMA IF NOT EXISTS bench")
+    engine.execute("DROP TABLE IF EXISTS bench.facts")
+    engine.execute(
+        "CREATE TABLE bench.facts USING parquet AS WITH base AS (SELECT id AS i, "
+        f"timestamp_seconds(1794268800 + CAST(id * 1209600 DIV {rows} AS BIGINT)) AS ts, {dims} FROM range({rows})) "
+        "SELECT *, CASE WHEN pmod(hash(i * 7 + 99), 1000003) / 1000003.0 < "
+        "CASE WHEN ts >= TIMESTAMP '2026-11-17' AND device = 'dev0' AND region = 'reg1' THEN 0.01 ELSE 0.04 END "
+        "THEN 1 ELSE 0 END AS converted FROM base"
+    )
+
+
 def bare_query(full_sql: str, dialect: str) -> str:
-    """The same statement reduced to its GROUPING SETS aggregation, counted in the warehouse so that
-    neither side pays for moving the (uncompressed) cube to Python."""
+    """The plain GROUPING SETS aggregation a user would write for the same question: the same
+    scoped rows, components and sets, aggregated straight from the rows (the tool pre-aggregates
+    to leaves first), counted in the warehouse so that neither side pays for moving the cube."""
     tree = sqlglot.parse_one(full_sql, read=dialect)
-    ctes = [c for c in tree.find_all(exp.CTE) if c.alias in ("scoped", "cube")]
-    select = exp.select(exp.func("COUNT", exp.Star())).from_("cube")
-    for cte in ctes:
-        select = select.with_(cte.alias, as_=cte.this)
-    return select.sql(dialect=dialect)
+    ctes = {c.alias: c.this for c in tree.find_all(exp.CTE)}
+    direct = ctes["leaves"].copy()
+    direct.set("group", ctes["cube"].args["group"].copy())
+    select = exp.select(exp.func("COUNT", exp.Star())).from_("bare")
+    return select.with_("scoped", as_=ctes["scoped"]).with_("bare", as_=direct).sql(dialect=dialect)
 
 
 def timed(fn, repeat: int) -> float:
@@ -146,11 +168,17 @@ def run(target: Target, rows: int, repeat: int, max_depth: int) -> dict[str, flo
 
 @contextlib.contextmanager
 def _server(name: str | None):
-    """``--target postgres-local``: a throwaway PostgreSQL server, as the test suite starts one."""
-    if name != "postgres-local":
+    """``--target postgres-local`` / ``spark-local``: a throwaway server, as the test suite starts one."""
+    if name not in ("postgres-local", "spark-local"):
         yield None
         return
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    if name == "spark-local":
+        from tests.engineservers import spark_connect_server
+
+        with spark_connect_server() as url:
+            yield Target("bench", "spark", {"url": url, "schema": "rca"}, "benchmark")
+        return
     from tests.pgserver import postgres_server
 
     with postgres_server() as settings:
@@ -164,7 +192,7 @@ def main() -> int:
     parser.add_argument("--max-depth", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--target", help="a profiles.yml output to benchmark instead of an embedded DuckDB "
-                                         "(e.g. a PostgreSQL server); 'postgres-local' starts a throwaway one")
+                                         "(e.g. a PostgreSQL server); 'postgres-local' / 'spark-local' start a throwaway one")
     parser.add_argument("--profiles-dir", help="where profiles.yml is (with --target)")
     args = parser.parse_args()
     sizes = args.rows or [10_000_000]

@@ -9,24 +9,44 @@ WITH scoped AS (
   FROM `forecasts`
   WHERE
     TRUE
+), leaves AS (
+  SELECT
+    d0,
+    d1,
+    COALESCE(SUM(rca_base_num), 0) AS l_base_num,
+    COALESCE(SUM(rca_num), 0) AS l_cur_num,
+    COALESCE(SUM(rca_base_den), 0) AS l_base_den,
+    COALESCE(SUM(rca_den), 0) AS l_cur_den,
+    COUNT(*) AS l_base_rows,
+    COUNT(*) AS l_cur_rows,
+    COALESCE(SUM(rca_base_num * rca_base_num), 0) AS l_base_nn,
+    COALESCE(SUM(rca_num * rca_num), 0) AS l_cur_nn,
+    COALESCE(SUM(rca_base_den * rca_base_den), 0) AS l_base_dd,
+    COALESCE(SUM(rca_den * rca_den), 0) AS l_cur_dd,
+    COALESCE(SUM(rca_base_num * rca_base_den), 0) AS l_base_nd,
+    COALESCE(SUM(rca_num * rca_den), 0) AS l_cur_nd
+  FROM scoped
+  GROUP BY
+    d0,
+    d1
 ), cube AS (
   SELECT
     d0,
     d1,
     GROUPING(d0) * 1 + GROUPING(d1) * 2 AS rca_set,
-    COALESCE(SUM(rca_base_num), 0) AS base_num,
-    COALESCE(SUM(rca_num), 0) AS cur_num,
-    COALESCE(SUM(rca_base_den), 0) AS base_den,
-    COALESCE(SUM(rca_den), 0) AS cur_den,
-    COUNT(*) AS base_rows,
-    COUNT(*) AS cur_rows,
-    COALESCE(SUM(rca_base_num * rca_base_num), 0) AS base_nn,
-    COALESCE(SUM(rca_num * rca_num), 0) AS cur_nn,
-    COALESCE(SUM(rca_base_den * rca_base_den), 0) AS base_dd,
-    COALESCE(SUM(rca_den * rca_den), 0) AS cur_dd,
-    COALESCE(SUM(rca_base_num * rca_base_den), 0) AS base_nd,
-    COALESCE(SUM(rca_num * rca_den), 0) AS cur_nd
-  FROM scoped
+    SUM(l_base_num) AS base_num,
+    SUM(l_cur_num) AS cur_num,
+    SUM(l_base_den) AS base_den,
+    SUM(l_cur_den) AS cur_den,
+    SUM(l_base_rows) AS base_rows,
+    SUM(l_cur_rows) AS cur_rows,
+    SUM(l_base_nn) AS base_nn,
+    SUM(l_cur_nn) AS cur_nn,
+    SUM(l_base_dd) AS base_dd,
+    SUM(l_cur_dd) AS cur_dd,
+    SUM(l_base_nd) AS base_nd,
+    SUM(l_cur_nd) AS cur_nd
+  FROM leaves
   GROUP BY
     GROUPING SETS (
       (),
