@@ -132,3 +132,9 @@ def test_per_day_threshold_keeps_false_alarms_per_day() -> None:
     assert per_day_threshold(4.0, pd.Timedelta(days=7)) == 4.0
     hourly, five_minutes = per_day_threshold(4.0, pd.Timedelta(hours=1)), per_day_threshold(4.0, pd.Timedelta(minutes=5))
     assert 4.5 < hourly < five_minutes < 5.5
+
+
+def test_quiet_daily_series_raise_nothing_right_after_the_warm_up() -> None:
+    """The sustained test learns from scored points only: the unscored warm-up is not 'calm'."""
+    for seed in range(30):
+        assert detect(weekly_daily(drop_at=None, seed=seed)).excursions == [], seed
