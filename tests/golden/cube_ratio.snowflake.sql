@@ -84,120 +84,65 @@ WITH scoped AS (
       (d0, d2),
       (d1, d2)
     )
-), grand AS (
-  SELECT
-    base_num AS g_base_num,
-    base_den AS g_base_den,
-    cur_den AS g_cur_den,
-    CAST(base_rows + cur_rows AS DOUBLE) AS g_rows
-  FROM cube
-  WHERE
-    rca_set = 7
-), changes AS (
+), totals AS (
   SELECT
     cube.*,
+    SUM(base_num) OVER (PARTITION BY rca_set) AS g_base_num,
+    SUM(base_den) OVER (PARTITION BY rca_set) AS g_base_den,
+    SUM(cur_den) OVER (PARTITION BY rca_set) AS g_cur_den,
+    CAST(SUM(base_rows + cur_rows) OVER (PARTITION BY rca_set) AS DOUBLE) AS g_rows
+  FROM cube
+), changes AS (
+  SELECT
+    totals.*,
     ABS(
       (
-        cur_num - (
-          SELECT
-            g_base_num
-          FROM grand
-        ) / NULLIF((
-          SELECT
-            g_base_den
-          FROM grand
-        ), 0) * cur_den
-      ) / NULLIF((
-        SELECT
-          g_cur_den
-        FROM grand
-      ), 0) - (
-        base_num - (
-          SELECT
-            g_base_num
-          FROM grand
-        ) / NULLIF((
-          SELECT
-            g_base_den
-          FROM grand
-        ), 0) * base_den
-      ) / NULLIF((
-        SELECT
-          g_base_den
-        FROM grand
-      ), 0)
+        cur_num - g_base_num / NULLIF(g_base_den, 0) * cur_den
+      ) / NULLIF(g_cur_den, 0) - (
+        base_num - g_base_num / NULLIF(g_base_den, 0) * base_den
+      ) / NULLIF(g_base_den, 0)
     ) AS abs_change,
     (
       base_rows + cur_rows
-    ) / NULLIF((
-      SELECT
-        g_rows
-      FROM grand
-    ), 0) AS support_share
-  FROM cube
-), set_changes AS (
-  SELECT
-    rca_set,
-    SUM(abs_change) AS set_abs_change
-  FROM changes
-  GROUP BY
-    rca_set
+    ) / NULLIF(g_rows, 0) AS support_share
+  FROM totals
 ), flagged AS (
   SELECT
     changes.*,
     CASE
-      WHEN changes.rca_set = 7
+      WHEN rca_set = 7
       THEN 1
       WHEN support_share >= 0.005
       THEN 1
-      WHEN abs_change > 0 AND abs_change >= 0.005 * set_abs_change
+      WHEN abs_change > 0
+      AND abs_change >= 0.005 * SUM(abs_change) OVER (PARTITION BY rca_set)
       THEN 1
       ELSE 0
     END AS keep
   FROM changes
-  JOIN set_changes
-    ON changes.rca_set = set_changes.rca_set
 )
 SELECT
-  d0,
-  d1,
-  d2,
+  CASE WHEN keep = 1 OR d0 IS NULL THEN d0 ELSE '(other)' END AS d0,
+  CASE WHEN keep = 1 OR d1 IS NULL THEN d1 ELSE '(other)' END AS d1,
+  CASE WHEN keep = 1 OR d2 IS NULL THEN d2 ELSE '(other)' END AS d2,
   rca_set,
-  base_num,
-  cur_num,
-  base_den,
-  cur_den,
-  base_rows,
-  cur_rows,
-  base_nn,
-  cur_nn,
-  base_dd,
-  cur_dd,
-  base_nd,
-  cur_nd
+  SUM(base_num) AS base_num,
+  SUM(cur_num) AS cur_num,
+  SUM(base_den) AS base_den,
+  SUM(cur_den) AS cur_den,
+  SUM(base_rows) AS base_rows,
+  SUM(cur_rows) AS cur_rows,
+  SUM(base_nn) AS base_nn,
+  SUM(cur_nn) AS cur_nn,
+  SUM(base_dd) AS base_dd,
+  SUM(cur_dd) AS cur_dd,
+  SUM(base_nd) AS base_nd,
+  SUM(cur_nd) AS cur_nd
 FROM flagged
 WHERE
-  keep = 1
-UNION ALL
-SELECT
-  CASE WHEN rca_set = 6 THEN '(other)' END AS d0,
-  CASE WHEN rca_set = 5 THEN '(other)' END AS d1,
-  CASE WHEN rca_set = 3 THEN '(other)' END AS d2,
-  rca_set,
-  SUM(base_num),
-  SUM(cur_num),
-  SUM(base_den),
-  SUM(cur_den),
-  SUM(base_rows),
-  SUM(cur_rows),
-  SUM(base_nn),
-  SUM(cur_nn),
-  SUM(base_dd),
-  SUM(cur_dd),
-  SUM(base_nd),
-  SUM(cur_nd)
-FROM flagged
-WHERE
-  keep = 0 AND rca_set IN (6, 5, 3)
+  keep = 1 OR rca_set IN (6, 5, 3)
 GROUP BY
+  CASE WHEN keep = 1 OR d0 IS NULL THEN d0 ELSE '(other)' END,
+  CASE WHEN keep = 1 OR d1 IS NULL THEN d1 ELSE '(other)' END,
+  CASE WHEN keep = 1 OR d2 IS NULL THEN d2 ELSE '(other)' END,
   rca_set
