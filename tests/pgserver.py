@@ -37,7 +37,7 @@ def _free_port() -> int:
 def _as_server_user(args: list[str]) -> list[str]:
     if os.geteuid() != 0:
         return args
-    if subprocess.run(["id", "-u", PG_USER], capture_output=True).returncode != 0:
+    if subprocess.run(["id", "-u", PG_USER], capture_output=True, check=False).returncode != 0:
         subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_USER],
                        check=True, capture_output=True)
     return ["runuser", "-u", PG_USER, "--", *args]
@@ -73,5 +73,5 @@ def postgres_server() -> Iterator[dict[str, object]]:
                 time.sleep(0.2)
         yield {"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "postgres"}
     finally:
-        subprocess.run(_as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True)
+        subprocess.run(_as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)

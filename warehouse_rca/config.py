@@ -278,7 +278,7 @@ def metric_from_mapping(name: str, raw: dict[str, Any], origin: str) -> MetricSp
         raise ConfigError(f"{origin}: metric {name!r} must be a mapping")
     unknown = set(raw) - _METRIC_KEYS
     if unknown:
-        raise fail(sorted(unknown)[0], f"unknown key (allowed: {', '.join(sorted(_METRIC_KEYS))})")
+        raise fail(min(unknown), f"unknown key (allowed: {', '.join(sorted(_METRIC_KEYS))})")
     if bool(raw.get("table")) == bool(raw.get("sql")):
         raise fail("table", "give exactly one of 'table' or 'sql'")
     has_ratio = raw.get("numerator") is not None or raw.get("denominator") is not None
