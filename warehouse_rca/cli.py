@@ -97,6 +97,8 @@ def _metric_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--current", help="Current period START:END (inclusive dates or timestamps)."),
         click.option("--max-depth", type=int, default=3, show_default=True, help="Deepest combination of dimensions searched."),
         click.option("--min-support", type=float, default=0.005, show_default=True, help="Smallest share of rows, or of its combination's change, a segment needs to be kept; the rest of each dimension is folded into '(other)'."),
+        click.option("--max-queries", type=click.IntRange(min=2), help="At most this many warehouse queries (the probe and the first pass always run; deeper levels and causal checks only within it)."),
+        click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="Seconds after which no further query is started (deeper levels, causal checks); the answer so far is returned and says what was skipped."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -142,10 +144,12 @@ def _periods(metric: MetricSpec, baseline: str | None, current: str | None) -> t
     return Period.parse(baseline, option="--baseline"), Period.parse(current, option="--current")
 
 
-def _options(max_depth: int, min_support: float):
+def _options(max_depth: int, min_support: float, max_queries: int | None = None,
+             time_budget: float | None = None):
     from warehouse_rca.investigate import InvestigationOptions
 
-    return InvestigationOptions(max_depth=max_depth, min_support=min_support)
+    return InvestigationOptions(max_depth=max_depth, min_support=min_support,
+                                max_queries=max_queries, time_budget=time_budget)
 
 
 def _print_text(doc: dict[str, Any], schema: str | None) -> None:
@@ -235,7 +239,7 @@ def investigate(metric: str | None, project: str | None, baseline: str | None, c
     causal = bool(adhoc.pop("causal", True))
     spec = _resolve_metric(metric, project, **adhoc)
     base, cur = _periods(spec, baseline, current)
-    options = _options(max_depth, min_support)
+    options = _options(max_depth, min_support, adhoc.pop("max_queries", None), adhoc.pop("time_budget", None))
     schema = findings_schema
     if schema is None and not adhoc.get("table"):
         schema = load_project(project).findings_schema

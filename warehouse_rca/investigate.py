@@ -20,7 +20,7 @@ from warehouse_rca.dimensions import CauseContext, arrange_causes, findings_by_g
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
 from warehouse_rca.localize import Localization, LocalizeSettings, effect_of
-from warehouse_rca.search import leaf_depth, locate
+from warehouse_rca.search import Budget, leaf_depth, locate
 from warehouse_rca.stats import finite_or_none as _num
 
 
@@ -38,6 +38,10 @@ class InvestigationOptions:
     #: additive metrics: the baseline is multiplied by this instead of the periods' length ratio
     #: (the monitor sets it so the baseline totals the detector's expected value)
     baseline_scale: float | None = None
+    #: at most this many warehouse queries / seconds per investigation (None: no limit); the
+    #: probe and first pass always run, deeper levels and causal checks only within the budget
+    max_queries: int | None = None
+    time_budget: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -52,6 +56,10 @@ class InvestigationOptions:
             doc["extra_dimensions"] = list(self.extra_dimensions)
         if self.baseline_scale is not None:
             doc["baseline_scale"] = round(self.baseline_scale, 9)
+        if self.max_queries is not None:
+            doc["max_queries"] = self.max_queries
+        if self.time_budget is not None:
+            doc["time_budget"] = self.time_budget
         return doc
 
 
@@ -102,6 +110,8 @@ class Investigation:
     knowledge: Any = None
     #: warehouse_rca.dimensions.Arrangement: groups and hierarchy paths of the causes
     framework: Any = None
+    #: warehouse_rca.search.Budget: what the run spent and what its budget skipped
+    budget: Any = None
 
     def to_json(self) -> dict[str, Any]:
         loc, metric = self.localization, self.metric
@@ -192,6 +202,7 @@ class Investigation:
                                     and self.framework.groups_defined else {})
         # Causal validation: window, the aggregate's change start, events, demoted candidates.
         doc["causal"] = self.causal.to_json() if self.causal is not None else {"enabled": False}
+        doc["budget"] = self.budget.to_json() if self.budget is not None else Budget().to_json()
         return doc
 
 
@@ -220,6 +231,7 @@ RESERVED_NAMES = frozenset({
     "support", "z", "z_mix", "z_rate", "rca_set", "bucket",
     # the leaf-evidence cube's columns (warehouse_rca.search.leaf_search)
     "leaves", "ab_leaves", "ab_w", "nor_w", "ab_change", "dev_n", "dev_sum", "dev_sq", "cutoff", "side",
+    "far_leaves",
 })
 
 
@@ -272,17 +284,20 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     )
     periods = {"baseline": baseline, "current": current}
     # Additive metrics: leaf-evidence search; ratio metrics: segment statistics (search.locate).
+    budget = Budget(options.max_queries, options.time_budget)
+    budget.spend()  # the catalog probe
     cube, loc, cube_queries = locate(engine, plan, options.localize,
-                                     check=lambda c: _check_cube(c, metric, periods))
+                                     check=lambda c: _check_cube(c, metric, periods), budget=budget)
     deeper_queries = cube_queries - 1
     report = None
-    if options.causal and plan.mode == "periods":
+    if options.causal and plan.mode == "periods" and budget.allows("causal validation"):
         from warehouse_rca.causal import validate
 
         report = validate(engine, plan, loc, periods, options.causal_settings,
                           min_share=options.localize.min_share)
         loc = report.localization
         deeper_queries += report.queries
+        budget.spend(report.queries)
     # The framework's hierarchies and groups (warehouse_rca.dimensions): a parent and its child
     # are reported once, causes carry their group, group_priority mildly orders them.
     loc, arrangement, framework_queries = arrange_causes(engine, plan, loc)
@@ -299,4 +314,5 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
         queries=2 + deeper_queries,
         causal=report,
         framework=arrangement,
+        budget=budget,
     )

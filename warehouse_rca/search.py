@@ -11,7 +11,9 @@ expanded, so 20 dimensions cost a handful of small grouping sets per level, not 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,40 @@ from warehouse_rca import sql
 from warehouse_rca.cube import Cube, CubePlan, cube_sql, label_cube, period_bounds
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.localize import Localization, LocalizeSettings, localize
+
+
+@dataclass
+class Budget:
+    """What one investigation may spend: warehouse queries and seconds (None: no limit).
+
+    The catalog probe and the first pass always run; every further query (a deeper level, the
+    causal checks' series) asks :meth:`allows` first, and what the budget stops is listed in
+    ``skipped`` (and in the JSON) so a partial answer is never mistaken for a complete one."""
+
+    max_queries: int | None = None
+    seconds: float | None = None
+    queries: int = 0
+    skipped: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def spend(self, queries: int = 1) -> None:
+        self.queries += queries
+
+    def allows(self, what: str) -> bool:
+        over = (
+            f"query budget of {self.max_queries} spent" if self.max_queries is not None
+            and self.queries >= self.max_queries
+            else f"time budget of {self.seconds:g} s spent" if self.seconds is not None
+            and time.perf_counter() - self.started >= self.seconds
+            else None
+        )
+        if over is not None:
+            self.skipped.append(f"{what} ({over})")
+        return over is None
+
+    def to_json(self) -> dict[str, object]:
+        return {"max_queries": self.max_queries, "seconds": self.seconds, "queries": self.queries,
+                "skipped": list(self.skipped)}
 
 
 def _segment_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.Expression:
@@ -58,6 +94,7 @@ def deepen(
     *,
     max_levels: int | None = None,
     query: Callable[[str], pd.DataFrame] | None = None,
+    budget: Budget | None = None,
 ) -> tuple[Cube, Localization, int]:
     """Expand frontier causes level by level; returns the grown cube, its localization and the
     number of extra queries issued."""
@@ -67,7 +104,7 @@ def deepen(
     limit = len(plan.dimensions) if max_levels is None else min(len(plan.dimensions), depth + max_levels)
     while depth < limit:
         frontier = [c.segment for c in located.root_causes if len(c.segment) == depth]
-        if not frontier:
+        if not frontier or (budget is not None and not budget.allows(f"search level {depth + 1}")):
             break
         condition = _segment_condition(plan, frontier)
         deeper = dataclasses.replace(
@@ -77,6 +114,8 @@ def deepen(
         )
         raw = run(cube_sql(deeper, engine.DIALECT))
         queries += 1
+        if budget is not None:
+            budget.spend()
         children = label_cube(raw, deeper).frame
         children = children[children["depth"] > depth]
         if children.empty:
@@ -93,6 +132,9 @@ def deepen(
 #: How many leaves noise alone may push past the cutoff (RiskLoc removes the 5 most extreme
 #: deviations before reading the tail, i.e. takes the 6th).
 K_EXTREME = 6
+#: The noise's reach (sql_templates/leaf_cube.sql.j2): the deviation noise passes anywhere among
+#: the leaves only with this probability; a lone abnormal leaf must pass it to count as a cause.
+REACH_ALPHA = 0.05
 #: Grouping sets a single query may hold before the search goes level-wise (2^8: every
 #: combination of up to 8 dimensions in one pass).
 MAX_SETS = 256
@@ -141,6 +183,7 @@ def leaf_cube_sql(plan: CubePlan, dialect: str, frontier: tuple[tuple[int, ...],
         within=_alias_condition(plan, within) if within else None,
         scale=float(plan.scale),
         k_extreme=K_EXTREME,
+        reach_alpha=REACH_ALPHA,
         all_set=2 ** len(plan.dim_exprs) - 1,
         **periods,
     )
@@ -162,7 +205,7 @@ def _label_leaf_cube(raw: pd.DataFrame, plan: CubePlan) -> Cube:
 
     n = len(plan.dimensions)
     sets = raw["rca_set"].astype("int64").to_numpy()
-    depth = n - np.array([bin(int(s)).count("1") for s in sets], dtype="int64")
+    depth = n - np.array([int(s).bit_count() for s in sets], dtype="int64")
     raw = raw.iloc[np.argsort(depth, kind="stable")].reset_index(drop=True)
     cube = label_cube(raw, plan)
     for c in (*LEAF_COLUMNS, "side"):
@@ -172,7 +215,8 @@ def _label_leaf_cube(raw: pd.DataFrame, plan: CubePlan) -> Cube:
 
 def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
                 query: Callable[[str], pd.DataFrame] | None = None,
-                check: Callable[[Cube], None] | None = None) -> tuple[Cube, Localization, int] | None:
+                check: Callable[[Cube], None] | None = None,
+                budget: Budget | None = None) -> tuple[Cube, Localization, int] | None:
     """Level-wise risk-and-ripple search for an additive metric (None: too few leaves for it).
 
     The first query holds every combination up to :func:`leaf_depth` (all of them for up to 8
@@ -189,6 +233,8 @@ def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
     frontier = tuple(s for s in sets if len(s) == depth) if depth < n else ()
     plan = dataclasses.replace(plan, sets=sets)
     cube = _label_leaf_cube(run(leaf_cube_sql(plan, engine.DIALECT, frontier)), plan)
+    if budget is not None:
+        budget.spend()
     if check is not None:
         check(cube)
     root = cube.frame[cube.frame["depth"] == 0]
@@ -205,7 +251,7 @@ def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
             seg = {d: row[d] for d in plan.dimensions if row[d] is not None and not pd.isna(row[d])}
             if not any(c <= frozenset(seg.items()) for c in chosen):
                 grow.append((float(row["ab_w"]), seg))
-        if not grow:
+        if not grow or (budget is not None and not budget.allows(f"search level {depth + 1}")):
             break
         grow = [seg for _, seg in sorted(grow, key=lambda g: -g[0])[:MAX_SETS]]
         child_sets = tuple(s for s in _children_sets(plan, grow) if len(s) == depth + 1)
@@ -213,6 +259,8 @@ def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
         depth += 1
         raw = run(leaf_cube_sql(deeper, engine.DIALECT, child_sets if depth < n else (), within=grow))
         queries += 1
+        if budget is not None:
+            budget.spend()
         children = _label_leaf_cube(raw, deeper).frame
         children = children[children["depth"] == depth]
         if children.empty:
@@ -230,20 +278,23 @@ def grouping_sets_upto(n: int, depth: int) -> tuple[tuple[int, ...], ...]:
 
 
 def locate(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
-           check: Callable[[Cube], None] | None = None) -> tuple[Cube, Localization, int]:
+           check: Callable[[Cube], None] | None = None,
+           budget: Budget | None = None) -> tuple[Cube, Localization, int]:
     """Stage 1 + 3 for any metric: additive metrics get the leaf-evidence search (every leaf has
     its own expected value, so leaves can be judged one by one in the warehouse); ratio metrics
     the segment statistics with rate/mix decomposition (a leaf's rate alone cannot show a mix
     shift) and level-wise deepening. Returns the cube, the localization and the queries issued."""
     leaf_queries = 0
     if plan.metric.kind == "additive":
-        found = leaf_search(engine, plan, settings, check=check)
+        found = leaf_search(engine, plan, settings, check=check, budget=budget)
         if found is not None:
             return found
         leaf_queries = 1  # a small cube: a second, cheap query with the segment statistics
     cube = label_cube(engine.query(cube_sql(plan, engine.DIALECT)), plan)
+    if budget is not None:
+        budget.spend()
     if check is not None:
         check(cube)
     located = localize(cube, settings)
-    cube, located, extra = deepen(engine, plan, cube, located, settings)
+    cube, located, extra = deepen(engine, plan, cube, located, settings, budget=budget)
     return cube, located, 1 + leaf_queries + extra
