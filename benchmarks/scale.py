@@ -487,7 +487,9 @@ def run_correctness(path: Path, n_dims: int, scenarios: list, max_depth: int, th
         except subprocess.TimeoutExpired:
             out["wisepizza_error"] = f"timeout after {wp_timeout:.0f} s"
     else:
-        out["wisepizza_error"] = f"no wise-pizza interpreter at {wisepizza_python}"
+        out["wisepizza_error"] = (f"no wise-pizza interpreter at {wisepizza_python}: create it with "
+                                  f"`python3 -m venv {Path(wisepizza_python).parent.parent} && "
+                                  f"{Path(wisepizza_python).parent}/pip install wise-pizza==0.2.9`")
 
     out["score"] = score_cases(cases)
     return out
