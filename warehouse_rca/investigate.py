@@ -286,9 +286,10 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     # Additive metrics: leaf-evidence search; ratio metrics: segment statistics (search.locate).
     budget = Budget(options.max_queries, options.time_budget)
     budget.spend()  # the catalog probe
-    cube, loc, cube_queries = locate(engine, plan, options.localize,
-                                     check=lambda c: _check_cube(c, metric, periods), budget=budget)
-    deeper_queries = cube_queries - 1
+    # The budget counts every query (the probe, each search level, the causal series, the
+    # framework's), so it is also the run's query count.
+    cube, loc, _ = locate(engine, plan, options.localize,
+                          check=lambda c: _check_cube(c, metric, periods), budget=budget)
     report = None
     if options.causal and plan.mode == "periods" and budget.allows("causal validation"):
         from warehouse_rca.causal import validate
@@ -296,12 +297,11 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
         report = validate(engine, plan, loc, periods, options.causal_settings,
                           min_share=options.localize.min_share)
         loc = report.localization
-        deeper_queries += report.queries
         budget.spend(report.queries)
     # The framework's hierarchies and groups (warehouse_rca.dimensions): a parent and its child
     # are reported once, causes carry their group, group_priority mildly orders them.
     loc, arrangement, framework_queries = arrange_causes(engine, plan, loc)
-    deeper_queries += framework_queries
+    budget.spend(framework_queries)
     return Investigation(
         run_id=run_id_for(metric, periods, options),
         metric=metric,
@@ -311,7 +311,7 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
         localization=loc,
         started_at=started,
         elapsed_seconds=time.perf_counter() - clock,
-        queries=2 + deeper_queries,
+        queries=budget.queries,
         causal=report,
         framework=arrangement,
         budget=budget,
