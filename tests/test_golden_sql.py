@@ -101,9 +101,30 @@ def _series(dialect: str) -> str:
                       filter=plan.condition)
 
 
+def _level_statements() -> dict[str, Callable[[str], str]]:
+    """The level-wise search's two cube queries (search.level_wise) and the causal series."""
+    import dataclasses
+
+    from warehouse_rca.causal import series_sql
+
+    base, cur = Period.parse("2026-11-10:2026-11-16"), Period.parse("2026-11-17:2026-11-23")
+    plan = plan_cube(RATIO, None, baseline=base, current=cur, max_depth=3)
+    first = dataclasses.replace(plan, sets=((), (0,), (1,), (2,)))
+    second = dataclasses.replace(plan, sets=((), (0, 1), (0, 2), (1, 2), (0, 1, 2)),
+                                 keep=(("mobile", "(null)"), None, ("it's", "paid")))
+    window = Period.parse("2026-10-01:2026-11-23")
+    segments = [{"device": "mobile"}, {"device": "desktop", "channel": "it's"}]
+    return {
+        "cube_level1": lambda d: cube_sql(first, d, preaggregate=False),
+        "cube_level2": lambda d: cube_sql(second, d),
+        "segment_series": lambda d: series_sql(plan, segments, window, d),
+    }
+
+
 def statements() -> dict[str, Callable[[str], str]]:
     base, cur = Period.parse("2026-11-10:2026-11-16"), Period.parse("2026-11-17:2026-11-23")
     return {
+        **_level_statements(),
         "cube_ratio": lambda d: cube_sql(plan_cube(RATIO, None, baseline=base, current=cur, max_depth=2), d),
         "cube_expected": lambda d: cube_sql(plan_cube(ADDITIVE, None, baseline=None, current=None, max_depth=2), d),
         "series": _series,

@@ -212,17 +212,6 @@ def _label(segment: dict[str, str]) -> str:
 # --------------------------------------------------------------------------- SQL (pushed down)
 
 
-def segment_condition(plan: CubePlan, segment: dict[str, str]) -> exp.Expression:
-    """Rows of ``segment``, comparing values as the cube labels them (NULL is '(null)')."""
-    parts = []
-    for name, value in segment.items():
-        expr = plan.dim_exprs[plan.dimensions.index(name)].copy()
-        labelled = exp.Coalesce(this=exp.cast(expr, exp.DataType.Type.VARCHAR),
-                                expressions=[exp.Literal.string("(null)")])
-        parts.append(exp.EQ(this=labelled, expression=sql.literal(value)))
-    return exp.and_(*parts) if len(parts) > 1 else parts[0]
-
-
 def analysis_window(baseline: Period, current: Period, grain: str, history: float) -> Period:
     """``[baseline.start - history * len(baseline), current.end)``, aligned down to a bucket."""
     step = STEPS[grain]
@@ -244,11 +233,24 @@ def series_sql(plan: CubePlan, segments: list[dict[str, str]], window: Period, d
     if plan.time is None:
         raise InputError(f"metric {plan.metric.name!r}: causal checks need a time column")
     bucket = exp.TimestampTrunc(this=plan.time.copy(), unit=exp.var(plan.metric.grain.upper()))
+    named: dict[str, set[str]] = {}
+    for segment in segments:
+        for name, value in segment.items():
+            named.setdefault(name, set()).add(value)
+    used = [d for d in plan.dimensions if d in named]  # the framework's order: stable SQL
+    alias = {d: exp.to_identifier(f"d{i}") for i, d in enumerate(used)}
+
+    def condition(segment: dict[str, str]) -> exp.Expression:
+        parts = [exp.EQ(this=exp.column(alias[d]), expression=sql.literal(v)) for d, v in segment.items()]
+        return exp.and_(*parts) if len(parts) > 1 else parts[0] if parts else exp.true()
+
     return sql.render(
         "segment_series.sql.j2", dialect,
         bucket=bucket, num=plan.num, den=plan.den, source=plan.source, time=plan.time,
         filter=plan.condition, start=sql.literal(window.start), end=sql.literal(window.end_exclusive),
-        series=[{"condition": segment_condition(plan, s), "num_alias": exp.to_identifier(f"s{i}_num"),
+        dims=[{"expr": plan.dim_exprs[plan.dimensions.index(d)], "alias": alias[d],
+               "keep": [sql.literal(v) for v in sorted(named[d])]} for d in used],
+        series=[{"condition": condition(s), "num_alias": exp.to_identifier(f"s{i}_num"),
                  "den_alias": exp.to_identifier(f"s{i}_den")} for i, s in enumerate(segments)],
     )
 

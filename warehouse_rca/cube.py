@@ -51,6 +51,9 @@ class CubePlan:
     #: Baseline-to-current length ratio for additive metrics (a 4-week baseline vs a 1-week
     #: current period compares weekly averages). Ratios need no scaling.
     scale: float = 1.0
+    #: Per dimension, the values a later search level keeps (the rest is folded into '(other)'
+    #: in the scan); None: every value. Set by search.level_wise, never by the user.
+    keep: tuple[tuple[str, ...] | None, ...] | None = None
 
     @property
     def ratio(self) -> bool:
@@ -212,16 +215,22 @@ def period_bounds(plan: CubePlan) -> dict[str, exp.Expression]:
     }
 
 
-def cube_sql(plan: CubePlan, dialect: str) -> str:
-    """The single-pass cube query for ``dialect``."""
+def cube_sql(plan: CubePlan, dialect: str, *, preaggregate: bool = True) -> str:
+    """The single-pass cube query for ``dialect``. ``preaggregate``: roll rows up to leaves (the
+    finest combination of the dimensions) before the grouping sets; worth it when sets combine
+    dimensions, not for single-dimension sets."""
     periods = period_bounds(plan)
+    keep = plan.keep or (None,) * len(plan.dim_exprs)
     return sql.render(
         "cube.sql.j2",
         dialect,
         expected=plan.mode == "expected",
         ratio=plan.ratio,
         source=plan.source,
-        dims=[{"expr": e, "alias": _alias(i)} for i, e in enumerate(plan.dim_exprs)],
+        dims=[{"expr": e, "alias": _alias(i),
+               "keep": [sql.literal(v) for v in keep[i]] if keep[i] is not None else None}
+              for i, e in enumerate(plan.dim_exprs)],
+        preaggregate=preaggregate,
         time=plan.time,
         num=plan.num,
         den=plan.den,

@@ -289,7 +289,8 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     # The budget counts every query (the probe, each search level, the causal series, the
     # framework's), so it is also the run's query count.
     cube, loc, _ = locate(engine, plan, options.localize,
-                          check=lambda c: _check_cube(c, metric, periods), budget=budget)
+                          check=lambda c: _check_cube(c, metric, periods), budget=budget,
+                          max_depth=options.max_depth)
     report = None
     if options.causal and plan.mode == "periods" and budget.allows("causal validation"):
         from warehouse_rca.causal import validate

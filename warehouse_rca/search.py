@@ -277,24 +277,158 @@ def grouping_sets_upto(n: int, depth: int) -> tuple[tuple[int, ...], ...]:
     return tuple(c for k in range(depth + 1) for c in itertools.combinations(range(n), k))
 
 
+# --------------------------------------------------------------------------- ratio metrics
+
+#: Grouping sets the second level may hold: every combination of up to 3 of 8 dimensions (93).
+#: A wider framework keeps the dimensions with the most evidence at the first level.
+DEEP_SETS = 100
+#: ... and at least this many of them (the evidence at the first level can be faint for a deep
+#: cause), when the framework has them.
+MIN_DEEP_DIMS = 6
+
+
+def max_dimensions(depth: int, max_sets: int = DEEP_SETS) -> int:
+    """The most dimensions whose lattice up to ``depth`` fits in ``max_sets`` grouping sets.
+
+    >>> max_dimensions(3), max_dimensions(2), max_dimensions(4)
+    (8, 13, 7)
+    """
+    from math import comb
+
+    k = 1
+    while sum(comb(k + 1, j) for j in range(depth + 1)) <= max_sets:
+        k += 1
+    return k
+
+
+def dimension_evidence(cube: Cube, alpha: float, min_share: float) -> pd.DataFrame:
+    """Per dimension, how unevenly the change falls across its values (first level of the search).
+
+    A dimension unrelated to the cause sees every value move like the total (a uniform relative
+    change, shares unchanged); a dimension holding a cause, or part of a combination that does,
+    has values that deviate. Each value's deviation is its contribution minus what a uniform move
+    would give it (``base value x total's relative change``, times its current share for a rate);
+    ``score`` sums the deviations that are beyond noise (Bonferroni over the values) and at least
+    ``min_share`` of the total change; ``evidence`` is the largest deviation in standard errors.
+    """
+    from warehouse_rca.stats import segment_stats
+
+    stats = segment_stats(cube)
+    total = stats.loc[stats["depth"] == 0].iloc[0]
+    seg = stats.loc[stats["depth"] == 1]
+    relative = float(total["rate_intensity"]) if np.isfinite(float(total["rate_intensity"])) else 0.0
+    base = np.nan_to_num(seg["base_value"].to_numpy(dtype="float64"))
+    if cube.kind == "ratio":
+        base = base * np.nan_to_num(seg["cur_share"].to_numpy(dtype="float64"))
+    change = np.nan_to_num(seg["change"].to_numpy(dtype="float64"))
+    z = np.nan_to_num(seg["z"].to_numpy(dtype="float64"))
+    deviation = np.abs(change - base * relative)
+    sd = np.divide(np.abs(change), np.abs(z), out=np.full(len(seg), np.inf), where=np.abs(z) > 1e-12)
+    from scipy import stats as sps
+
+    z_crit = float(sps.norm.isf(alpha / (2 * max(len(seg), 1))))
+    beyond = (deviation >= z_crit * sd) & (deviation >= min_share * abs(float(total["change"])))
+    z_dev = np.divide(deviation, sd, out=np.zeros(len(seg)), where=np.isfinite(sd) & (sd > 0))
+    rows = []
+    for name in cube.dimensions:
+        own = seg[name].notna().to_numpy()
+        rows.append({"dimension": name, "score": float(deviation[own & beyond].sum()),
+                     "evidence": float(z_dev[own].max()) if own.any() else 0.0})
+    return pd.DataFrame(rows).set_index("dimension")
+
+
+def select_dimensions(cube: Cube, depth: int, alpha: float, min_share: float) -> list[str]:
+    """The dimensions the deeper levels combine: all of them while their lattice fits in
+    :data:`DEEP_SETS`; otherwise those whose values deviate beyond noise (largest first), filled
+    up to :data:`MIN_DEEP_DIMS` by the strongest evidence."""
+    limit = max_dimensions(depth)
+    if len(cube.dimensions) <= limit:
+        return list(cube.dimensions)
+    ev = dimension_evidence(cube, alpha, min_share)
+    strong = ev[ev["score"] > 0].sort_values("score", ascending=False).index.tolist()[:limit]
+    rest = [d for d in ev.sort_values("evidence", ascending=False).index if d not in strong]
+    chosen = strong + rest[:max(0, MIN_DEEP_DIMS - len(strong))]
+    return [d for d in cube.dimensions if d in chosen]  # the framework's order
+
+
+def kept_values(cube: Cube) -> dict[str, tuple[str, ...] | None]:
+    """Per dimension, the values the first level kept (None: nothing was folded into '(other)')."""
+    frame = cube.frame[cube.frame["depth"] == 1]
+    out: dict[str, tuple[str, ...] | None] = {}
+    for name in cube.dimensions:
+        values = frame[name].dropna().astype(str)
+        out[name] = tuple(sorted(set(values) - {OTHER})) if (values == OTHER).any() else None
+    return out
+
+
+OTHER = "(other)"
+
+
+def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_depth: int,
+               check: Callable[[Cube], None] | None = None,
+               budget: Budget | None = None) -> tuple[Cube, Localization, int]:
+    """Ratio metrics (and small additive cubes): the search level by level.
+
+    1. One query over the rows with single-dimension sets only (small hash tables: the cheapest
+       pass there is), which gives every value's support and change.
+    2. One query with every combination of 2 to ``max_depth`` of the selected dimensions
+       (:func:`select_dimensions`), where the values the first level pruned are folded into
+       '(other)' inside the scan: a value with too little support and change cannot make a kept
+       combination, so the leaves and grouping sets shrink from the data's size to the kept
+       values' (10M rows x 6 dimensions: 3.3M leaves -> 0.7M).
+    3. :func:`deepen` below causes found at the deepest level.
+    """
+    n = len(plan.dimensions)
+    depth = max(1, min(max_depth, n))
+    first = dataclasses.replace(plan, sets=grouping_sets_upto(n, 1))
+    cube = label_cube(engine.query(cube_sql(first, engine.DIALECT, preaggregate=False)), first)
+    queries = 1
+    if budget is not None:
+        budget.spend()
+    if check is not None:
+        check(cube)
+    if depth >= 2:
+        chosen = select_dimensions(cube, depth, settings.alpha, settings.min_share)
+        keep = kept_values(cube)
+        idx = [plan.dimensions.index(d) for d in chosen]
+        second = dataclasses.replace(
+            plan,
+            dimensions=tuple(chosen),
+            dim_exprs=tuple(plan.dim_exprs[i] for i in idx),
+            keep=tuple(keep[d] for d in chosen),
+            sets=tuple(s for s in grouping_sets_upto(len(chosen), depth) if len(s) != 1),
+        )
+        deeper = label_cube(engine.query(cube_sql(second, engine.DIALECT)), second).frame
+        queries += 1
+        if budget is not None:
+            budget.spend()
+        deeper = deeper[deeper["depth"] >= 2].reset_index(drop=True)
+        for name in plan.dimensions:
+            if name not in deeper:
+                deeper[name] = pd.Series([None] * len(deeper), dtype="object")
+        frame = pd.concat([cube.frame, deeper[list(cube.frame.columns)]], ignore_index=True)
+        cube = dataclasses.replace(cube, frame=frame, queries=2,
+                                   extra={**cube.extra, "combined_dimensions": chosen})
+    located = localize(cube, settings)
+    searched = dataclasses.replace(plan, sets=grouping_sets_upto(n, depth))
+    cube, located, extra = deepen(engine, searched, cube, located, settings, budget=budget)
+    return cube, located, queries + extra
+
+
 def locate(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
            check: Callable[[Cube], None] | None = None,
-           budget: Budget | None = None) -> tuple[Cube, Localization, int]:
+           budget: Budget | None = None, max_depth: int | None = None) -> tuple[Cube, Localization, int]:
     """Stage 1 + 3 for any metric: additive metrics get the leaf-evidence search (every leaf has
     its own expected value, so leaves can be judged one by one in the warehouse); ratio metrics
     the segment statistics with rate/mix decomposition (a leaf's rate alone cannot show a mix
-    shift) and level-wise deepening. Returns the cube, the localization and the queries issued."""
+    shift), searched level-wise (:func:`level_wise`). Returns the cube, the localization and the
+    queries issued."""
     leaf_queries = 0
     if plan.metric.kind == "additive":
         found = leaf_search(engine, plan, settings, check=check, budget=budget)
         if found is not None:
             return found
         leaf_queries = 1  # a small cube: a second, cheap query with the segment statistics
-    cube = label_cube(engine.query(cube_sql(plan, engine.DIALECT)), plan)
-    if budget is not None:
-        budget.spend()
-    if check is not None:
-        check(cube)
-    located = localize(cube, settings)
-    cube, located, extra = deepen(engine, plan, cube, located, settings, budget=budget)
-    return cube, located, 1 + leaf_queries + extra
+    depth = max_depth if max_depth is not None else max((len(s) for s in plan.sets), default=1)
+    cube, located, queries = level_wise(engine, plan, settings, depth, check=check, budget=budget)
+    return cube, located, queries + leaf_queries

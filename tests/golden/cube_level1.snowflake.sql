@@ -1,0 +1,141 @@
+WITH scoped AS (
+  SELECT
+    COALESCE(CAST("device" AS VARCHAR), '(null)') AS d0,
+    COALESCE(CAST("region" AS VARCHAR), '(null)') AS d1,
+    COALESCE(CAST("channel" AS VARCHAR), '(null)') AS d2,
+    CASE
+      WHEN "session_start" >= CAST('2026-11-17 00:00:00' AS TIMESTAMPNTZ)
+      AND "session_start" < CAST('2026-11-24 00:00:00' AS TIMESTAMPNTZ)
+      THEN 1
+      ELSE 0
+    END AS rca_side,
+    CAST("converted" AS DOUBLE) AS rca_num,
+    CAST(1 AS DOUBLE) AS rca_den
+  FROM "analytics"."sessions"
+  WHERE
+    TRUE
+    AND (
+      (
+        "session_start" >= CAST('2026-11-10 00:00:00' AS TIMESTAMPNTZ)
+        AND "session_start" < CAST('2026-11-17 00:00:00' AS TIMESTAMPNTZ)
+      )
+      OR (
+        "session_start" >= CAST('2026-11-17 00:00:00' AS TIMESTAMPNTZ)
+        AND "session_start" < CAST('2026-11-24 00:00:00' AS TIMESTAMPNTZ)
+      )
+    )
+    AND (
+      "country" IN ('US', 'CA') AND "amount" BETWEEN 0 AND 1000
+    )
+), leaves AS (
+  SELECT
+    d0,
+    d1,
+    d2,
+    CASE WHEN rca_side = 0 THEN rca_num ELSE 0 END AS l_base_num,
+    CASE WHEN rca_side = 1 THEN rca_num ELSE 0 END AS l_cur_num,
+    CASE WHEN rca_side = 0 THEN rca_den ELSE 0 END AS l_base_den,
+    CASE WHEN rca_side = 1 THEN rca_den ELSE 0 END AS l_cur_den,
+    CASE WHEN rca_side = 0 THEN 1 ELSE 0 END AS l_base_rows,
+    CASE WHEN rca_side = 1 THEN 1 ELSE 0 END AS l_cur_rows,
+    CASE WHEN rca_side = 0 THEN rca_num * rca_num ELSE 0 END AS l_base_nn,
+    CASE WHEN rca_side = 1 THEN rca_num * rca_num ELSE 0 END AS l_cur_nn,
+    CASE WHEN rca_side = 0 THEN rca_den * rca_den ELSE 0 END AS l_base_dd,
+    CASE WHEN rca_side = 1 THEN rca_den * rca_den ELSE 0 END AS l_cur_dd,
+    CASE WHEN rca_side = 0 THEN rca_num * rca_den ELSE 0 END AS l_base_nd,
+    CASE WHEN rca_side = 1 THEN rca_num * rca_den ELSE 0 END AS l_cur_nd
+  FROM scoped
+), cube AS (
+  SELECT
+    d0,
+    d1,
+    d2,
+    GROUPING(d0) * 1 + GROUPING(d1) * 2 + GROUPING(d2) * 4 AS rca_set,
+    SUM(l_base_num) AS base_num,
+    SUM(l_cur_num) AS cur_num,
+    SUM(l_base_den) AS base_den,
+    SUM(l_cur_den) AS cur_den,
+    SUM(l_base_rows) AS base_rows,
+    SUM(l_cur_rows) AS cur_rows,
+    SUM(l_base_nn) AS base_nn,
+    SUM(l_cur_nn) AS cur_nn,
+    SUM(l_base_dd) AS base_dd,
+    SUM(l_cur_dd) AS cur_dd,
+    SUM(l_base_nd) AS base_nd,
+    SUM(l_cur_nd) AS cur_nd
+  FROM leaves
+  GROUP BY
+    GROUPING SETS (
+      (),
+      (
+        d0
+      ),
+      (
+        d1
+      ),
+      (
+        d2
+      )
+    )
+), totals AS (
+  SELECT
+    cube.*,
+    SUM(base_num) OVER (PARTITION BY rca_set) AS g_base_num,
+    SUM(base_den) OVER (PARTITION BY rca_set) AS g_base_den,
+    SUM(cur_den) OVER (PARTITION BY rca_set) AS g_cur_den,
+    CAST(SUM(base_rows + cur_rows) OVER (PARTITION BY rca_set) AS DOUBLE) AS g_rows
+  FROM cube
+), changes AS (
+  SELECT
+    totals.*,
+    ABS(
+      (
+        cur_num - g_base_num / NULLIF(g_base_den, 0) * cur_den
+      ) / NULLIF(g_cur_den, 0) - (
+        base_num - g_base_num / NULLIF(g_base_den, 0) * base_den
+      ) / NULLIF(g_base_den, 0)
+    ) AS abs_change,
+    (
+      base_rows + cur_rows
+    ) / NULLIF(g_rows, 0) AS support_share
+  FROM totals
+), flagged AS (
+  SELECT
+    changes.*,
+    CASE
+      WHEN rca_set = 7
+      THEN 1
+      WHEN support_share >= 0.005
+      THEN 1
+      WHEN abs_change > 0
+      AND abs_change >= 0.005 * SUM(abs_change) OVER (PARTITION BY rca_set)
+      THEN 1
+      ELSE 0
+    END AS keep
+  FROM changes
+)
+SELECT
+  CASE WHEN keep = 1 OR d0 IS NULL THEN d0 ELSE '(other)' END AS d0,
+  CASE WHEN keep = 1 OR d1 IS NULL THEN d1 ELSE '(other)' END AS d1,
+  CASE WHEN keep = 1 OR d2 IS NULL THEN d2 ELSE '(other)' END AS d2,
+  rca_set,
+  SUM(base_num) AS base_num,
+  SUM(cur_num) AS cur_num,
+  SUM(base_den) AS base_den,
+  SUM(cur_den) AS cur_den,
+  SUM(base_rows) AS base_rows,
+  SUM(cur_rows) AS cur_rows,
+  SUM(base_nn) AS base_nn,
+  SUM(cur_nn) AS cur_nn,
+  SUM(base_dd) AS base_dd,
+  SUM(cur_dd) AS cur_dd,
+  SUM(base_nd) AS base_nd,
+  SUM(cur_nd) AS cur_nd
+FROM flagged
+WHERE
+  keep = 1 OR rca_set IN (6, 5, 3)
+GROUP BY
+  CASE WHEN keep = 1 OR d0 IS NULL THEN d0 ELSE '(other)' END,
+  CASE WHEN keep = 1 OR d1 IS NULL THEN d1 ELSE '(other)' END,
+  CASE WHEN keep = 1 OR d2 IS NULL THEN d2 ELSE '(other)' END,
+  rca_set

@@ -1,0 +1,48 @@
+WITH scoped AS (
+  SELECT
+    TIMESTAMP_TRUNC(`session_start`, DAY) AS bucket,
+    CASE
+      WHEN COALESCE(CAST(`device` AS STRING), '(null)') IN ('desktop', 'mobile')
+      THEN COALESCE(CAST(`device` AS STRING), '(null)')
+      ELSE '(other)'
+    END AS d0,
+    CASE
+      WHEN COALESCE(CAST(`channel` AS STRING), '(null)') IN ('it\'s')
+      THEN COALESCE(CAST(`channel` AS STRING), '(null)')
+      ELSE '(other)'
+    END AS d1,
+    CAST(`converted` AS FLOAT64) AS rca_num,
+    CAST(1 AS FLOAT64) AS rca_den
+  FROM `analytics`.`sessions`
+  WHERE
+    `session_start` >= CAST('2026-10-01 00:00:00' AS DATETIME)
+    AND `session_start` < CAST('2026-11-24 00:00:00' AS DATETIME)
+    AND (
+      `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
+    )
+), leaves AS (
+  SELECT
+    bucket,
+    d0,
+    d1,
+    SUM(rca_num) AS rca_num,
+    SUM(rca_den) AS rca_den
+  FROM scoped
+  GROUP BY
+    bucket,
+    d0,
+    d1
+)
+SELECT
+  bucket,
+  COALESCE(SUM(CASE WHEN d0 = 'mobile' THEN rca_num ELSE 0 END), 0) AS s0_num,
+  COALESCE(SUM(CASE WHEN d0 = 'mobile' THEN rca_den ELSE 0 END), 0) AS s0_den,
+  COALESCE(SUM(CASE WHEN d0 = 'desktop' AND d1 = 'it\'s' THEN rca_num ELSE 0 END), 0) AS s1_num,
+  COALESCE(SUM(CASE WHEN d0 = 'desktop' AND d1 = 'it\'s' THEN rca_den ELSE 0 END), 0) AS s1_den,
+  COALESCE(SUM(rca_num), 0) AS num,
+  COALESCE(SUM(rca_den), 0) AS den
+FROM leaves
+GROUP BY
+  bucket
+ORDER BY
+  bucket NULLS LAST
