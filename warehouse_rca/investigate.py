@@ -203,6 +203,10 @@ class Investigation:
         # Causal validation: window, the aggregate's change start, events, demoted candidates.
         doc["causal"] = self.causal.to_json() if self.causal is not None else {"enabled": False}
         doc["budget"] = self.budget.to_json() if self.budget is not None else Budget().to_json()
+        # Wide frameworks: the dimensions whose combinations were searched (search.level_wise);
+        # every dimension's single values always are. None: the leaf-evidence search (additive).
+        combined = self.cube.extra.get("combined_dimensions")
+        doc["combined_dimensions"] = list(combined) if combined is not None else None
         return doc
 
 

@@ -1,0 +1,113 @@
+"""The level-wise search (warehouse_rca.search.level_wise) on DuckDB: the folded second level is
+exact where it keeps values, a wide framework combines the dimensions that hold the cause, and
+the causal series rolled up to leaves equal the segments' own sums."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from tests.test_investigate import BASE, CUR, load, make_sessions, ratio_metric
+from warehouse_rca.causal import series_sql
+from warehouse_rca.config import Period
+from warehouse_rca.cube import COMPONENTS, cube_sql, label_cube, plan_cube, source_expression
+from warehouse_rca.engines.duckdb import DuckDBEngine
+from warehouse_rca.investigate import investigate
+from warehouse_rca.search import OTHER, kept_values, max_dimensions, select_dimensions
+
+
+def _zipf(k: int) -> list[float]:
+    weights = np.log((np.arange(k) + 2) / (np.arange(k) + 1))
+    return list(weights / weights.sum())
+
+
+def _sessions(rng: np.random.Generator, n: int, rate) -> pd.DataFrame:
+    shares = {"device": [0.5, 0.3, 0.2], "product": _zipf(60), "region": [0.4, 0.3, 0.2, 0.1]}
+    frame = pd.concat([make_sessions(rng, n, "2026-11-10", shares, lambda r: 0.05),
+                       make_sessions(rng, n, "2026-11-17", shares, rate)], ignore_index=True)
+    frame.loc[frame.sample(frac=0.01, random_state=1).index, "region"] = None  # NULLs stay a value
+    return frame
+
+
+def test_folded_second_level_is_exact_for_the_values_it_keeps(duck: DuckDBEngine) -> None:
+    rng = np.random.default_rng(11)
+    load(duck, _sessions(rng, 40_000, lambda r: 0.02 if r["device"] == "d1" else 0.05))
+    metric = ratio_metric(["device", "product", "region"])
+    plan = plan_cube(metric, duck.columns_of(source_expression(metric)), baseline=BASE, current=CUR, max_depth=3)
+    first = dataclasses.replace(plan, sets=((), (0,), (1,), (2,)))
+    level1 = label_cube(duck.query(cube_sql(first, duck.DIALECT, preaggregate=False)), first)
+    keep = kept_values(level1)
+    # The 60 Zipf products: the popular ones are kept, the tail is folded; region keeps all.
+    assert keep["product"] is not None and 5 < len(keep["product"]) < 60
+    assert keep["region"] is None and "(null)" in set(level1.frame["region"].dropna())
+    pairs = ((), (0, 1), (0, 2), (1, 2), (0, 1, 2))
+    folded = dataclasses.replace(plan, sets=pairs, keep=tuple(keep[d] for d in plan.dimensions))
+    full = dataclasses.replace(plan, sets=pairs, min_support=0.0)
+    got = label_cube(duck.query(cube_sql(folded, duck.DIALECT)), folded).frame
+    want = label_cube(duck.query(cube_sql(full, duck.DIALECT)), full).frame
+    dims = list(plan.dimensions)
+    merged = got.merge(want, on=[*dims, "depth"], how="left", suffixes=("", "_want"))
+    real = merged[~merged[dims].isin([OTHER]).any(axis=1) & (merged["depth"] >= 2)]
+    assert len(real) > 10 and real["base_num_want"].notna().all()
+    for c in COMPONENTS:
+        assert np.allclose(real[c], real[f"{c}_want"]), c
+    # The folded tail is one segment per combination, holding exactly what the kept values miss.
+    tail = got[(got["depth"] == 2) & (got["product"] == OTHER) & got["device"].notna()]
+    assert not tail.empty
+    for _, row in tail.iterrows():
+        named = want[(want["depth"] == 2) & (want["device"] == row["device"]) & want["product"].notna()
+                     & want["region"].isna()]
+        kept = named[named["product"].isin(keep["product"])]
+        assert np.isclose(row["cur_den"], named["cur_den"].sum() - kept["cur_den"].sum())
+
+
+def test_wide_framework_combines_the_dimensions_that_hold_the_cause(duck: DuckDBEngine) -> None:
+    rng = np.random.default_rng(12)
+    shares = {f"x{i}": [0.4, 0.35, 0.25] for i in range(12)}
+    base = make_sessions(rng, 60_000, "2026-11-10", shares, lambda r: 0.06)
+    cur = make_sessions(rng, 60_000, "2026-11-17", shares,
+                        lambda r: 0.015 if (r["x3"] == "x0" and r["x9"] == "x1") else 0.06)
+    load(duck, pd.concat([base, cur], ignore_index=True))
+    metric = ratio_metric(list(shares))
+    doc = investigate(duck, metric, baseline=BASE, current=CUR).to_json()
+    assert doc["root_causes"][0]["segment"] == {"x3": "x0", "x9": "x1"}
+    combined = doc["combined_dimensions"]
+    assert {"x3", "x9"} <= set(combined) and len(combined) <= max_dimensions(3) < 12
+
+
+def test_select_dimensions_ranks_by_deviation_not_by_size(duck: DuckDBEngine) -> None:
+    """Every value of every dimension moves when a big cause hits; only the cause's dimensions
+    move unevenly. With more dimensions than fit, those come first."""
+    rng = np.random.default_rng(13)
+    shares = {f"x{i}": [0.5, 0.3, 0.2] for i in range(10)}
+    base = make_sessions(rng, 50_000, "2026-11-10", shares, lambda r: 0.05)
+    cur = make_sessions(rng, 50_000, "2026-11-17", shares,
+                        lambda r: 0.01 if r["x7"] == "x2" else 0.05)
+    load(duck, pd.concat([base, cur], ignore_index=True))
+    metric = ratio_metric(list(shares))
+    plan = plan_cube(metric, duck.columns_of(source_expression(metric)), baseline=BASE, current=CUR, max_depth=1)
+    level1 = label_cube(duck.query(cube_sql(plan, duck.DIALECT, preaggregate=False)), plan)
+    chosen = select_dimensions(level1, depth=4, alpha=0.05, min_share=0.02)  # 7 of 10 fit at depth 4
+    assert "x7" in chosen and len(chosen) == 6  # the one with evidence, filled up to 6
+
+
+def test_causal_series_from_leaves_equal_each_segments_own_sums(duck: DuckDBEngine) -> None:
+    rng = np.random.default_rng(14)
+    frame = _sessions(rng, 20_000, lambda r: 0.05)
+    load(duck, frame)
+    metric = ratio_metric(["device", "product", "region"])
+    plan = plan_cube(metric, duck.columns_of(source_expression(metric)), baseline=BASE, current=CUR)
+    segments = [{"device": "d1"}, {"product": "p0", "region": "(null)"}, {"device": "d2", "product": "p3"}]
+    window = Period.parse("2026-11-10:2026-11-23")
+    got = duck.query(series_sql(plan, segments, window, duck.DIALECT))
+    assert len(got) == 14
+    labelled = frame.fillna({"region": "(null)"})
+    day = labelled["ts"].dt.floor("D")
+    for i, seg in enumerate(segments):
+        mask = np.logical_and.reduce([labelled[d] == v for d, v in seg.items()])
+        want = labelled[mask].groupby(day[mask])["converted"].agg(["sum", "count"])
+        want = want.reindex(pd.to_datetime(got["bucket"]).dt.tz_localize(None), fill_value=0)
+        assert np.allclose(got[f"s{i}_num"], want["sum"]) and np.allclose(got[f"s{i}_den"], want["count"])
+    assert got["den"].sum() == len(frame)
