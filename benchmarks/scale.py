@@ -311,12 +311,11 @@ def _periods_from_detection(engine, metric) -> tuple[Any, Any, dict[str, Any]]:
 def run_config(path: Path, n_dims: int, max_depth: int, threads: int | None, memory_limit: str | None,
                skip_bare: bool) -> dict[str, Any]:
     """detect + investigate, then the bare GROUPING SETS query, on the Parquet file in place."""
-    from speed import bare_query
-
     # A scheduled monitor has its modules loaded: import them (and the ones they load lazily)
     # before the clock starts; the pandas side is likewise timed after `import pandas`.
     import statsmodels.tsa.seasonal  # noqa: F401  (detect)
     from scipy.stats import norm  # noqa: F401  (detect)
+    from speed import bare_query
 
     from warehouse_rca import causal, detect, monitor  # noqa: F401
     from warehouse_rca.cube import cube_sql, plan_cube, source_expression

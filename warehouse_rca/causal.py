@@ -56,7 +56,7 @@ from sqlglot import exp
 
 from warehouse_rca import sql
 from warehouse_rca.config import EventsSpec, Period
-from warehouse_rca.cube import COMPONENTS, CubePlan
+from warehouse_rca.cube import COMPONENTS, OTHER, CubePlan
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
 from warehouse_rca.localize import Localization, RootCause, effect_of
@@ -67,7 +67,6 @@ Key = frozenset[tuple[str, str]]
 
 STEPS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 SEASON = {"hour": 24, "day": 7}  # points per natural season (hour of day, day of week)
-OTHER = "(other)"  # the cube's folded tail: not a segment that can be queried
 
 
 @dataclass(frozen=True)

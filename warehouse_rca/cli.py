@@ -261,7 +261,10 @@ def investigate(metric: str | None, project: str | None, baseline: str | None, c
 @_handle_errors
 def sql_command(metric: str | None, project: str | None, baseline: str | None, current: str | None,
                 max_depth: int, min_support: float, dialect: str, **adhoc: Any) -> None:
-    """Print the SQL an investigation would send (dry run: no warehouse needed)."""
+    """Print the metric's cube as one query (dry run: no warehouse needed).
+
+    It computes every segment an investigation can look at; a run sends the same aggregation in
+    levels whose later queries depend on earlier answers (docs/ARCHITECTURE.md)."""
     import sqlglot
 
     from warehouse_rca.cube import cube_sql, plan_cube

@@ -28,6 +28,8 @@ COMPONENTS = (
     "base_nn", "cur_nn", "base_dd", "cur_dd", "base_nd", "cur_nd",
 )
 SOURCE_ALIAS = "rca_source"
+#: The folded tail of a dimension (cube.sql.j2): not a real value, so no filter reproduces it.
+OTHER = "(other)"
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,18 @@ class _AnyColumns(list):
 
 def _alias(i: int) -> exp.Identifier:
     return exp.to_identifier(f"d{i}")
+
+
+def segment_condition(plan: CubePlan, segment: dict[str, str]) -> exp.Expression | None:
+    """The rows of ``segment``, comparing values the way the cube labels them (NULL is
+    '(null)'); None for the empty segment (every row)."""
+    parts = []
+    for name, value in segment.items():
+        expr = plan.dim_exprs[plan.dimensions.index(name)].copy()
+        labelled = exp.Coalesce(this=exp.cast(expr, exp.DataType.Type.VARCHAR),
+                                expressions=[exp.Literal.string("(null)")])
+        parts.append(exp.EQ(this=labelled, expression=sql.literal(value)))
+    return sql.and_all(parts)
 
 
 def period_bounds(plan: CubePlan) -> dict[str, exp.Expression]:

@@ -75,7 +75,7 @@ from sqlglot import exp
 
 from warehouse_rca import sql
 from warehouse_rca.config import MetricSpec, Period, load_project, load_target
-from warehouse_rca.cube import CubePlan, plan_cube, source_expression
+from warehouse_rca.cube import OTHER, CubePlan, plan_cube, source_expression
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import ConfigError, InputError, RcaError
@@ -295,7 +295,6 @@ def yaml_block(profiles: list[ColumnProfile]) -> str:
 
 # --------------------------------------------------------------------------- hierarchies and groups
 
-OTHER_VALUE = "(other)"  # the cube's folded tail: not a real value, so it has no parent
 #: A child value belongs to a parent when that parent holds at least this share of its rows
 #: (a city name shared by two regions is left without a parent instead of guessing).
 PARENT_SHARE = 0.95
@@ -350,7 +349,7 @@ def hierarchy_paths(engine: Engine, plan: CubePlan, segments: Sequence[dict[str,
     for levels in metric.hierarchies:
         for depth in range(1, len(levels)):
             child = levels[depth]
-            values = sorted({s[child] for s in segments if child in s and s[child] != OTHER_VALUE})
+            values = sorted({s[child] for s in segments if child in s and s[child] != OTHER})
             if not values:
                 continue
             chain = levels[: depth + 1]

@@ -20,7 +20,7 @@ from warehouse_rca.dimensions import CauseContext, arrange_causes, findings_by_g
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
 from warehouse_rca.localize import Localization, LocalizeSettings, effect_of
-from warehouse_rca.search import Budget, leaf_depth, locate
+from warehouse_rca.search import Budget, locate
 from warehouse_rca.stats import finite_or_none as _num
 
 
@@ -276,14 +276,11 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
                  current: Period | None, options: InvestigationOptions) -> Investigation:
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     columns = engine.columns_of(source_expression(metric))
-    # The first pass holds the whole lattice up to --max-depth only while it stays small (at most
-    # 256 grouping sets: every combination of up to 3 of 8 dimensions, 2 of 20); deeper levels
-    # are then searched only below the causes found (search.deepen), so 20 dimensions do not
-    # send 1,351 grouping sets at once.
-    first_depth = min(options.max_depth, leaf_depth(len(metric.dimensions)))
+    # The plan holds the lattice up to --max-depth; the search (search.locate) sends it level by
+    # level, so 20 dimensions never send 1,351 grouping sets at once.
     plan = plan_cube(
         metric, columns, baseline=baseline, current=current,
-        max_depth=first_depth, min_support=options.min_support,
+        max_depth=options.max_depth, min_support=options.min_support,
         baseline_scale=options.baseline_scale,
     )
     periods = {"baseline": baseline, "current": current}
@@ -293,8 +290,7 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     # The budget counts every query (the probe, each search level, the causal series, the
     # framework's), so it is also the run's query count.
     cube, loc, _ = locate(engine, plan, options.localize,
-                          check=lambda c: _check_cube(c, metric, periods), budget=budget,
-                          max_depth=options.max_depth)
+                          check=lambda c: _check_cube(c, metric, periods), budget=budget)
     report = None
     if options.causal and plan.mode == "periods" and budget.allows("causal validation"):
         from warehouse_rca.causal import validate

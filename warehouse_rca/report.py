@@ -31,6 +31,7 @@ from sqlglot import exp
 
 from warehouse_rca import __version__, narrative, sql
 from warehouse_rca.config import MetricSpec, Period, Project, load_project, load_target
+from warehouse_rca.cube import OTHER, segment_condition
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import ConfigError, InputError, RcaError
 
@@ -38,7 +39,6 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 GRAIN_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 #: most points the series chart asks the warehouse for (the window shrinks to fit)
 MAX_SERIES_POINTS = 400
-OTHER = "(other)"
 
 
 # --------------------------------------------------------------------------- progress
@@ -62,14 +62,9 @@ def progress(message: str) -> Iterator[None]:
 
 def _segment_condition(plan: Any, segment: dict[str, Any]) -> exp.Expression | None:
     """The rows of a segment, compared the way the cube labels them; None for '(other)'."""
-    parts = []
-    for dim, value in segment.items():
-        if value == OTHER or dim not in plan.dimensions:
-            return None
-        column = plan.dim_exprs[plan.dimensions.index(dim)].copy()
-        labelled = exp.Coalesce(this=exp.cast(column, "VARCHAR"), expressions=[sql.literal("(null)")])
-        parts.append(exp.EQ(this=labelled, expression=sql.literal(str(value))))
-    return sql.and_all(parts)
+    if any(value == OTHER or dim not in plan.dimensions for dim, value in segment.items()):
+        return None
+    return segment_condition(plan, {dim: str(value) for dim, value in segment.items()})
 
 
 def verification_sql(plan: Any, segment: dict[str, Any], dialect: str) -> str | None:

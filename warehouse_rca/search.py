@@ -1,6 +1,10 @@
-"""Level-wise deepening: reach root causes deeper than the first pass without a combinatorial blow-up.
+"""Level-wise search: find root causes among every dimension combination without sending the
+combinatorial lattice to the warehouse at once.
 
-The first cube query covers every combination up to ``max_depth``. When a chosen cause sits at the
+Ratio metrics (:func:`level_wise`): single dimensions first, then the combinations of the
+dimensions with evidence, with the values the first level pruned folded away in the scan.
+Additive metrics (:func:`leaf_search`): the leaf-evidence cube, level by level below the depth
+whose lattice fits in one query. For both, when a chosen cause sits at the
 frontier (its depth is the deepest searched and more dimensions exist), it may be an
 under-specified parent of a deeper cause. Apriori-style, one more pushed-down query per level asks
 only for the children of the frontier causes (their dimensions plus one more), restricted to their
@@ -20,7 +24,15 @@ import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.cube import Cube, CubePlan, cube_sql, label_cube, period_bounds
+from warehouse_rca.cube import (
+    OTHER,
+    Cube,
+    CubePlan,
+    cube_sql,
+    label_cube,
+    period_bounds,
+    segment_condition,
+)
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.localize import Localization, LocalizeSettings, localize
 
@@ -59,19 +71,9 @@ class Budget:
                 "skipped": list(self.skipped)}
 
 
-def _segment_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.Expression:
-    """Rows of any of ``segments``, comparing values the way the cube labels them."""
-    alternatives = []
-    for segment in segments:
-        parts = []
-        for name, value in segment.items():
-            expr = plan.dim_exprs[plan.dimensions.index(name)].copy()
-            labelled = exp.Coalesce(
-                this=exp.cast(expr, exp.DataType.Type.VARCHAR),
-                expressions=[exp.Literal.string("(null)")],
-            )
-            parts.append(exp.EQ(this=labelled, expression=sql.literal(value)))
-        alternatives.append(exp.and_(*parts))
+def _segments_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.Expression:
+    """Rows of any of ``segments`` (non-empty), compared the way the cube labels them."""
+    alternatives = [segment_condition(plan, segment) for segment in segments]
     return exp.or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
 
 
@@ -106,7 +108,7 @@ def deepen(
         frontier = [c.segment for c in located.root_causes if len(c.segment) == depth]
         if not frontier or (budget is not None and not budget.allows(f"search level {depth + 1}")):
             break
-        condition = _segment_condition(plan, frontier)
+        condition = _segments_condition(plan, frontier)
         deeper = dataclasses.replace(
             plan,
             sets=_children_sets(plan, frontier),
@@ -361,8 +363,6 @@ def kept_values(cube: Cube) -> dict[str, tuple[str, ...] | None]:
     return out
 
 
-OTHER = "(other)"
-
 
 def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_depth: int,
                check: Callable[[Cube], None] | None = None,
@@ -407,7 +407,7 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
             if name not in deeper:
                 deeper[name] = pd.Series([None] * len(deeper), dtype="object")
         frame = pd.concat([cube.frame, deeper[list(cube.frame.columns)]], ignore_index=True)
-        cube = dataclasses.replace(cube, frame=frame, queries=2,
+        cube = dataclasses.replace(cube, frame=frame, queries=queries,
                                    extra={**cube.extra, "combined_dimensions": chosen})
     located = localize(cube, settings)
     searched = dataclasses.replace(plan, sets=grouping_sets_upto(n, depth))
@@ -417,7 +417,7 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
 
 def locate(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
            check: Callable[[Cube], None] | None = None,
-           budget: Budget | None = None, max_depth: int | None = None) -> tuple[Cube, Localization, int]:
+           budget: Budget | None = None) -> tuple[Cube, Localization, int]:
     """Stage 1 + 3 for any metric: additive metrics get the leaf-evidence search (every leaf has
     its own expected value, so leaves can be judged one by one in the warehouse); ratio metrics
     the segment statistics with rate/mix decomposition (a leaf's rate alone cannot show a mix
@@ -429,6 +429,6 @@ def locate(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
         if found is not None:
             return found
         leaf_queries = 1  # a small cube: a second, cheap query with the segment statistics
-    depth = max_depth if max_depth is not None else max((len(s) for s in plan.sets), default=1)
+    depth = max((len(s) for s in plan.sets), default=1)  # --max-depth
     cube, located, queries = level_wise(engine, plan, settings, depth, check=check, budget=budget)
     return cube, located, queries + leaf_queries
