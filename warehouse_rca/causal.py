@@ -412,35 +412,43 @@ def _den(v: np.ndarray) -> float:
     return float(v[COMPONENTS.index("cur_den")] + v[COMPONENTS.index("base_den")])
 
 
-def confounding_pair(cells: _CubeCells, a: Key, b: Key) -> dict[str, Any] | None:
-    """A's and B's effects (relative change against their complements), marginal and each holding
-    the other fixed (within strata of the other), or None when the cube lacks their intersection."""
-    va, vb, vab, tot = cells.get(a), cells.get(b), cells.get(a | b), cells.total
-    if va is None or vb is None or vab is None:
-        return None
-    overlap_a = _den(vab) / max(_den(va), 1e-300)
-    overlap_b = _den(vab) / max(_den(vb), 1e-300)
+def confounding_pairs(cells: _CubeCells, pairs: list[tuple[Key, Key]]) -> list[dict[str, Any] | None]:
+    """Per pair (A, B): A's and B's effects (relative change against their complements), marginal
+    and each holding the other fixed (within strata of the other), or None when the cube lacks
+    their intersection. Every pair's cells are described in one vectorised call."""
+    found: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []
+    for i, (a, b) in enumerate(pairs):
+        va, vb, vab = cells.get(a), cells.get(b), cells.get(a | b)
+        if va is not None and vb is not None and vab is not None:
+            found.append((i, va, vb, vab))
+    out: list[dict[str, Any] | None] = [None] * len(pairs)
+    if not found:
+        return out
+    tot = cells.total
+    rows = []
+    for _, va, vb, vab in found:
+        for x, y in ((va, vb), (vb, va)):
+            # strata of the other candidate y: (x&y vs ~x&y) and (x&~y vs ~x&~y)
+            rows += [x, tot - x, vab, y - vab, x - vab, tot - x - y + vab]
+    val, sd, sup = cells.intensity(rows)
 
-    def effects(x: np.ndarray, y: np.ndarray, xy: np.ndarray) -> tuple[float, float, float, float]:
-        # strata of the other candidate y: (x&y vs ~x&y) and (x&~y vs ~x&~y)
-        cells_rows = [x, tot - x, xy, y - xy, x - xy, tot - x - y + xy]
-        val, sd, sup = cells.intensity(cells_rows)
-        marginal, marginal_sd = val[0] - val[1], math.hypot(sd[0], sd[1])
-        parts = []
-        for one, zero in ((2, 3), (4, 5)):
-            if np.isfinite(val[one]) and np.isfinite(val[zero]) and sup[one] > 0 and sup[zero] > 0:
-                parts.append((sup[one], val[one] - val[zero], sd[one] ** 2 + sd[zero] ** 2))
+    def effects(k: int) -> tuple[float, float, float, float]:
+        v, e, n = val[k:k + 6], sd[k:k + 6], sup[k:k + 6]
+        marginal, marginal_sd = v[0] - v[1], math.hypot(e[0], e[1])
+        parts = [(n[one], v[one] - v[zero], e[one] ** 2 + e[zero] ** 2) for one, zero in ((2, 3), (4, 5))
+                 if np.isfinite(v[one]) and np.isfinite(v[zero]) and n[one] > 0 and n[zero] > 0]
         if not parts:
-            return marginal, marginal_sd, float("nan"), float("nan")
+            return float(marginal), float(marginal_sd), float("nan"), float("nan")
         w = np.array([p[0] for p in parts]) / sum(p[0] for p in parts)
         held = float(sum(wi * p[1] for wi, p in zip(w, parts)))
         held_sd = float(math.sqrt(sum(wi**2 * p[2] for wi, p in zip(w, parts))))
         return float(marginal), float(marginal_sd), held, held_sd
 
-    a_m, a_msd, a_h, a_hsd = effects(va, vb, vab)
-    b_m, b_msd, b_h, b_hsd = effects(vb, va, vab)
-    return {"overlap_a": overlap_a, "overlap_b": overlap_b,
-            "a": (a_m, a_msd, a_h, a_hsd), "b": (b_m, b_msd, b_h, b_hsd)}
+    for j, (i, va, vb, vab) in enumerate(found):
+        out[i] = {"overlap_a": _den(vab) / max(_den(va), 1e-300),
+                  "overlap_b": _den(vab) / max(_den(vb), 1e-300),
+                  "a": effects(12 * j), "b": effects(12 * j + 6)}
+    return out
 
 
 def _survives(marginal: float, held: float, held_sd: float, z: float, ratio: float) -> bool:
@@ -747,37 +755,36 @@ def _effect(ev: CausalEvidence, frame: pd.DataFrame, i: int, donor_idx: list[int
 def _confounding(evidence: list[CausalEvidence], cells: _CubeCells, settings: CausalSettings,
                  z_crit: float) -> None:
     """Pairwise: hold the other candidate fixed; demote the one explained away."""
-    for ia, a in enumerate(evidence):
-        for b in evidence[ia + 1:]:
-            if _nested(a.key, b.key) or _disjoint(a.key, b.key):
-                continue
-            if "mix" in (a.effect_type, b.effect_type):
-                continue  # traffic-share moves are not within-stratum rate differences
-            pair = confounding_pair(cells, a.key, b.key)
-            if pair is None or max(pair["overlap_a"], pair["overlap_b"]) < settings.min_overlap:
-                continue
-            a_m, _, a_h, a_hsd = pair["a"]
-            b_m, _, b_h, b_hsd = pair["b"]
-            a_ok = _survives(a_m, a_h, a_hsd, z_crit, settings.explained_ratio)
-            b_ok = _survives(b_m, b_h, b_hsd, z_crit, settings.explained_ratio)
-            verdict = ("independent" if a_ok and b_ok else f"{_label(b.segment)} explained by {_label(a.segment)}"
-                       if a_ok else f"{_label(a.segment)} explained by {_label(b.segment)}" if b_ok
-                       else "inseparable")
-            for me, other, ov, m, h, hsd in ((a, b, pair["overlap_a"], a_m, a_h, a_hsd),
-                                              (b, a, pair["overlap_b"], b_m, b_h, b_hsd)):
-                me.confounding.append({
-                    "other": other.segment, "overlap": _num(round(ov, 4)),
-                    "effect_alone": _num(m), "effect_holding_other_fixed": _num(h),
-                    "effect_holding_other_fixed_se": _num(hsd), "verdict": verdict,
-                })
-            loser, winner, share = (b, a, pair["overlap_b"]) if a_ok and not b_ok else (
-                (a, b, pair["overlap_a"]) if b_ok and not a_ok else (None, None, 0.0))
-            if loser is not None and winner is not None and loser.explained_by is None:
-                loser.explained_by = dict(winner.segment)
-                loser.reasons.append(
-                    f"explained by {_label(winner.segment)}: {share:.0%} of its traffic is in that "
-                    f"segment, and its own effect vanishes once {_label(winner.segment)} is held fixed"
-                )
+    candidates = [
+        (a, b) for ia, a in enumerate(evidence) for b in evidence[ia + 1:]
+        if not (_nested(a.key, b.key) or _disjoint(a.key, b.key))
+        and "mix" not in (a.effect_type, b.effect_type)  # share moves are not within-stratum rate differences
+    ]
+    for (a, b), pair in zip(candidates, confounding_pairs(cells, [(a.key, b.key) for a, b in candidates])):
+        if pair is None or max(pair["overlap_a"], pair["overlap_b"]) < settings.min_overlap:
+            continue
+        a_m, _, a_h, a_hsd = pair["a"]
+        b_m, _, b_h, b_hsd = pair["b"]
+        a_ok = _survives(a_m, a_h, a_hsd, z_crit, settings.explained_ratio)
+        b_ok = _survives(b_m, b_h, b_hsd, z_crit, settings.explained_ratio)
+        verdict = ("independent" if a_ok and b_ok else f"{_label(b.segment)} explained by {_label(a.segment)}"
+                   if a_ok else f"{_label(a.segment)} explained by {_label(b.segment)}" if b_ok
+                   else "inseparable")
+        for me, other, ov, m, h, hsd in ((a, b, pair["overlap_a"], a_m, a_h, a_hsd),
+                                          (b, a, pair["overlap_b"], b_m, b_h, b_hsd)):
+            me.confounding.append({
+                "other": other.segment, "overlap": _num(round(ov, 4)),
+                "effect_alone": _num(m), "effect_holding_other_fixed": _num(h),
+                "effect_holding_other_fixed_se": _num(hsd), "verdict": verdict,
+            })
+        loser, winner, share = (b, a, pair["overlap_b"]) if a_ok and not b_ok else (
+            (a, b, pair["overlap_a"]) if b_ok and not a_ok else (None, None, 0.0))
+        if loser is not None and winner is not None and loser.explained_by is None:
+            loser.explained_by = dict(winner.segment)
+            loser.reasons.append(
+                f"explained by {_label(winner.segment)}: {share:.0%} of its traffic is in that "
+                f"segment, and its own effect vanishes once {_label(winner.segment)} is held fixed"
+            )
 
 
 def _score(ev: CausalEvidence, settings: CausalSettings) -> None:

@@ -287,6 +287,9 @@ DEEP_SETS = 100
 #: ... and at least this many of them (the evidence at the first level can be faint for a deep
 #: cause), when the framework has them.
 MIN_DEEP_DIMS = 6
+#: A value the second level combines deviates from a uniform move by at least this fraction of
+#: the smallest reportable share (``min_share``) of the total change.
+DEVIATION_FLOOR = 0.25
 
 
 def max_dimensions(depth: int, max_sets: int = DEEP_SETS) -> int:
@@ -303,21 +306,19 @@ def max_dimensions(depth: int, max_sets: int = DEEP_SETS) -> int:
     return k
 
 
-def dimension_evidence(cube: Cube, alpha: float, min_share: float) -> pd.DataFrame:
-    """Per dimension, how unevenly the change falls across its values (first level of the search).
+def value_deviations(cube: Cube) -> pd.DataFrame:
+    """The first level's values with how far each moved from a uniform move of the total.
 
-    A dimension unrelated to the cause sees every value move like the total (a uniform relative
-    change, shares unchanged); a dimension holding a cause, or part of a combination that does,
-    has values that deviate. Each value's deviation is its contribution minus what a uniform move
-    would give it (``base value x total's relative change``, times its current share for a rate);
-    ``score`` sums the deviations that are beyond noise (Bonferroni over the values) and at least
-    ``min_share`` of the total change; ``evidence`` is the largest deviation in standard errors.
-    """
+    A value unrelated to any cause moves like the total (a uniform relative change, shares
+    unchanged); a value holding a cause, or part of a combination that does, deviates. Its
+    deviation is its contribution minus what a uniform move would give it (``base value x total's
+    relative change``, times its current share for a rate); ``deviation_sd`` its standard error
+    and ``deviation_share`` its size as a share of the total change."""
     from warehouse_rca.stats import segment_stats
 
     stats = segment_stats(cube)
     total = stats.loc[stats["depth"] == 0].iloc[0]
-    seg = stats.loc[stats["depth"] == 1]
+    seg = stats.loc[stats["depth"] == 1].reset_index(drop=True)
     relative = float(total["rate_intensity"]) if np.isfinite(float(total["rate_intensity"])) else 0.0
     base = np.nan_to_num(seg["base_value"].to_numpy(dtype="float64"))
     if cube.kind == "ratio":
@@ -325,15 +326,32 @@ def dimension_evidence(cube: Cube, alpha: float, min_share: float) -> pd.DataFra
     change = np.nan_to_num(seg["change"].to_numpy(dtype="float64"))
     z = np.nan_to_num(seg["z"].to_numpy(dtype="float64"))
     deviation = np.abs(change - base * relative)
-    sd = np.divide(np.abs(change), np.abs(z), out=np.full(len(seg), np.inf), where=np.abs(z) > 1e-12)
+    total_change = abs(float(total["change"])) if np.isfinite(float(total["change"])) else 0.0
+    out = seg[list(cube.dimensions)].copy()
+    out["deviation"] = deviation
+    out["deviation_sd"] = np.divide(np.abs(change), np.abs(z), out=np.full(len(seg), np.inf),
+                                    where=np.abs(z) > 1e-12)
+    out["deviation_share"] = np.divide(deviation, total_change, out=np.full(len(seg), np.inf),
+                                       where=total_change > 0)
+    return out
+
+
+def dimension_evidence(cube: Cube, alpha: float, min_share: float) -> pd.DataFrame:
+    """Per dimension, how unevenly the change falls across its values (first level of the search):
+    ``score`` sums the values' deviations (:func:`value_deviations`) that are beyond noise
+    (Bonferroni over the values) and at least ``min_share`` of the total change; ``evidence`` is
+    the largest deviation in standard errors.
+    """
     from scipy import stats as sps
 
-    z_crit = float(sps.norm.isf(alpha / (2 * max(len(seg), 1))))
-    beyond = (deviation >= z_crit * sd) & (deviation >= min_share * abs(float(total["change"])))
-    z_dev = np.divide(deviation, sd, out=np.zeros(len(seg)), where=np.isfinite(sd) & (sd > 0))
+    values = value_deviations(cube)
+    deviation, sd = values["deviation"].to_numpy(), values["deviation_sd"].to_numpy()
+    z_crit = float(sps.norm.isf(alpha / (2 * max(len(values), 1))))
+    beyond = (deviation >= z_crit * sd) & (values["deviation_share"].to_numpy() >= min_share)
+    z_dev = np.divide(deviation, sd, out=np.zeros(len(values)), where=np.isfinite(sd) & (sd > 0))
     rows = []
     for name in cube.dimensions:
-        own = seg[name].notna().to_numpy()
+        own = values[name].notna().to_numpy()
         rows.append({"dimension": name, "score": float(deviation[own & beyond].sum()),
                      "evidence": float(z_dev[own].max()) if own.any() else 0.0})
     return pd.DataFrame(rows).set_index("dimension")
@@ -363,6 +381,28 @@ def kept_values(cube: Cube) -> dict[str, tuple[str, ...] | None]:
     return out
 
 
+def combined_values(cube: Cube, dimensions: list[str], min_share: float) -> dict[str, tuple[str, ...]]:
+    """Per dimension, the values the second level combines; the rest is folded into '(other)'.
+
+    Apriori on deviation: a combination's deviation from a uniform move shows in each of its
+    values (it is part of theirs), so a value whose own deviation is under
+    ``DEVIATION_FLOOR x min_share`` of the total change cannot hold a reportable combination
+    unless a sibling offsets it exactly. The values that deviate beyond that are kept, and each
+    dimension keeps at least its most deviating value (the first level's evidence for a deep cause
+    can be faint). The kept values are far fewer than the data's, so the second level's leaves
+    are too (10M rows x 6 dimensions: 3.3M leaves -> a few thousand)."""
+    values = value_deviations(cube)
+    values = values[values["deviation"].notna()]
+    out: dict[str, tuple[str, ...]] = {}
+    for name in dimensions:
+        own = values[values[name].notna() & (values[name].astype(str) != OTHER)]
+        if own.empty:
+            continue
+        strong = own[own["deviation_share"] >= DEVIATION_FLOOR * min_share]
+        chosen = strong if not strong.empty else own.nlargest(1, "deviation")
+        out[name] = tuple(sorted(chosen[name].astype(str)))
+    return out
+
 
 def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_depth: int,
                check: Callable[[Cube], None] | None = None,
@@ -372,10 +412,9 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
     1. One query over the rows with single-dimension sets only (small hash tables: the cheapest
        pass there is), which gives every value's support and change.
     2. One query with every combination of 2 to ``max_depth`` of the selected dimensions
-       (:func:`select_dimensions`), where the values the first level pruned are folded into
-       '(other)' inside the scan: a value with too little support and change cannot make a kept
-       combination, so the leaves and grouping sets shrink from the data's size to the kept
-       values' (10M rows x 6 dimensions: 3.3M leaves -> 0.7M).
+       (:func:`select_dimensions`), where the values that cannot hold a reportable combination
+       (:func:`combined_values`) are folded into '(other)' inside the scan, so the leaves and
+       grouping sets shrink from the data's size to the deviating values'.
     3. :func:`deepen` below causes found at the deepest level.
     """
     n = len(plan.dimensions)
@@ -387,9 +426,12 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
         budget.spend()
     if check is not None:
         check(cube)
+    chosen: list[str] = []
     if depth >= 2:
-        chosen = select_dimensions(cube, depth, settings.alpha, settings.min_share)
-        keep = kept_values(cube)
+        keep = combined_values(cube, select_dimensions(cube, depth, settings.alpha, settings.min_share),
+                               settings.min_share)
+        chosen = list(keep)
+    if depth >= 2 and len(chosen) >= 2:
         idx = [plan.dimensions.index(d) for d in chosen]
         second = dataclasses.replace(
             plan,
@@ -402,7 +444,10 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
         queries += 1
         if budget is not None:
             budget.spend()
-        deeper = deeper[deeper["depth"] >= 2].reset_index(drop=True)
+        # '(other)' here folds more than the first level's '(other)' does: the two would be
+        # different sets under one label, so the folded combinations stay out of the cube.
+        folded = deeper[list(chosen)].isin([OTHER]).any(axis=1)
+        deeper = deeper[(deeper["depth"] >= 2) & ~folded].reset_index(drop=True)
         for name in plan.dimensions:
             if name not in deeper:
                 deeper[name] = pd.Series([None] * len(deeper), dtype="object")

@@ -32,51 +32,61 @@ WITH scoped AS (
     d0,
     d1,
     d2,
-    CASE WHEN rca_side = 0 THEN rca_num ELSE 0 END AS l_base_num,
-    CASE WHEN rca_side = 1 THEN rca_num ELSE 0 END AS l_cur_num,
-    CASE WHEN rca_side = 0 THEN rca_den ELSE 0 END AS l_base_den,
-    CASE WHEN rca_side = 1 THEN rca_den ELSE 0 END AS l_cur_den,
-    CASE WHEN rca_side = 0 THEN 1 ELSE 0 END AS l_base_rows,
-    CASE WHEN rca_side = 1 THEN 1 ELSE 0 END AS l_cur_rows,
-    CASE WHEN rca_side = 0 THEN rca_num * rca_num ELSE 0 END AS l_base_nn,
-    CASE WHEN rca_side = 1 THEN rca_num * rca_num ELSE 0 END AS l_cur_nn,
-    CASE WHEN rca_side = 0 THEN rca_den * rca_den ELSE 0 END AS l_base_dd,
-    CASE WHEN rca_side = 1 THEN rca_den * rca_den ELSE 0 END AS l_cur_dd,
-    CASE WHEN rca_side = 0 THEN rca_num * rca_den ELSE 0 END AS l_base_nd,
-    CASE WHEN rca_side = 1 THEN rca_num * rca_den ELSE 0 END AS l_cur_nd
+    rca_side,
+    rca_num AS l_num,
+    rca_den AS l_den,
+    1 AS l_rows,
+    rca_num * rca_num AS l_nn,
+    rca_den * rca_den AS l_dd,
+    rca_num * rca_den AS l_nd
   FROM scoped
-), cube AS (
+), sided AS (
   SELECT
     d0,
     d1,
     d2,
     GROUPING(d0) * 1 + GROUPING(d1) * 2 + GROUPING(d2) * 4 AS rca_set,
-    SUM(l_base_num) AS base_num,
-    SUM(l_cur_num) AS cur_num,
-    SUM(l_base_den) AS base_den,
-    SUM(l_cur_den) AS cur_den,
-    SUM(l_base_rows) AS base_rows,
-    SUM(l_cur_rows) AS cur_rows,
-    SUM(l_base_nn) AS base_nn,
-    SUM(l_cur_nn) AS cur_nn,
-    SUM(l_base_dd) AS base_dd,
-    SUM(l_cur_dd) AS cur_dd,
-    SUM(l_base_nd) AS base_nd,
-    SUM(l_cur_nd) AS cur_nd
+    rca_side,
+    SUM(l_num) AS s_num,
+    SUM(l_den) AS s_den,
+    SUM(l_rows) AS s_rows,
+    SUM(l_nn) AS s_nn,
+    SUM(l_dd) AS s_dd,
+    SUM(l_nd) AS s_nd
   FROM leaves
   GROUP BY
     GROUPING SETS (
-      (),
       (
-        d0
+        rca_side
       ),
-      (
-        d1
-      ),
-      (
-        d2
-      )
+      (rca_side, d0),
+      (rca_side, d1),
+      (rca_side, d2)
     )
+), cube AS (
+  SELECT
+    d0,
+    d1,
+    d2,
+    rca_set,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_num END), 0) AS base_num,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_num END), 0) AS cur_num,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_den END), 0) AS base_den,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_den END), 0) AS cur_den,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_rows END), 0) AS base_rows,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_rows END), 0) AS cur_rows,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_nn END), 0) AS base_nn,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_nn END), 0) AS cur_nn,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_dd END), 0) AS base_dd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_dd END), 0) AS cur_dd,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_nd END), 0) AS base_nd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_nd END), 0) AS cur_nd
+  FROM sided
+  GROUP BY
+    d0,
+    d1,
+    d2,
+    rca_set
 ), totals AS (
   SELECT
     cube.*,

@@ -40,50 +40,67 @@ WITH scoped AS (
     d0,
     d1,
     d2,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN rca_num ELSE 0 END), 0) AS l_base_num,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN rca_num ELSE 0 END), 0) AS l_cur_num,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN rca_den ELSE 0 END), 0) AS l_base_den,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN rca_den ELSE 0 END), 0) AS l_cur_den,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN 1 ELSE 0 END), 0) AS l_base_rows,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN 1 ELSE 0 END), 0) AS l_cur_rows,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN rca_num * rca_num ELSE 0 END), 0) AS l_base_nn,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN rca_num * rca_num ELSE 0 END), 0) AS l_cur_nn,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN rca_den * rca_den ELSE 0 END), 0) AS l_base_dd,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN rca_den * rca_den ELSE 0 END), 0) AS l_cur_dd,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN rca_num * rca_den ELSE 0 END), 0) AS l_base_nd,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN rca_num * rca_den ELSE 0 END), 0) AS l_cur_nd
+    rca_side,
+    COALESCE(SUM(rca_num), 0) AS l_num,
+    COALESCE(SUM(rca_den), 0) AS l_den,
+    COUNT(*) AS l_rows,
+    COALESCE(SUM(rca_num * rca_num), 0) AS l_nn,
+    COALESCE(SUM(rca_den * rca_den), 0) AS l_dd,
+    COALESCE(SUM(rca_num * rca_den), 0) AS l_nd
   FROM scoped
   GROUP BY
     d0,
     d1,
-    d2
-), `cube` AS (
+    d2,
+    rca_side
+), sided AS (
   SELECT
     d0,
     d1,
     d2,
     GROUPING(d0) * 1 + GROUPING(d1) * 2 + GROUPING(d2) * 4 AS rca_set,
-    SUM(l_base_num) AS base_num,
-    SUM(l_cur_num) AS cur_num,
-    SUM(l_base_den) AS base_den,
-    SUM(l_cur_den) AS cur_den,
-    SUM(l_base_rows) AS base_rows,
-    SUM(l_cur_rows) AS cur_rows,
-    SUM(l_base_nn) AS base_nn,
-    SUM(l_cur_nn) AS cur_nn,
-    SUM(l_base_dd) AS base_dd,
-    SUM(l_cur_dd) AS cur_dd,
-    SUM(l_base_nd) AS base_nd,
-    SUM(l_cur_nd) AS cur_nd
+    rca_side,
+    SUM(l_num) AS s_num,
+    SUM(l_den) AS s_den,
+    SUM(l_rows) AS s_rows,
+    SUM(l_nn) AS s_nn,
+    SUM(l_dd) AS s_dd,
+    SUM(l_nd) AS s_nd
   FROM leaves
   GROUP BY
     GROUPING SETS (
-      (),
-      (d0, d1),
-      (d0, d2),
-      (d1, d2),
-      (d0, d1, d2)
+      (
+        rca_side
+      ),
+      (rca_side, d0, d1),
+      (rca_side, d0, d2),
+      (rca_side, d1, d2),
+      (rca_side, d0, d1, d2)
     )
+), `cube` AS (
+  SELECT
+    d0,
+    d1,
+    d2,
+    rca_set,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_num END), 0) AS base_num,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_num END), 0) AS cur_num,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_den END), 0) AS base_den,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_den END), 0) AS cur_den,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_rows END), 0) AS base_rows,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_rows END), 0) AS cur_rows,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_nn END), 0) AS base_nn,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_nn END), 0) AS cur_nn,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_dd END), 0) AS base_dd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_dd END), 0) AS cur_dd,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_nd END), 0) AS base_nd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_nd END), 0) AS cur_nd
+  FROM sided
+  GROUP BY
+    d0,
+    d1,
+    d2,
+    rca_set
 ), totals AS (
   SELECT
     `cube`.*,
