@@ -236,7 +236,9 @@ def _counting_engine(threads: int | None, memory_limit: str | None):
 
         def _record(self, statement: str, seconds: float, rows: int, nbytes: int) -> None:
             body = "\n".join(l for l in statement.splitlines() if not l.strip().startswith("/*")).strip()
-            if "GROUPING SETS" in statement:
+            if "s0_num" in statement:
+                kind = "causal series"
+            elif "GROUPING SETS" in statement:
                 kind = "cube" if not any(q["kind"] == "cube" for q in self.log) else "cube (deeper level)"
             elif "n_rows" in statement:
                 kind = "series"

@@ -229,6 +229,13 @@ def period_bounds(plan: CubePlan) -> dict[str, exp.Expression]:
     }
 
 
+def _is_one(expression: exp.Expression) -> bool:
+    """The literal 1 (a denominator of COUNT(*), or an additive measure's row count)."""
+    while isinstance(expression, (exp.Cast, exp.Paren)):
+        expression = expression.this
+    return isinstance(expression, exp.Literal) and not expression.is_string and float(expression.this) == 1.0
+
+
 def cube_sql(plan: CubePlan, dialect: str, *, preaggregate: bool = True) -> str:
     """The single-pass cube query for ``dialect``. ``preaggregate``: roll rows up to leaves (the
     finest combination of the dimensions) before the grouping sets; worth it when sets combine
@@ -248,6 +255,7 @@ def cube_sql(plan: CubePlan, dialect: str, *, preaggregate: bool = True) -> str:
         time=plan.time,
         num=plan.num,
         den=plan.den,
+        unit_den=_is_one(plan.den),
         base_num=plan.base_num,
         base_den=plan.base_den,
         filter=plan.condition,

@@ -1,15 +1,19 @@
 WITH scoped AS (
   SELECT
-    CASE
-      WHEN COALESCE(CAST("device" AS TEXT), '(null)') IN ('mobile', '(null)')
-      THEN COALESCE(CAST("device" AS TEXT), '(null)')
-      ELSE '(other)'
+    CASE COALESCE(CAST("device" AS TEXT), '(null)')
+      WHEN 'mobile'
+      THEN 1
+      WHEN '(null)'
+      THEN 2
+      ELSE 0
     END AS d0,
     COALESCE(CAST("region" AS TEXT), '(null)') AS d1,
-    CASE
-      WHEN COALESCE(CAST("channel" AS TEXT), '(null)') IN ('it''s', 'paid')
-      THEN COALESCE(CAST("channel" AS TEXT), '(null)')
-      ELSE '(other)'
+    CASE COALESCE(CAST("channel" AS TEXT), '(null)')
+      WHEN 'it''s'
+      THEN 1
+      WHEN 'paid'
+      THEN 2
+      ELSE 0
     END AS d2,
     CASE
       WHEN "session_start" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP)
@@ -42,11 +46,8 @@ WITH scoped AS (
     d2,
     rca_side,
     COALESCE(SUM(rca_num), 0) AS l_num,
-    COALESCE(SUM(rca_den), 0) AS l_den,
     COUNT(*) AS l_rows,
-    COALESCE(SUM(rca_num * rca_num), 0) AS l_nn,
-    COALESCE(SUM(rca_den * rca_den), 0) AS l_dd,
-    COALESCE(SUM(rca_num * rca_den), 0) AS l_nd
+    COALESCE(SUM(rca_num * rca_num), 0) AS l_nn
   FROM scoped
   GROUP BY
     d0,
@@ -61,11 +62,8 @@ WITH scoped AS (
     GROUPING(d0) * 1 + GROUPING(d1) * 2 + GROUPING(d2) * 4 AS rca_set,
     rca_side,
     SUM(l_num) AS s_num,
-    SUM(l_den) AS s_den,
     SUM(l_rows) AS s_rows,
-    SUM(l_nn) AS s_nn,
-    SUM(l_dd) AS s_dd,
-    SUM(l_nd) AS s_nd
+    SUM(l_nn) AS s_nn
   FROM leaves
   GROUP BY
     GROUPING SETS (
@@ -85,16 +83,16 @@ WITH scoped AS (
     rca_set,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_num END), 0) AS base_num,
     COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_num END), 0) AS cur_num,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_den END), 0) AS base_den,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_den END), 0) AS cur_den,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_rows END), 0) AS base_den,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_rows END), 0) AS cur_den,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_rows END), 0) AS base_rows,
     COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_rows END), 0) AS cur_rows,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_nn END), 0) AS base_nn,
     COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_nn END), 0) AS cur_nn,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_dd END), 0) AS base_dd,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_dd END), 0) AS cur_dd,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_nd END), 0) AS base_nd,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_nd END), 0) AS cur_nd
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_rows END), 0) AS base_dd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_rows END), 0) AS cur_dd,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_num END), 0) AS base_nd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_num END), 0) AS cur_nd
   FROM sided
   GROUP BY
     d0,
@@ -139,9 +137,17 @@ WITH scoped AS (
   FROM changes
 )
 SELECT
-  CASE WHEN keep = 1 OR d0 IS NULL THEN d0 ELSE '(other)' END AS d0,
+  CASE
+    WHEN keep = 1 OR d0 IS NULL
+    THEN CASE d0 WHEN 1 THEN 'mobile' WHEN 2 THEN '(null)' WHEN 0 THEN '(other)' END
+    ELSE '(other)'
+  END AS d0,
   CASE WHEN keep = 1 OR d1 IS NULL THEN d1 ELSE '(other)' END AS d1,
-  CASE WHEN keep = 1 OR d2 IS NULL THEN d2 ELSE '(other)' END AS d2,
+  CASE
+    WHEN keep = 1 OR d2 IS NULL
+    THEN CASE d2 WHEN 1 THEN 'it''s' WHEN 2 THEN 'paid' WHEN 0 THEN '(other)' END
+    ELSE '(other)'
+  END AS d2,
   rca_set,
   SUM(base_num) AS base_num,
   SUM(cur_num) AS cur_num,
@@ -159,7 +165,15 @@ FROM flagged
 WHERE
   keep = 1 OR rca_set IN (6, 5, 3)
 GROUP BY
-  CASE WHEN keep = 1 OR d0 IS NULL THEN d0 ELSE '(other)' END,
+  CASE
+    WHEN keep = 1 OR d0 IS NULL
+    THEN CASE d0 WHEN 1 THEN 'mobile' WHEN 2 THEN '(null)' WHEN 0 THEN '(other)' END
+    ELSE '(other)'
+  END,
   CASE WHEN keep = 1 OR d1 IS NULL THEN d1 ELSE '(other)' END,
-  CASE WHEN keep = 1 OR d2 IS NULL THEN d2 ELSE '(other)' END,
+  CASE
+    WHEN keep = 1 OR d2 IS NULL
+    THEN CASE d2 WHEN 1 THEN 'it''s' WHEN 2 THEN 'paid' WHEN 0 THEN '(other)' END
+    ELSE '(other)'
+  END,
   rca_set

@@ -34,11 +34,8 @@ WITH scoped AS (
     d2,
     rca_side,
     COALESCE(SUM(rca_num), 0) AS l_num,
-    COALESCE(SUM(rca_den), 0) AS l_den,
     COUNT(*) AS l_rows,
-    COALESCE(SUM(rca_num * rca_num), 0) AS l_nn,
-    COALESCE(SUM(rca_den * rca_den), 0) AS l_dd,
-    COALESCE(SUM(rca_num * rca_den), 0) AS l_nd
+    COALESCE(SUM(rca_num * rca_num), 0) AS l_nn
   FROM scoped
   GROUP BY
     d0,
@@ -53,11 +50,8 @@ WITH scoped AS (
     GROUPING(d0) * 1 + GROUPING(d1) * 2 + GROUPING(d2) * 4 AS rca_set,
     rca_side,
     SUM(l_num) AS s_num,
-    SUM(l_den) AS s_den,
     SUM(l_rows) AS s_rows,
-    SUM(l_nn) AS s_nn,
-    SUM(l_dd) AS s_dd,
-    SUM(l_nd) AS s_nd
+    SUM(l_nn) AS s_nn
   FROM leaves
   GROUP BY
     GROUPING SETS (
@@ -79,16 +73,16 @@ WITH scoped AS (
     rca_set,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_num END), 0) AS base_num,
     COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_num END), 0) AS cur_num,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_den END), 0) AS base_den,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_den END), 0) AS cur_den,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_rows END), 0) AS base_den,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_rows END), 0) AS cur_den,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_rows END), 0) AS base_rows,
     COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_rows END), 0) AS cur_rows,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_nn END), 0) AS base_nn,
     COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_nn END), 0) AS cur_nn,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_dd END), 0) AS base_dd,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_dd END), 0) AS cur_dd,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_nd END), 0) AS base_nd,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_nd END), 0) AS cur_nd
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_rows END), 0) AS base_dd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_rows END), 0) AS cur_dd,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_num END), 0) AS base_nd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_num END), 0) AS cur_nd
   FROM sided
   GROUP BY
     d0,

@@ -1,16 +1,14 @@
 WITH scoped AS (
   SELECT
     TIMESTAMP_TRUNC(`session_start`, DAY) AS bucket,
-    CASE
-      WHEN COALESCE(CAST(`device` AS STRING), '(null)') IN ('desktop', 'mobile')
-      THEN COALESCE(CAST(`device` AS STRING), '(null)')
-      ELSE '(other)'
+    CASE COALESCE(CAST(`device` AS STRING), '(null)')
+      WHEN 'desktop'
+      THEN 1
+      WHEN 'mobile'
+      THEN 2
+      ELSE 0
     END AS d0,
-    CASE
-      WHEN COALESCE(CAST(`channel` AS STRING), '(null)') IN ('it\'s')
-      THEN COALESCE(CAST(`channel` AS STRING), '(null)')
-      ELSE '(other)'
-    END AS d1,
+    CASE COALESCE(CAST(`channel` AS STRING), '(null)') WHEN 'it\'s' THEN 1 ELSE 0 END AS d1,
     CAST(`converted` AS FLOAT64) AS rca_num,
     CAST(1 AS FLOAT64) AS rca_den
   FROM `analytics`.`sessions`
@@ -20,28 +18,29 @@ WITH scoped AS (
     AND (
       `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
     )
-), leaves AS (
+), cells AS (
   SELECT
     bucket,
     d0,
     d1,
+    GROUPING(d0) * 1 + GROUPING(d1) * 2 + 0 AS rca_set,
     SUM(rca_num) AS rca_num,
     SUM(rca_den) AS rca_den
   FROM scoped
   GROUP BY
-    bucket,
-    d0,
-    d1
+    GROUPING SETS (
+      (bucket, d0, d1)
+    )
 )
 SELECT
   bucket,
-  COALESCE(SUM(CASE WHEN d0 = 'mobile' THEN rca_num ELSE 0 END), 0) AS s0_num,
-  COALESCE(SUM(CASE WHEN d0 = 'mobile' THEN rca_den ELSE 0 END), 0) AS s0_den,
-  COALESCE(SUM(CASE WHEN d0 = 'desktop' AND d1 = 'it\'s' THEN rca_num ELSE 0 END), 0) AS s1_num,
-  COALESCE(SUM(CASE WHEN d0 = 'desktop' AND d1 = 'it\'s' THEN rca_den ELSE 0 END), 0) AS s1_den,
-  COALESCE(SUM(rca_num), 0) AS num,
-  COALESCE(SUM(rca_den), 0) AS den
-FROM leaves
+  COALESCE(SUM(CASE WHEN rca_set = 0 AND d0 = 2 THEN rca_num ELSE 0 END), 0) AS s0_num,
+  COALESCE(SUM(CASE WHEN rca_set = 0 AND d0 = 2 THEN rca_den ELSE 0 END), 0) AS s0_den,
+  COALESCE(SUM(CASE WHEN rca_set = 0 AND d0 = 1 AND d1 = 1 THEN rca_num ELSE 0 END), 0) AS s1_num,
+  COALESCE(SUM(CASE WHEN rca_set = 0 AND d0 = 1 AND d1 = 1 THEN rca_den ELSE 0 END), 0) AS s1_den,
+  COALESCE(SUM(CASE WHEN rca_set = 0 THEN rca_num ELSE 0 END), 0) AS num,
+  COALESCE(SUM(CASE WHEN rca_set = 0 THEN rca_den ELSE 0 END), 0) AS den
+FROM cells
 GROUP BY
   bucket
 ORDER BY
