@@ -115,7 +115,8 @@ def bare_query(full_sql: str, dialect: str) -> str:
     tree = sqlglot.parse_one(full_sql, read=dialect)
     ctes = {c.alias: c.this for c in tree.find_all(exp.CTE)}
     direct = ctes["leaves"].copy()
-    direct.set("group", ctes["cube"].args["group"].copy())
+    grouping = ctes["sided"] if "sided" in ctes else ctes["cube"]  # sided: the period side is a key
+    direct.set("group", grouping.args["group"].copy())
     select = exp.select(exp.func("COUNT", exp.Star())).from_("bare")
     return select.with_("scoped", as_=ctes["scoped"]).with_("bare", as_=direct).sql(dialect=dialect)
 
