@@ -15,7 +15,15 @@ from warehouse_rca.config import Period
 from warehouse_rca.cube import COMPONENTS, cube_sql, label_cube, plan_cube, source_expression
 from warehouse_rca.engines.duckdb import DuckDBEngine
 from warehouse_rca.investigate import investigate
-from warehouse_rca.search import OTHER, kept_values, max_dimensions, select_dimensions
+from warehouse_rca.search import (
+    DEVIATION_FLOOR,
+    OTHER,
+    combined_values,
+    kept_values,
+    max_dimensions,
+    select_dimensions,
+    value_deviations,
+)
 
 
 def _zipf(k: int) -> list[float]:
@@ -93,6 +101,51 @@ def test_select_dimensions_ranks_by_deviation_not_by_size(duck: DuckDBEngine) ->
     assert "x7" in chosen and len(chosen) == 6  # the one with evidence, filled up to 6
 
 
+def _load_exact_sessions(duck: DuckDBEngine, rate) -> None:
+    """Sessions of both weeks with exact conversion counts per (device, product, region) cell
+    (cells of 1,000 sessions, so every rate below is a whole number of conversions): no sampling
+    noise, so a value deviates from the total's move only through the cause."""
+    rows = []
+    for side, day in ((0, "2026-11-10"), (1, "2026-11-17")):
+        for d, dw in enumerate([0.5, 0.3, 0.2]):
+            for k, pw in enumerate(_zipf(60)):
+                for r, rw in enumerate([0.4, 0.3, 0.2, 0.1]):
+                    n = 1000 * max(1, round(1000 * dw * pw * rw))
+                    rows.append((pd.Timestamp(day), f"d{d}", f"p{k}", f"r{r}", n,
+                                 round(n * rate(side, f"d{d}", f"p{k}"))))
+    duck.connection.register("cells", pd.DataFrame(
+        rows, columns=["ts", "device", "product", "region", "n", "conv"]))
+    duck.connection.execute(
+        'CREATE OR REPLACE TABLE "sessions" AS SELECT ts, device, product, region, '
+        "CAST(i < conv AS INTEGER) AS converted FROM cells, range(n) AS t(i)")
+    duck.connection.unregister("cells")
+
+
+def test_second_level_combines_the_values_that_deviate_from_a_uniform_move(duck: DuckDBEngine) -> None:
+    """A cause on (d1, p3) shows in d1's and p3's deviation. The others deviate from the total's
+    move only in proportion to their share (the total's relative change carries the cause too):
+    the long tail of small products falls under the floor and is folded, large values stay."""
+    def rate(side: int, device: str, product: str) -> float:
+        if side == 0:
+            return 0.05
+        return 0.005 if (device, product) == ("d1", "p3") else 0.049
+
+    _load_exact_sessions(duck, rate)
+    metric = ratio_metric(["device", "product", "region"])
+    plan = plan_cube(metric, duck.columns_of(source_expression(metric)), baseline=BASE, current=CUR, max_depth=1)
+    level1 = label_cube(duck.query(cube_sql(plan, duck.DIALECT, preaggregate=False)), plan)
+    keep = combined_values(level1, ["device", "product", "region"], min_share=0.02)
+    assert "d1" in keep["device"] and "p3" in keep["product"]
+    assert len(keep["product"]) < 30 and "p0" in keep["product"]
+    values = value_deviations(level1)
+    products = values[values["product"].notna() & (values["product"] != OTHER)]
+    folded = products[~products["product"].isin(keep["product"])]
+    assert len(folded) > 5 and (folded["deviation_share"] < DEVIATION_FLOOR * 0.02).all()
+    # ... and the investigation finds the cause through the folded second level.
+    doc = investigate(duck, metric, baseline=BASE, current=CUR).to_json()
+    assert doc["root_causes"][0]["segment"] == {"device": "d1", "product": "p3"}
+
+
 def test_causal_series_from_leaves_equal_each_segments_own_sums(duck: DuckDBEngine) -> None:
     rng = np.random.default_rng(14)
     frame = _sessions(rng, 20_000, lambda r: 0.05)
@@ -101,13 +154,15 @@ def test_causal_series_from_leaves_equal_each_segments_own_sums(duck: DuckDBEngi
     plan = plan_cube(metric, duck.columns_of(source_expression(metric)), baseline=BASE, current=CUR)
     segments = [{"device": "d1"}, {"product": "p0", "region": "(null)"}, {"device": "d2", "product": "p3"}]
     window = Period.parse("2026-11-10:2026-11-23")
-    got = duck.query(series_sql(plan, segments, window, duck.DIALECT))
-    assert len(got) == 14
     labelled = frame.fillna({"region": "(null)"})
     day = labelled["ts"].dt.floor("D")
-    for i, seg in enumerate(segments):
-        mask = np.logical_and.reduce([labelled[d] == v for d, v in seg.items()])
-        want = labelled[mask].groupby(day[mask])["converted"].agg(["sum", "count"])
-        want = want.reindex(pd.to_datetime(got["bucket"]).dt.tz_localize(None), fill_value=0)
-        assert np.allclose(got[f"s{i}_num"], want["sum"]) and np.allclose(got[f"s{i}_den"], want["count"])
-    assert got["den"].sum() == len(frame)
+    # Folded dimensions compare codes, the others values: every mix gives the same sums.
+    for fold in (None, set(), {"product"}, {"device", "region"}):
+        got = duck.query(series_sql(plan, segments, window, duck.DIALECT, fold=fold))
+        assert len(got) == 14
+        for i, seg in enumerate(segments):
+            mask = np.logical_and.reduce([labelled[d] == v for d, v in seg.items()])
+            want = labelled[mask].groupby(day[mask])["converted"].agg(["sum", "count"])
+            want = want.reindex(pd.to_datetime(got["bucket"]).dt.tz_localize(None), fill_value=0)
+            assert np.allclose(got[f"s{i}_num"], want["sum"]) and np.allclose(got[f"s{i}_den"], want["count"])
+        assert got["den"].sum() == len(frame)
