@@ -371,16 +371,6 @@ def select_dimensions(cube: Cube, depth: int, alpha: float, min_share: float) ->
     return [d for d in cube.dimensions if d in chosen]  # the framework's order
 
 
-def kept_values(cube: Cube) -> dict[str, tuple[str, ...] | None]:
-    """Per dimension, the values the first level kept (None: nothing was folded into '(other)')."""
-    frame = cube.frame[cube.frame["depth"] == 1]
-    out: dict[str, tuple[str, ...] | None] = {}
-    for name in cube.dimensions:
-        values = frame[name].dropna().astype(str)
-        out[name] = tuple(sorted(set(values) - {OTHER})) if (values == OTHER).any() else None
-    return out
-
-
 def combined_values(cube: Cube, dimensions: list[str], min_share: float) -> dict[str, tuple[str, ...]]:
     """Per dimension, the values the second level combines; the rest is folded into '(other)'.
 
@@ -454,6 +444,8 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
         frame = pd.concat([cube.frame, deeper[list(cube.frame.columns)]], ignore_index=True)
         cube = dataclasses.replace(cube, frame=frame, queries=queries,
                                    extra={**cube.extra, "combined_dimensions": chosen})
+    elif depth >= 2:  # fewer than two dimensions hold a value to combine
+        cube = dataclasses.replace(cube, extra={**cube.extra, "combined_dimensions": []})
     located = localize(cube, settings)
     searched = dataclasses.replace(plan, sets=grouping_sets_upto(n, depth))
     cube, located, extra = deepen(engine, searched, cube, located, settings, budget=budget)
