@@ -8,6 +8,7 @@ from CI); Spark is a Spark Connect server in local mode (tests/engineservers.py)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -148,6 +149,38 @@ def test_cube_matches_pandas(engine: Engine) -> None:
     by_channel = cube.frame[(cube.frame["depth"] == 1) & cube.frame["channel"].notna()]
     nulls = by_channel[by_channel["channel"] == "(null)"]
     assert len(nulls) == 1 and nulls["cur_den"].iloc[0] == cur["channel"].isna().sum()
+
+
+def test_components_and_folded_values_match_pandas(engine: Engine) -> None:
+    """A denominator that is not 1 per row (every component summed and pivoted by side) and a
+    second-level fold (values carried as integer codes, labelled back on the result) give
+    pandas' sums on every engine."""
+    frame = generated_sessions()
+    metric = metric_from_mapping("revenue_per_conversion", {
+        "table": "sessions", "time_column": "ts", "numerator": "sum(revenue)",
+        "denominator": "sum(converted)", "dimensions": ["device", "channel"],
+    }, "conformance")
+    plan = plan_cube(metric, engine.columns_of(source_expression(metric)), baseline=BASE, current=CUR, max_depth=2)
+    folded = dataclasses.replace(plan, sets=((), (0, 1)), min_support=0.0, keep=(("iOS",), ("(null)", "paid")))
+    cube = label_cube(engine.query(cube_sql(folded, engine.DIALECT)), folded).frame
+    labelled = frame.assign(
+        device=np.where(frame["device"] == "iOS", "iOS", "(other)"),
+        channel=frame["channel"].fillna("(null)").where(frame["channel"].fillna("(null)").isin(["(null)", "paid"]), "(other)"),
+        side=np.where(frame["ts"] >= pd.Timestamp(CUR.start), "cur", "base"),
+        rr=frame["revenue"] ** 2, cc=frame["converted"] ** 2, rc=frame["revenue"] * frame["converted"],
+    )
+    want = labelled.groupby(["device", "channel", "side"]).agg(
+        num=("revenue", "sum"), den=("converted", "sum"), rows=("ts", "size"),
+        nn=("rr", "sum"), dd=("cc", "sum"), nd=("rc", "sum")).unstack("side", fill_value=0)
+    pairs = cube[cube["depth"] == 2].set_index(["device", "channel"])
+    assert len(pairs) == len(want) == 6  # {iOS, (other)} x {(null), paid, (other)}
+    for (device, channel), row in pairs.iterrows():
+        for component in ("num", "den", "rows", "nn", "dd", "nd"):
+            for side in ("base", "cur"):
+                assert row[f"{side}_{component}"] == pytest.approx(want.loc[(device, channel), (component, side)]), \
+                    (device, channel, component, side)
+    total = cube[cube["depth"] == 0].iloc[0]
+    assert total["cur_den"] == frame.loc[frame["ts"] >= pd.Timestamp(CUR.start), "converted"].sum()
 
 
 def test_same_root_cause_on_every_engine(engine: Engine, reference: dict[str, object]) -> None:
