@@ -33,8 +33,9 @@ Measured per (rows, dimensions), each in a fresh subprocess so that memory peaks
   the warehouse so neither side pays for moving an unpruned cube into Python);
 * memory: ``python heap`` is the tracemalloc peak of Python allocations during a second, identical
   detect + investigate (the timed run is not traced: tracemalloc slows Python code) -- what the
-  target (< 300 MB, flat in rows) is about, since the embedded DuckDB runs in the same process; ``process RSS`` is ``ru_maxrss`` of the subprocess, which includes DuckDB's
-  hash tables (on a server warehouse those live on the server);
+  target (< 300 MB, flat in rows) is about, since the embedded DuckDB runs in the same process;
+  ``process RSS`` is ``ru_maxrss`` of the subprocess, which includes DuckDB's hash tables (on a
+  server warehouse those live on the server);
 * ``pandas``: the same question answered the way a user would without this tool -- read the two
   periods' rows of the needed columns from the Parquet into pandas and group by every combination
   of up to 3 dimensions, computing each segment's contribution to the change (``--pandas-*``);
@@ -782,9 +783,10 @@ def main() -> int:
 def _print_report(results: list[dict[str, Any]], correctness: dict[str, Any] | None) -> None:
     print(markdown(results, correctness))
     print()
-    print("Python heap peak = tracemalloc peak of Python allocations during a second, identical detect + "
-          "investigate (the timed run is not traced; the memory target); process RSS peak = ru_maxrss of the configuration's subprocess, which "
-          "includes the embedded DuckDB's own buffers and hash tables.")
+    print("Python heap peak = tracemalloc peak of Python allocations during a second, identical "
+          "detect + investigate (the timed run is not traced; the memory target); process RSS peak = "
+          "ru_maxrss of the configuration's subprocess, which includes the embedded DuckDB's own "
+          "buffers and hash tables.")
     print()
     for v in verdicts(results, correctness):
         print(f"- {v}")

@@ -15,8 +15,9 @@ values, a conversion flag and an injected incident), then times
   through the same code path as the CLI.
 
 Memory: ``python_peak_mb`` is the peak of Python-level allocations (tracemalloc, in one more run
-after the timed ones), which is what must not grow with rows; ``process_peak_rss_mb`` is the whole process, which for an *embedded* DuckDB
-includes the engine's own hash tables (on a server warehouse those live on the server).
+after the timed ones), which is what must not grow with rows; ``process_peak_rss_mb`` is the whole
+process, which for an *embedded* DuckDB includes the engine's own hash tables (on a server
+warehouse those live on the server).
 """
 
 from __future__ import annotations

@@ -290,7 +290,7 @@ def series_sql(plan: CubePlan, segments: list[dict[str, str]], window: Period, d
                "keep": [sql.literal(v) for v in keep[d]] if d in folded else None}
               for d in used],
         groups=[[alias[used[i]] for i in g] for g in groups],
-        total_set=all_bits - sum(2 ** i for i in groups[0]),
+        total_set=set_id({}),  # every row once: the largest set
         series=[{"condition": condition(s), "num_alias": exp.to_identifier(f"s{i}_num"),
                  "den_alias": exp.to_identifier(f"s{i}_den")} for i, s in enumerate(segments)],
     )

@@ -2,7 +2,8 @@
 combinatorial lattice to the warehouse at once.
 
 Ratio metrics (:func:`level_wise`): single dimensions first, then the combinations of the
-dimensions with evidence, with the values the first level pruned folded away in the scan.
+dimensions with evidence, with the values that hardly deviate from a uniform move folded away in
+the scan.
 Additive metrics (:func:`leaf_search`): the leaf-evidence cube, level by level below the depth
 whose lattice fits in one query. For both, when a chosen cause sits at the
 frontier (its depth is the deepest searched and more dimensions exist), it may be an
@@ -382,7 +383,6 @@ def combined_values(cube: Cube, dimensions: list[str], min_share: float) -> dict
     can be faint). The kept values are far fewer than the data's, so the second level's leaves
     are too (10M rows x 6 dimensions: 3.3M leaves -> a few thousand)."""
     values = value_deviations(cube)
-    values = values[values["deviation"].notna()]
     out: dict[str, tuple[str, ...]] = {}
     for name in dimensions:
         own = values[values[name].notna() & (values[name].astype(str) != OTHER)]
@@ -416,12 +416,10 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
         budget.spend()
     if check is not None:
         check(cube)
-    chosen: list[str] = []
-    if depth >= 2:
-        keep = combined_values(cube, select_dimensions(cube, depth, settings.alpha, settings.min_share),
-                               settings.min_share)
-        chosen = list(keep)
-    if depth >= 2 and len(chosen) >= 2:
+    keep = combined_values(cube, select_dimensions(cube, depth, settings.alpha, settings.min_share),
+                           settings.min_share) if depth >= 2 else {}
+    chosen = list(keep)
+    if len(chosen) >= 2:
         idx = [plan.dimensions.index(d) for d in chosen]
         second = dataclasses.replace(
             plan,
