@@ -267,10 +267,13 @@ def test_sql_dry_run_for_any_dialect(tmp_path: Path) -> None:
     assert code == 2 and "dialect" in out
 
 
-def test_query_and_time_budgets_stop_further_queries_and_say_so(duck: DuckDBEngine) -> None:
+def test_query_and_time_budgets_stop_further_queries_and_say_so(duck: DuckDBEngine, monkeypatch) -> None:
     """--max-queries / --time-budget: the probe and first pass run; a deeper level and the causal
     checks run only within the budget, and the JSON lists what was skipped."""
+    from warehouse_rca import investigate as module
     from warehouse_rca.investigate import InvestigationOptions
+
+    monkeypatch.setattr(module, "FIRST_PASS_DEPTH", 1)  # so that depth 2 is a deeper level
 
     rng = np.random.default_rng(5)
     shares = {"device": [0.4, 0.4, 0.2], "region": [0.25, 0.25, 0.25, 0.25]}
@@ -279,16 +282,16 @@ def test_query_and_time_budgets_stop_further_queries_and_say_so(duck: DuckDBEngi
                         lambda r: 0.015 if (r["device"] == "d0" and r["region"] == "r1") else 0.05)
     load(duck, pd.concat([base, cur]))
     metric = ratio_metric(["device", "region"])
-    free = investigate(duck, metric, baseline=BASE, current=CUR, options=InvestigationOptions(max_depth=1)).to_json()
+    free = investigate(duck, metric, baseline=BASE, current=CUR, options=InvestigationOptions()).to_json()
     assert free["root_causes"][0]["segment"] == {"device": "d0", "region": "r1"}  # found one level deeper
     assert free["budget"]["skipped"] == [] and free["causal"]["enabled"]
     capped = investigate(duck, metric, baseline=BASE, current=CUR,
-                         options=InvestigationOptions(max_depth=1, max_queries=2)).to_json()
+                         options=InvestigationOptions(max_queries=2)).to_json()
     assert capped["budget"]["queries"] == 2 and capped["queries"] == 2
     assert [s.split(" (")[0] for s in capped["budget"]["skipped"]] == ["search level 2", "causal validation"]
     assert all(len(c["segment"]) == 1 for c in capped["root_causes"])  # the answer the first pass gives
     timed = investigate(duck, metric, baseline=BASE, current=CUR,
-                        options=InvestigationOptions(max_depth=1, time_budget=1e-9)).to_json()
+                        options=InvestigationOptions(time_budget=1e-9)).to_json()
     assert timed["budget"]["skipped"] and "time budget" in timed["budget"]["skipped"][0]
     code, out = run_cli(["investigate", "--table", "sessions", "--time-column", "ts", "--numerator", "sum(converted)",
                          "--denominator", "count(*)", "--dimensions", "device", "--max-queries", "1",

@@ -95,7 +95,7 @@ def _metric_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--actual-column", help="Expected-vs-actual mode: column holding the actual value."),
         click.option("--baseline", help="Baseline period START:END (inclusive dates or timestamps)."),
         click.option("--current", help="Current period START:END (inclusive dates or timestamps)."),
-        click.option("--max-depth", type=int, default=3, show_default=True, help="Deepest combination of dimensions searched."),
+        click.option("--max-depth", type=int, default=None, help="Deepest combination of dimensions reported, a cap (default: as deep as the causes lead; the first pass searches combinations of up to 3)."),
         click.option("--min-support", type=float, default=0.005, show_default=True, help="Smallest share of rows, or of its combination's change, a segment needs to be kept; the rest of each dimension is folded into '(other)'."),
         click.option("--max-queries", type=click.IntRange(min=2), help="At most this many warehouse queries (the probe and the first pass always run; deeper levels and causal checks only within it)."),
         click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="Seconds after which no further query is started (deeper levels, causal checks); the answer so far is returned and says what was skipped."),
@@ -144,7 +144,7 @@ def _periods(metric: MetricSpec, baseline: str | None, current: str | None) -> t
     return Period.parse(baseline, option="--baseline"), Period.parse(current, option="--current")
 
 
-def _options(max_depth: int, min_support: float, max_queries: int | None = None,
+def _options(max_depth: int | None, min_support: float, max_queries: int | None = None,
              time_budget: float | None = None):
     from warehouse_rca.investigate import InvestigationOptions
 
@@ -275,7 +275,7 @@ def sql_command(metric: str | None, project: str | None, baseline: str | None, c
         raise ConfigError(f"--dialect: {err}") from None
     spec = _resolve_metric(metric, project, **adhoc)
     base, cur = _periods(spec, baseline, current)
-    plan = plan_cube(spec, None, baseline=base, current=cur, max_depth=max_depth,
+    plan = plan_cube(spec, None, baseline=base, current=cur, max_depth=3 if max_depth is None else max_depth,
                      min_support=min_support)
     click.echo(cube_sql(plan, dialect) + ";")
 

@@ -23,10 +23,15 @@ from warehouse_rca.localize import Localization, LocalizeSettings, effect_of
 from warehouse_rca.search import Budget, locate
 from warehouse_rca.stats import finite_or_none as _num
 
+#: The first pass searches every combination of up to this many dimensions.
+FIRST_PASS_DEPTH = 3
+
 
 @dataclass(frozen=True)
 class InvestigationOptions:
-    max_depth: int = 3
+    #: deepest dimension combination reported (a cap); None: the first pass searches up to
+    #: FIRST_PASS_DEPTH and deeper levels follow causes found there
+    max_depth: int | None = None
     min_support: float = 0.005
     localize: LocalizeSettings = field(default_factory=LocalizeSettings)
     #: causal validation of the localized causes (warehouse_rca.causal); one extra aggregate query
@@ -121,10 +126,13 @@ class Investigation:
         fmt = value_format(metric)
         volume = "traffic" if metric.kind == "ratio" else "volume"
         causes = []
+        cur_total = {k: float(total[k]) for k in ("cur_num", "cur_den", "base_num", "base_den")}
         for rank, cause in enumerate(loc.root_causes, start=1):
             row = cause.row
             segment = {d: cause.segment[d] for d in metric.dimensions if d in cause.segment}
             confidence = (1 - float(row["q_value"])) * (0.5 + 0.5 * cause.specificity)
+            presence = ("new" if float(row["base_den"]) == 0 else
+                        "vanished" if float(row["cur_den"]) == 0 else None)
             item = {
                 "rank": rank,
                 "finding_id": hashlib.sha256(
@@ -132,6 +140,7 @@ class Investigation:
                 ).hexdigest()[:16],
                 "segment": segment,
                 "segment_label": narrative.segment_label(segment),
+                "presence": presence,
                 "baseline_value": _num(row["base_value"]),
                 "current_value": _num(row["cur_value"]),
                 "change": (_num(row["cur_value"]) or 0.0) - (_num(row["base_value"]) or 0.0),
@@ -147,6 +156,14 @@ class Investigation:
                 "p_value": _num(row["p_value"]),
                 "confidence": round(max(0.0, min(1.0, confidence)), 3),
             }
+            if presence is not None:
+                # The rest of the traffic on the side the value exists: "converting at 1.9%
+                # against 3.9% for the rest".
+                side = "cur" if presence == "new" else "base"
+                rest_den = cur_total[f"{side}_den"] - float(row[f"{side}_den"])
+                item["rest_value"] = (_num((cur_total[f"{side}_num"] - float(row[f"{side}_num"]))
+                                           / rest_den) if rest_den and metric.kind == "ratio"
+                                      else None)
             # Counterfactual: the contributions are exact (shift-share), so the metric without this
             # cause, had its segment kept its baseline rate and share, is the current value minus
             # the cause's contribution; the interval is +-1.96 standard errors of that contribution.
@@ -157,26 +174,31 @@ class Investigation:
             item["counterfactual_interval"] = (
                 [_num(without - 1.96 * sd), _num(without + 1.96 * sd)] if without is not None else None
             )
+            evidence = self.causal.for_segment(cause.segment) if self.causal is not None else None
+            if evidence is not None:
+                # One confidence per finding: the drill-down's evidence times the causal checks',
+                # set before any sentence quotes it.
+                item["drilldown_confidence"] = item["confidence"]
+                item["confidence"] = round(item["confidence"] * evidence.causal_score, 3)
+                item["causal"] = evidence.to_json()
             item["narrative"] = narrative.cause_sentence(item, metric.title, fmt, change, volume)
             if without is not None:
                 item["narrative"] += (
                     f" Without it, {metric.title.lower()} would be {narrative.fmt_value(without, fmt)},"
                     f" not {narrative.fmt_value(cur, fmt)}."
                 )
-            evidence = self.causal.for_segment(cause.segment) if self.causal is not None else None
-            if evidence is not None:
-                # The confidence combines the drill-down's evidence with the causal checks'.
-                item["drilldown_confidence"] = item["confidence"]
-                item["confidence"] = round(item["confidence"] * evidence.causal_score, 3)
-                item["causal"] = evidence.to_json()
-                if evidence.reasons:
-                    item["narrative"] += " Causal check: " + "; ".join(evidence.reasons) + "."
+            if evidence is not None and evidence.reasons:
+                item["narrative"] += " Causal check: " + "; ".join(evidence.reasons) + "."
             # The dimensional framework: stakeholder group, hierarchy path, merged parent/child.
             item.update((self.framework.context(segment) if self.framework is not None
                          else CauseContext()).to_json())
             causes.append(item)
         if self.knowledge is not None:  # confirmed patterns up, rejected ones down; "seen before"
             causes = self.knowledge.rank(causes, self.run_id)
+        # A candidate the causal checks demoted never ranks above one they did not.
+        causes.sort(key=lambda c: (c.get("causal") or {}).get("verdict") == "demoted")
+        for rank, item in enumerate(causes, start=1):
+            item["rank"] = rank
         doc: dict[str, Any] = {
             "run_id": self.run_id,
             "metric": metric.name,
@@ -186,8 +208,10 @@ class Investigation:
             "current_value": cur,
             "change": change,
             "relative_change": _num(change / base) if base else None,
-            "p_value": _num(total["p_value"]),
+            "p_value": _num(loc.p_value if loc.p_value is not None else total["p_value"]),
+            "total_p_value": _num(total["p_value"]),
             "significant": loc.significant,
+            "global_change": loc.global_change,
             "root_causes": causes,
             "message": loc.message,
             "dimensions": list(metric.dimensions),
@@ -280,7 +304,9 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     # level, so 20 dimensions never send 1,351 grouping sets at once.
     plan = plan_cube(
         metric, columns, baseline=baseline, current=current,
-        max_depth=options.max_depth, min_support=options.min_support,
+        max_depth=(FIRST_PASS_DEPTH if options.max_depth is None
+                   else min(options.max_depth, FIRST_PASS_DEPTH)),
+        min_support=options.min_support,
         baseline_scale=options.baseline_scale,
     )
     periods = {"baseline": baseline, "current": current}
@@ -290,7 +316,8 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     # The budget counts every query (the probe, each search level, the causal series, the
     # framework's), so it is also the run's query count.
     cube, loc, _ = locate(engine, plan, options.localize,
-                          check=lambda c: _check_cube(c, metric, periods), budget=budget)
+                          check=lambda c: _check_cube(c, metric, periods), budget=budget,
+                          max_depth=options.max_depth)
     report = None
     if options.causal and plan.mode == "periods" and budget.allows("causal validation"):
         from warehouse_rca.causal import validate

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
+from statsmodels.stats.multitest import multipletests
 
 from warehouse_rca.cube import COMPONENTS, Cube
 from warehouse_rca.stats import describe, segment_stats
@@ -60,6 +61,10 @@ class Localization:
     root_causes: list[RootCause]
     message: str
     significant: bool
+    #: significant, and every sizeable segment moved alike: no segment cause (spread_message)
+    global_change: bool = False
+    #: the test of "the metric moved" that ``significant`` reports (moved_p_value)
+    p_value: float | None = None
 
 
 def _key(row: pd.Series, dims: tuple[str, ...]) -> Key:
@@ -142,10 +147,22 @@ def _relations(
     other, other_sd = _intensities(rest_stats, cube.kind, is_mix)
     support_parent = comp[parent, COMPONENTS.index("base_den")] + comp[parent, COMPONENTS.index("cur_den")]
     support_rest = rest["base_den"].to_numpy() + rest["cur_den"].to_numpy()
+    base_den, cur_den = COMPONENTS.index("base_den"), COMPONENTS.index("cur_den")
     out = []
     for j, (c, p) in enumerate(pairs):
         if support_rest[j] <= 1e-9 * max(1.0, abs(support_parent[j])):
             out.append((c, p, "same", 1.0))
+            continue
+        # A value new in the current period (or gone from it) is a cause as itself: its slices
+        # are new too, so they defer to it; against a parent that existed before, it stands out.
+        for side in (base_den, cur_den):
+            if abs(comp[c, side]) <= 1e-12:
+                out.append((c, p, "over" if abs(comp[p, side]) <= 1e-12 else "specific",
+                            1.0 if abs(comp[p, side]) <= 1e-12 else 0.0))
+                break
+        else:
+            side = None
+        if side is not None:
             continue
         ok = np.isfinite(own[j]) and abs(own[j]) > 1e-12 and np.isfinite(other[j])
         ratio = other[j] / own[j] if ok else 0.0
@@ -165,13 +182,24 @@ def _relations(
     return out
 
 
+def _fdr(z: np.ndarray, tested: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg q-values of two-sided z-scores over the ``tested`` rows (1 elsewhere)."""
+    q = np.ones(len(z))
+    p = 2 * sps.norm.sf(np.abs(np.nan_to_num(z[tested], nan=0.0)))
+    if len(p):
+        q[tested] = multipletests(p, method="fdr_bh")[1]
+    return q
+
+
 def _remove_effect(comp: np.ndarray, keys: list[Key], index: dict[Key, int], cause: int,
-                   kind: str, scale: float, effect: str | None) -> np.ndarray:
+                   kind: str, scale: float, effect: str | None,
+                   stale: np.ndarray | None = None) -> np.ndarray:
     """Explain-and-remove (HotSpot, RiskLoc): take the chosen cause's effect out of every segment
     that overlaps it, so the next pick is judged on what is still unexplained.
 
     Returns a mask of segments that overlap the cause but whose intersection with it is deeper
-    than the cube: they cannot be corrected, so they can no longer be judged as causes."""
+    than the cube, or itself ``stale`` (left uncorrected by an earlier removal): they cannot be
+    corrected, so they can no longer be judged as causes."""
     unknown = np.zeros(len(keys), dtype=bool)
     ck = keys[cause]
     col = {name: i for i, name in enumerate(COMPONENTS)}
@@ -181,7 +209,7 @@ def _remove_effect(comp: np.ndarray, keys: list[Key], index: dict[Key, int], cau
         if any(dims_t.get(d, v) != v for d, v in ck):
             continue  # disjoint: conflicting values on a shared dimension
         inter = index.get(tk | ck)
-        if inter is not None:
+        if inter is not None and (stale is None or not stale[inter]):
             inter_rows.append(inter)
             target_rows.append(t)
         else:
@@ -218,11 +246,11 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     # FDR control across every segment tested on the original cube gates who may be a cause.
     eligible = ((stats["depth"] >= 1) & (stats["q_value"] < settings.alpha)).to_numpy().copy()
     total_moved = bool(total["p_value"] < settings.alpha)
-    # A sharp break in a small segment is real even when the total's noise hides it, so the run
-    # goes on when either the total or some segment (after FDR control) moved.
-    significant = (total_moved or bool(eligible.any())) and abs(total_change) > 0
-    if not significant:
-        return Localization(stats, total, [], "The change is within noise: no root cause to report.", False)
+    # One answer: the run is significant exactly when its test of "the metric moved" is, and
+    # without significance there is no cause.
+    p_moved = moved_p_value(stats)
+    if not (p_moved < settings.alpha and abs(total_change) > 0):
+        return Localization(stats, total, [], WITHIN_NOISE, False, p_value=p_moved)
 
     keys = _keys(stats, dims)
     stats = stats.assign(key=keys)
@@ -231,7 +259,7 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     if total_moved:
         sign = np.sign(total_change)
         reference = abs(total_change)
-    else:  # the direction of the strongest evidence
+    else:  # a sharp break in a segment that the total's noise hides: its direction
         z = stats["z"].where(eligible, 0.0).abs()
         sign = np.sign(stats.at[int(z.idxmax()), "change"])
         # The total's change is noise here, so shares of it mean nothing: measure a candidate
@@ -240,6 +268,8 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
         reference = float(moved.max())
     z_crit = sps.norm.isf(settings.alpha / 2)
     comp = stats[list(COMPONENTS)].to_numpy(dtype="float64").copy()
+    tested = (stats["depth"] >= 1).to_numpy().copy()
+    stale = np.zeros(len(stats), dtype=bool)
 
     chosen: list[RootCause] = []
     explained = 0.0
@@ -247,16 +277,30 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
         frame = pd.DataFrame(comp, columns=list(COMPONENTS))
         cur = _calibrate(describe(frame, frame.iloc[root_idx], cube.kind, cube.scale), phi)
         change = cur["change"].to_numpy()
-        own_sd = np.abs(np.divide(change, cur["z"].to_numpy(), out=np.zeros(len(cur)),
-                                  where=cur["z"].to_numpy() != 0))
+        # What a candidate adds beyond the causes already chosen must itself stand out of its
+        # noise, with the false-discovery rate controlled again over what is left: on the original
+        # cube the many overlaps of a large cause are all significant, which makes the first
+        # q-values lenient for everything else (a global residual test would instead drown a
+        # small, sharp cause).
+        residual_q = _fdr(cur["z"].to_numpy(dtype="float64"), tested)
+        # (the family: segments whose residual is known; an overlap of a chosen cause deeper than
+        # the cube is still its uncorrected self)
+        # Against the change: a segment whose own rate (its value, for additive metrics) moved
+        # the other way offsets part of it and is a cause too; a share of traffic that merely
+        # shrank or grew because another segment moved is not.
+        along = np.sign(change) == sign
+        if cube.kind == "ratio":
+            rate = cur["rate_effect"].to_numpy(dtype="float64")
+            against = ((np.abs(cur["z_rate"].to_numpy(dtype="float64")) >= z_crit)
+                       & (np.abs(rate) >= 0.75 * np.abs(change)))
+        else:
+            against = np.ones(len(change), dtype=bool)
         cands = [
             i for i in np.flatnonzero(
                 eligible
-                & (np.sign(change) == sign)
+                & (along | against)
                 & (np.abs(change) >= settings.min_share * reference)
-                # what this candidate adds beyond the causes already chosen must itself stand out
-                # of its noise (a global residual test would drown a small, sharp cause)
-                & (np.abs(change) >= z_crit * own_sd)
+                & (residual_q < settings.alpha)
             )
             if not any(keys[i] <= c.key or c.key <= keys[i] for c in chosen)
         ]
@@ -281,10 +325,12 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
                 under.add(p)
         pool = [i for i in cands if i not in over and i not in under]
         if not pool:  # every candidate defers to another: keep the ones not contradicted by data
-            pool = [i for i in cands if i not in over] or cands
-            if chosen:
+            pool = [i for i in cands if i not in over]
+            # Every candidate is a slice of something broader that moved alike: when that is the
+            # total itself (the rest of the data moved as much), the change has no segment cause.
+            if chosen or not pool:
                 break
-        best = max(pool, key=lambda i: abs(change[i]))
+        best = max(pool, key=lambda i: (bool(along[i]), abs(change[i])))
         ratios = [r for c, _, _, r in rel if c == best]
         specificity = float(np.clip(1 - max(ratios), 0, 1)) if ratios else 1.0
         row = stats.loc[best].copy()
@@ -293,14 +339,73 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
             row, specificity, [], float(change[best]),
         ))
         explained += float(change[best])
-        eligible &= ~_remove_effect(comp, keys, index, best, cube.kind, cube.scale, effects[best])
+        unknown = _remove_effect(comp, keys, index, best, cube.kind, cube.scale, effects[best],
+                                 stale)
+        stale |= unknown
+        eligible &= ~unknown
+        tested &= ~unknown
+        tested &= np.array([not (k <= keys[best] or keys[best] <= k) for k in keys])
 
-    message = (
-        f"{len(chosen)} root cause(s) explain {explained / total_change:.0%} of the change."
-        if chosen
-        else "The change is significant but spread across segments: no single segment explains it."
-    )
-    return Localization(stats, total, chosen, message, True)
+    if not chosen:
+        message, evenly = spread_message(stats, dims, cube.kind)
+        return Localization(stats, total, [], message, True, global_change=evenly, p_value=p_moved)
+    message = f"{len(chosen)} root cause(s) explain {explained / total_change:.0%} of the change."
+    return Localization(stats, total, chosen, message, True, p_value=p_moved)
+
+
+def moved_p_value(stats: pd.DataFrame) -> float:
+    """The test of "the metric moved": the total's change, or a segment's beyond what the scan of
+    every segment finds by chance (Bonferroni over the segments tested). A sharp break in a small
+    segment is real even when the total's noise hides it; a null week with a few one-event
+    segments is not."""
+    total_p = float(stats.loc[stats["depth"] == 0, "p_value"].iloc[0])
+    seg = stats.loc[stats["depth"] >= 1, "p_value"].to_numpy(dtype="float64")
+    seg = seg[np.isfinite(seg)]
+    scan = min(1.0, len(seg) * float(seg.min())) if len(seg) else 1.0
+    return float(min(total_p if np.isfinite(total_p) else 1.0, scan))
+
+
+WITHIN_NOISE = "The change is within noise: no root cause to report."
+
+
+def spread_message(stats: pd.DataFrame, dims: tuple[str, ...], kind: str,
+                   min_support: float = 0.02) -> tuple[str, bool]:
+    """Why a significant change has no segment cause, and whether it is global.
+
+    It is *global* when every sizeable value (at least ``min_support`` of the traffic) of every
+    dimension moved in the total's direction: "The drop is spread evenly: every origin and carrier
+    fell 65-79%." Otherwise the change is spread unevenly, with no segment standing out."""
+    total = stats.loc[stats["depth"] == 0].iloc[0]
+    total_rel = float(total["rate_intensity"])
+    direction = "increase" if float(total["change"]) > 0 else "drop"
+    verb = "rose" if float(total["change"]) > 0 else "fell"
+    single = stats[(stats["depth"] == 1) & (stats["support"] >= min_support)]
+    moved: list[tuple[str, int]] = []
+    lows, highs, evenly = [], [], np.isfinite(total_rel) and abs(total_rel) > 0
+    for name in dims:
+        own = single[single[name].notna() & (single[name].astype(str) != "(other)")]
+        rel = own["rate_intensity"].to_numpy(dtype="float64")
+        if len(rel) < 2:
+            continue
+        if not (np.isfinite(rel).all() and (np.sign(rel) == np.sign(total_rel)).all()):
+            evenly = False
+            continue
+        moved.append((name, len(rel)))
+        lows.append(float(np.abs(rel).min()))
+        highs.append(float(np.abs(rel).max()))
+    if evenly and moved:
+        names = [n for n, _ in sorted(moved, key=lambda m: -m[1])[:2]]
+        lo, hi = min(lows), max(highs)
+        span = f"{lo:.0%}" if round(lo * 100) == round(hi * 100) else f"{lo:.0%}-{hi:.0%}"
+        what = "every " + " and ".join(names)
+        unit = "" if kind != "ratio" else " in rate"
+        message = (f"The {direction} is global, spread evenly across segments: {what} {verb} "
+                   f"{span}{unit}. No segment explains it.")
+        return message, True
+    return SPREAD, False
+
+
+SPREAD = "The change is significant but spread across segments: no single segment explains it."
 
 
 # --------------------------------------------------------------------------- leaf evidence
@@ -403,8 +508,12 @@ def localize_leaves(cube: Cube, settings: LeafSettings | None = None,
     col = {c: i for i, c in enumerate(LEAF_COLUMNS)}
     side = float(frame["side"].iloc[root_idx]) if "side" in frame else 1.0
     start = side * ev[root_idx, col["ab_change"]]
+    # Leaf evidence is its own test (abnormal leaves beyond the noise's reach); the segment
+    # statistics of a leaf-evidence cube hold only segments with an abnormal leaf, so they cannot
+    # measure the noise. The run is significant when the total moved or a cause stands out of it.
+    total_p = float(total["p_value"])
     if ev[root_idx, col["ab_leaves"]] <= 0 or start <= 0:
-        return Localization(stats, total, [], "The change is within noise: no root cause to report.", False)
+        return Localization(stats, total, [], WITHIN_NOISE, False, p_value=total_p)
 
     keys = _keys(frame, dims)
     index = {k: i for i, k in enumerate(keys)}
@@ -439,13 +548,16 @@ def localize_leaves(cube: Cube, settings: LeafSettings | None = None,
         _remove_leaves(ev, comp, keys, index, best, alive)
     explained = sum(c.explained_change for c in chosen)
     total_change = float(total["change"])
+    if not chosen:
+        if not total_p < alpha:
+            return Localization(stats, total, [], WITHIN_NOISE, False, p_value=total_p)
+        message, evenly = spread_message(stats, dims, cube.kind)
+        return Localization(stats, total, [], message, True, global_change=evenly, p_value=total_p)
     message = (
         f"{len(chosen)} root cause(s) explain {explained / total_change:.0%} of the change."
-        if chosen and abs(total_change) > 1e-12
-        else f"{len(chosen)} root cause(s) found." if chosen
-        else "The change is significant but spread across segments: no single segment explains it."
+        if abs(total_change) > 1e-12 else f"{len(chosen)} root cause(s) found."
     )
-    return Localization(stats, total, chosen, message, bool(chosen) or bool(total["p_value"] < alpha))
+    return Localization(stats, total, chosen, message, True, p_value=total_p)
 
 
 def _climb(best: int, ev: np.ndarray, keys: list[Key], index: dict[Key, int], alive: np.ndarray,

@@ -57,17 +57,27 @@ def segment_label(segment: dict[str, Any]) -> str:
 
 
 _CAUSE = _ENV.from_string(
-    "{{ label }}: {{ metric }} {{ verb }} from {{ base }} to {{ cur }}"
+    "{{ label }}"
+    "{% if presence == 'new' %}, new in the current period: {{ cur_share }} of {{ volume }}"
+    "{% if rest %}, {{ metric }} {{ cur }} against {{ rest }} for the rest{% else %}, {{ cur }}{% endif %}"
+    "{% elif presence == 'vanished' %}, gone from the current period: it held {{ base_share }} of {{ volume }}"
+    "{% if rest %} at {{ base }} against {{ rest }} for the rest{% else %}, {{ base }}{% endif %}"
+    "{% else %}: {{ metric }} {{ verb }} from {{ base }} to {{ cur }}"
     "{% if effect == 'mix' %}, but what moved is its share of {{ volume }} ({{ base_share }} -> {{ cur_share }}); "
     "a mix shift{% elif effect == 'both' %} while its share of {{ volume }} went {{ base_share }} -> {{ cur_share }}; "
-    "a rate and mix change{% elif effect == 'rate' %}; a rate change{% endif %}"
-    " explaining {{ share }} of the {{ direction }} (confidence {{ confidence }})."
+    "a rate and mix change{% elif effect == 'rate' %}; a rate change{% endif %}{% endif %}"
+    "{{ ';' if presence else '' }} {{ explaining }} {{ share }} of the {{ direction }} (confidence {{ confidence }})."
 )
 
 _HEADLINE = _ENV.from_string(
     "{{ metric }} {{ verb }} from {{ base }} to {{ cur }} ({{ rel }})."
-    "{% if top %} {{ top_share }} of the {{ direction }}: {{ top_label }}, whose {{ metric_lower }} "
-    "{{ top_verb }} from {{ top_base }} to {{ top_cur }} (confidence {{ top_conf }})."
+    "{% if top %} {{ top_share }} of the {{ direction }}: {{ top_label }}"
+    "{% if top_presence == 'new' %}, new in the current period{% if top_rest %}, at {{ top_cur }} "
+    "against {{ top_rest }} for the rest{% endif %}"
+    "{% elif top_presence == 'vanished' %}, gone from the current period{% if top_rest %} (it was at "
+    "{{ top_base }} against {{ top_rest }} for the rest){% endif %}"
+    "{% else %}, whose {{ metric_lower }} {{ top_verb }} from {{ top_base }} to {{ top_cur }}{% endif %}"
+    " (confidence {{ top_conf }})."
     "{% if more %} {{ more }} more cause(s) below.{% endif %}{% else %} {{ message }}{% endif %}"
 )
 
@@ -76,10 +86,22 @@ def _verb(delta: float) -> str:
     return "rose" if delta > 0 else "fell" if delta < 0 else "held"
 
 
+def share_phrase(share: float | None) -> tuple[str, str]:
+    """("explaining", "60%") for a share in the change's direction, ("offsetting", "12%") for one
+    against it: the sign of a share is never dropped."""
+    if share is None or not math.isfinite(share):
+        return "explaining", "n/a"
+    return ("offsetting" if share < 0 else "explaining"), f"{abs(share):.0%}"
+
+
 def cause_sentence(cause: dict[str, Any], metric: str, value_format: str, total_change: float,
                    volume: str) -> str:
+    explaining, share = share_phrase(cause["share_of_change"])
+    rest = cause.get("rest_value")
     return _CAUSE.render(
         label=cause["segment_label"],
+        presence=cause.get("presence"),
+        rest=fmt_value(rest, value_format) if rest is not None else "",
         metric=metric.lower(),
         verb=_verb(cause["change"]),
         base=fmt_value(cause["baseline_value"], value_format),
@@ -88,7 +110,8 @@ def cause_sentence(cause: dict[str, Any], metric: str, value_format: str, total_
         volume=volume,
         base_share=fmt_value(cause.get("baseline_share"), "percent"),
         cur_share=fmt_value(cause.get("current_share"), "percent"),
-        share=f"{abs(cause['share_of_change']):.0%}",
+        explaining=explaining,
+        share=share,
         direction="increase" if total_change > 0 else "drop",
         confidence=f"{cause['confidence']:.2f}",
     )
@@ -97,6 +120,8 @@ def cause_sentence(cause: dict[str, Any], metric: str, value_format: str, total_
 def headline(doc: dict[str, Any], metric: str, value_format: str, message: str) -> str:
     causes = doc["root_causes"]
     top = causes[0] if causes else None
+    explaining, share = share_phrase(top["share_of_change"]) if top else ("", "")
+    rest = top.get("rest_value") if top else None
     return _HEADLINE.render(
         metric=metric,
         metric_lower=metric.lower(),
@@ -105,9 +130,11 @@ def headline(doc: dict[str, Any], metric: str, value_format: str, message: str) 
         cur=fmt_value(doc["current_value"], value_format),
         rel=fmt_relative(doc["relative_change"]),
         top=top is not None,
-        top_share=f"{abs(top['share_of_change']):.0%}" if top else "",
+        top_share=(share if explaining == "explaining" else f"Offsetting {share}") if top else "",
         direction="increase" if doc["change"] > 0 else "drop",
         top_label=top["segment_label"] if top else "",
+        top_presence=top.get("presence") if top else None,
+        top_rest=fmt_value(rest, value_format) if rest is not None else "",
         top_verb=_verb(top["change"]) if top else "",
         top_base=fmt_value(top["baseline_value"], value_format) if top else "",
         top_cur=fmt_value(top["current_value"], value_format) if top else "",

@@ -78,6 +78,22 @@ def _segments_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.E
     return exp.or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
 
 
+def _within(frame: pd.DataFrame, dimensions: tuple[str, ...],
+            segments: list[dict[str, str]]) -> pd.Series:
+    """Rows of a restricted deeper level that refine one of ``segments``: only those are complete.
+
+    A deeper level reads the rows of the segments it refines only, yet its grouping sets also form
+    groups that merely overlap them (a frontier cause ``a=1`` makes a set ``(b, c)`` whose groups
+    hold just the rows with ``a=1``): those are partial and must never join the cube."""
+    keep = pd.Series(False, index=frame.index)
+    for segment in segments:
+        match = pd.Series(True, index=frame.index)
+        for d, v in segment.items():
+            match &= frame[d].astype("object").eq(v)
+        keep |= match
+    return keep
+
+
 def _children_sets(plan: CubePlan, segments: list[dict[str, str]]) -> tuple[tuple[int, ...], ...]:
     sets: set[tuple[int, ...]] = {()}
     for segment in segments:
@@ -120,7 +136,8 @@ def deepen(
         if budget is not None:
             budget.spend()
         children = label_cube(raw, deeper).frame
-        children = children[children["depth"] > depth]
+        children = children[(children["depth"] > depth)
+                            & _within(children, plan.dimensions, frontier)].reset_index(drop=True)
         if children.empty:
             break
         grown = pd.concat([cube.frame, children], ignore_index=True)
@@ -219,7 +236,8 @@ def _label_leaf_cube(raw: pd.DataFrame, plan: CubePlan) -> Cube:
 def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
                 query: Callable[[str], pd.DataFrame] | None = None,
                 check: Callable[[Cube], None] | None = None,
-                budget: Budget | None = None) -> tuple[Cube, Localization, int] | None:
+                budget: Budget | None = None,
+                max_depth: int | None = None) -> tuple[Cube, Localization, int] | None:
     """Level-wise risk-and-ripple search for an additive metric (None: too few leaves for it).
 
     The first query holds every combination up to :func:`leaf_depth` (all of them for up to 8
@@ -231,9 +249,10 @@ def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
 
     run = query or engine.query
     n = len(plan.dimensions)
-    depth = leaf_depth(n)
+    limit = n if max_depth is None else max(1, min(n, max_depth))  # --max-depth is a cap
+    depth = min(leaf_depth(n), limit)
     sets = grouping_sets_upto(n, depth)
-    frontier = tuple(s for s in sets if len(s) == depth) if depth < n else ()
+    frontier = tuple(s for s in sets if len(s) == depth) if depth < limit else ()
     plan = dataclasses.replace(plan, sets=sets)
     cube = _label_leaf_cube(run(leaf_cube_sql(plan, engine.DIALECT, frontier)), plan)
     if budget is not None:
@@ -245,7 +264,7 @@ def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
         return None
     located = localize_leaves(cube, alpha=settings.alpha)
     queries = 1
-    while depth < n:
+    while depth < limit:
         # Frontier segments whose abnormal leaves the chosen causes do not explain: refine them.
         frame = cube.frame
         chosen = [frozenset(c.segment.items()) for c in located.root_causes]
@@ -260,12 +279,14 @@ def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
         child_sets = tuple(s for s in _children_sets(plan, grow) if len(s) == depth + 1)
         deeper = dataclasses.replace(plan, sets=((), *child_sets))
         depth += 1
-        raw = run(leaf_cube_sql(deeper, engine.DIALECT, child_sets if depth < n else (), within=grow))
+        raw = run(leaf_cube_sql(deeper, engine.DIALECT, child_sets if depth < limit else (),
+                                within=grow))
         queries += 1
         if budget is not None:
             budget.spend()
         children = _label_leaf_cube(raw, deeper).frame
-        children = children[children["depth"] == depth]
+        children = children[(children["depth"] == depth)
+                            & _within(children, plan.dimensions, grow)].reset_index(drop=True)
         if children.empty:
             break
         cube = dataclasses.replace(cube, frame=pd.concat([cube.frame, children], ignore_index=True),
@@ -396,7 +417,8 @@ def combined_values(cube: Cube, dimensions: list[str], min_share: float) -> dict
 
 def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_depth: int,
                check: Callable[[Cube], None] | None = None,
-               budget: Budget | None = None) -> tuple[Cube, Localization, int]:
+               budget: Budget | None = None,
+               cap: int | None = None) -> tuple[Cube, Localization, int]:
     """Ratio metrics (and small additive cubes): the search level by level.
 
     1. One query over the rows with single-dimension sets only (small hash tables: the cheapest
@@ -446,24 +468,29 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
         cube = dataclasses.replace(cube, extra={**cube.extra, "combined_dimensions": []})
     located = localize(cube, settings)
     searched = dataclasses.replace(plan, sets=grouping_sets_upto(n, depth))
-    cube, located, extra = deepen(engine, searched, cube, located, settings, budget=budget)
+    cube, located, extra = deepen(engine, searched, cube, located, settings, budget=budget,
+                                  max_levels=None if cap is None else max(0, cap - depth))
     return cube, located, queries + extra
 
 
 def locate(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
            check: Callable[[Cube], None] | None = None,
-           budget: Budget | None = None) -> tuple[Cube, Localization, int]:
-    """Stage 1 + 3 for any metric: additive metrics get the leaf-evidence search (every leaf has
-    its own expected value, so leaves can be judged one by one in the warehouse); ratio metrics
-    the segment statistics with rate/mix decomposition (a leaf's rate alone cannot show a mix
-    shift), searched level-wise (:func:`level_wise`). Returns the cube, the localization and the
-    queries issued."""
+           budget: Budget | None = None,
+           max_depth: int | None = None) -> tuple[Cube, Localization, int]:
+    """Stage 1 + 3 for any metric. The evidence is chosen by the data: an expected-vs-actual table
+    (a forecast per leaf, dense leaves) gets the leaf-evidence search, where leaves are judged one
+    by one in the warehouse; fact tables compared over two periods (one row per event: most
+    leaves hold 0-2 events, too few to judge one) get the segment statistics, with the rate/mix
+    decomposition for ratio metrics, searched level-wise (:func:`level_wise`). ``max_depth``
+    caps the depth of every reported segment (None: the search goes as deep as causes lead).
+    Returns the cube, the localization and the queries issued."""
     leaf_queries = 0
-    if plan.metric.kind == "additive":
-        found = leaf_search(engine, plan, settings, check=check, budget=budget)
+    if plan.metric.kind == "additive" and plan.mode == "expected":
+        found = leaf_search(engine, plan, settings, check=check, budget=budget, max_depth=max_depth)
         if found is not None:
             return found
         leaf_queries = 1  # a small cube: a second, cheap query with the segment statistics
-    depth = max((len(s) for s in plan.sets), default=1)  # --max-depth
-    cube, located, queries = level_wise(engine, plan, settings, depth, check=check, budget=budget)
+    depth = max((len(s) for s in plan.sets), default=1)  # the first pass's depth
+    cube, located, queries = level_wise(engine, plan, settings, depth, check=check, budget=budget,
+                                        cap=max_depth)
     return cube, located, queries + leaf_queries

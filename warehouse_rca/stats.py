@@ -117,6 +117,14 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
         finite_rate = np.isfinite(var_rate)
         var_change = (np.where(finite_rate, wc**2 * np.where(finite_rate, var_rate, 0.0), 0.0)
                       + (rb_eff - rate_total_b) ** 2 * var_mix)
+        # A segment present on one side only: its whole contribution is w (r - R_base) on that
+        # side, so its variance comes from that side's rate and share (never zero: a segment of
+        # one event is one event's worth of noise, not p = 0).
+        var_new = (wc**2 * np.where(np.isfinite(var_rc), var_rc, 0.0)
+                   + (np.nan_to_num(rc) - rate_total_b) ** 2 * var_wc)
+        var_gone = (wb**2 * np.where(np.isfinite(var_rb), var_rb, 0.0)
+                    + (np.nan_to_num(rb) - rate_total_b) ** 2 * var_wb)
+        var_change = np.where(new & ~gone, var_new, np.where(gone & ~new, var_gone, var_change))
         out["base_value"], out["cur_value"] = rb, rc
         out["base_share"], out["cur_share"] = wb, wc
         out["rate_effect"], out["mix_effect"] = rate_effect, mix_effect
@@ -150,7 +158,7 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
     return out
 
 
-def dispersion(z: np.ndarray, *, floor: float | None = None) -> float:
+def dispersion(z: np.ndarray, *, floor: float | None = None, min_count: int = 20) -> float:
     """Robust overdispersion factor over segments, at least ``floor``.
 
     Uses the lower quartile of |z| (0.3186 for pure noise), so up to three quarters of the segments
@@ -158,12 +166,50 @@ def dispersion(z: np.ndarray, *, floor: float | None = None) -> float:
     noise estimate. With too few segments to tell noise from signal the model variance stands.
     """
     z = np.abs(z[np.isfinite(z)])
-    if len(z) < 20:
+    if len(z) < min_count:
         return 1.0
     phi = float((np.quantile(z, 0.25) / 0.3186) ** 2)
     if floor is not None:
         phi = max(phi, floor)
     return max(phi, 1e-12)
+
+
+#: Fewest segments the noise is read on (fewer: the model variance stands).
+MIN_NOISE_SEGMENTS = 12
+
+
+def untouched_segments(frame: pd.DataFrame, dimensions: tuple[str, ...], informative: np.ndarray,
+                       strongest: int = 2, min_segments: int = MIN_NOISE_SEGMENTS) -> np.ndarray:
+    """The informative segments the incident's strongest candidates do not touch, where the noise
+    is measured (a mask over ``frame``'s rows).
+
+    A large incident touches most segments of the cube: every combination holding a carrier whose
+    cancellations went x10 moves with it, and across a high-cardinality dimension nearly every
+    value holds some of that carrier's rows. The lower quartile of |z| over *all* segments then
+    measures the incident, not the noise (it rose from 2 to 49 on such a case), and the cause
+    itself falls below significance. So the strongest single values (largest |z|, up to
+    ``strongest`` of them on different dimensions) are set aside, and the noise is read on the
+    segments that hold *another* value of their dimension: rows disjoint from the candidate, which
+    the incident cannot reach. While fewer than ``min_segments`` such segments remain, the
+    previous set stands."""
+    mask = informative.copy()
+    depth = frame["depth"].to_numpy()
+    z = np.abs(frame["z"].to_numpy(dtype="float64"))
+    used: set[str] = set()
+    for _ in range(strongest):
+        pool = np.flatnonzero(informative & (depth == 1) & np.isfinite(z))
+        pool = [i for i in pool if next(d for d in dimensions if pd.notna(frame[d].iat[i])) not in used]
+        if not pool:
+            break
+        top = max(pool, key=lambda i: z[i])
+        dim = next(d for d in dimensions if pd.notna(frame[d].iat[top]))
+        values = frame[dim]
+        disjoint = (values.notna() & (values != frame[dim].iat[top])).to_numpy()
+        if (mask & disjoint).sum() < min_segments:
+            break
+        mask &= disjoint
+        used.add(dim)
+    return mask
 
 
 def segment_stats(cube: Cube) -> pd.DataFrame:
@@ -179,8 +225,12 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
     seg = ((out["depth"] >= 1) & (events >= 20) & (out["base_den"] > 0) & (out["cur_den"] > 0)).to_numpy()
     # Period mode: sampling noise is a floor (dispersion >= 1). Expected mode: the model's scale is
     # arbitrary (forecast error, not sampling), so it may shrink too.
-    phi = dispersion(out.loc[seg, "z"].to_numpy(dtype="float64"),
-                     floor=1.0 if cube.mode == "periods" else None)
+    quiet = untouched_segments(out, cube.dimensions, seg)
+    # Read on all segments (nothing set aside), the noise needs more of them to be told apart
+    # from the incident.
+    phi = dispersion(out.loc[quiet, "z"].to_numpy(dtype="float64"),
+                     floor=1.0 if cube.mode == "periods" else None,
+                     min_count=MIN_NOISE_SEGMENTS if (quiet != seg).any() else 20)
     root = 1.0 / np.sqrt(phi)
     is_total = (out["depth"] == 0).to_numpy()
     total_root = 1.0 / np.sqrt(min(phi, 1.0))
