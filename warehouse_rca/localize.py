@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
 
 from warehouse_rca.cube import COMPONENTS, Cube
-from warehouse_rca.stats import describe, segment_stats
+from warehouse_rca.stats import describe, segment_stats, weighted_fdr
 
 Key = frozenset[tuple[str, str]]
 
@@ -182,13 +181,23 @@ def _relations(
     return out
 
 
-def _fdr(z: np.ndarray, tested: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg q-values of two-sided z-scores over the ``tested`` rows (1 elsewhere)."""
-    q = np.ones(len(z))
-    p = 2 * sps.norm.sf(np.abs(np.nan_to_num(z[tested], nan=0.0)))
-    if len(p):
-        q[tested] = multipletests(p, method="fdr_bh")[1]
-    return q
+def sibling_of(keys: list[Key], cause: Key) -> np.ndarray:
+    """Segments holding another value of one of ``cause``'s dimensions (disjoint from it)."""
+    own = dict(cause)
+    return np.array([any(d in own and v != own[d] for d, v in k) for k in keys], dtype=bool)
+
+
+def holders_of(keys: list[Key], index: dict[Key, int], comp: np.ndarray, cause: int) -> np.ndarray:
+    """Segments other than ``cause``'s ancestors whose rows hold all of its rows (by the data, not
+    by name: ``device = iOS`` holds every row of ``app_version = 8.5`` when 8.5 runs on iOS only)."""
+    den = [COMPONENTS.index("base_den"), COMPONENTS.index("cur_den")]
+    size = comp[cause, den].sum()
+    out = np.zeros(len(keys), dtype=bool)
+    for t, tk in enumerate(keys):
+        inter = index.get(tk | keys[cause])
+        if tk and not tk <= keys[cause] and inter is not None:
+            out[t] = abs(comp[inter, den].sum() - size) <= 1e-9 * max(1.0, abs(size))
+    return out
 
 
 def _remove_effect(comp: np.ndarray, keys: list[Key], index: dict[Key, int], cause: int,
@@ -269,6 +278,9 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     z_crit = sps.norm.isf(settings.alpha / 2)
     comp = stats[list(COMPONENTS)].to_numpy(dtype="float64").copy()
     tested = (stats["depth"] >= 1).to_numpy().copy()
+    mix_led = (np.abs(stats["mix_effect"].to_numpy(dtype="float64"))
+               > np.abs(stats["rate_effect"].to_numpy(dtype="float64")))
+    weights = stats["fdr_weight"].to_numpy(dtype="float64")
     stale = np.zeros(len(stats), dtype=bool)
 
     chosen: list[RootCause] = []
@@ -282,7 +294,8 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
         # cube the many overlaps of a large cause are all significant, which makes the first
         # q-values lenient for everything else (a global residual test would instead drown a
         # small, sharp cause).
-        residual_q = _fdr(cur["z"].to_numpy(dtype="float64"), tested)
+        residual_p = 2 * sps.norm.sf(np.abs(np.nan_to_num(cur["z"].to_numpy(dtype="float64"))))
+        residual_q = weighted_fdr(residual_p, weights, tested)
         # (the family: segments whose residual is known; an overlap of a chosen cause deeper than
         # the cube is still its uncorrected self)
         # Against the change: a segment whose own rate (its value, for additive metrics) moved
@@ -313,6 +326,12 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
         under: set[int] = set()
         by_parent_dim: dict[tuple[int, str], float] = {}
         for c, p, r, _ in rel:
+            if (r == "over" and len(keys[p]) > 0 and np.sign(change[c]) == np.sign(change[p])
+                    and abs(change[c]) >= abs(change[p])):
+                # A slice carrying all of its parent's change (the rest of the parent stayed or
+                # went the other way) explains it better, however noisy that rest is: Desktop
+                # rather than app_version = web (Desktop and tablets) when only Desktop moved.
+                under.add(p)
             if r != "specific":
                 continue
             if abs(change[c]) >= settings.child_share * abs(change[p]):
@@ -339,6 +358,13 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
             row, specificity, [], float(change[best]),
         ))
         explained += float(change[best])
+        if cube.kind == "ratio" and effects[best] in ("mix", "both"):
+            # Shares add up to one: when a value's share of traffic moved (a launch, a campaign),
+            # its siblings' shares moved the other way, and the segments that hold all of it (the
+            # device a new app version runs on) lose that traffic once it is removed. Their mix
+            # effects are its consequence, not causes of their own.
+            eligible &= ~((sibling_of(keys, keys[best]) | holders_of(keys, index, comp, best))
+                          & mix_led)
         unknown = _remove_effect(comp, keys, index, best, cube.kind, cube.scale, effects[best],
                                  stale)
         stale |= unknown
@@ -369,40 +395,48 @@ WITHIN_NOISE = "The change is within noise: no root cause to report."
 
 
 def spread_message(stats: pd.DataFrame, dims: tuple[str, ...], kind: str,
-                   min_support: float = 0.02) -> tuple[str, bool]:
+                   min_support: float = 0.02, most: float = 0.9) -> tuple[str, bool]:
     """Why a significant change has no segment cause, and whether it is global.
 
-    It is *global* when every sizeable value (at least ``min_support`` of the traffic) of every
-    dimension moved in the total's direction: "The drop is spread evenly: every origin and carrier
-    fell 65-79%." Otherwise the change is spread unevenly, with no segment standing out."""
+    It is *global* when, in every dimension, the sizeable values (at least ``min_support`` of the
+    rows) that moved in the total's direction hold at least ``most`` of those values' rows: "The
+    drop is global, spread evenly across segments: every origin and carrier fell 65-79%."
+    Otherwise the change is spread unevenly, with no segment standing out."""
     total = stats.loc[stats["depth"] == 0].iloc[0]
     total_rel = float(total["rate_intensity"])
+    if not (np.isfinite(total_rel) and abs(total_rel) > 0):
+        return SPREAD, False
     direction = "increase" if float(total["change"]) > 0 else "drop"
     verb = "rose" if float(total["change"]) > 0 else "fell"
     single = stats[(stats["depth"] == 1) & (stats["support"] >= min_support)]
     moved: list[tuple[str, int]] = []
-    lows, highs, evenly = [], [], np.isfinite(total_rel) and abs(total_rel) > 0
+    lows, highs, every = [], [], True
     for name in dims:
         own = single[single[name].notna() & (single[name].astype(str) != "(other)")]
-        rel = own["rate_intensity"].to_numpy(dtype="float64")
+        rel = np.nan_to_num(own["rate_intensity"].to_numpy(dtype="float64"))
+        support = own["support"].to_numpy(dtype="float64")
         if len(rel) < 2:
             continue
-        if not (np.isfinite(rel).all() and (np.sign(rel) == np.sign(total_rel)).all()):
-            evenly = False
-            continue
+        along = np.sign(rel) == np.sign(total_rel)
+        if support[along].sum() < most * support.sum():
+            return SPREAD, False
+        every &= bool(along.all())
         moved.append((name, len(rel)))
-        lows.append(float(np.abs(rel).min()))
-        highs.append(float(np.abs(rel).max()))
-    if evenly and moved:
-        names = [n for n, _ in sorted(moved, key=lambda m: -m[1])[:2]]
-        lo, hi = min(lows), max(highs)
-        span = f"{lo:.0%}" if round(lo * 100) == round(hi * 100) else f"{lo:.0%}-{hi:.0%}"
-        what = "every " + " and ".join(names)
-        unit = "" if kind != "ratio" else " in rate"
-        message = (f"The {direction} is global, spread evenly across segments: {what} {verb} "
-                   f"{span}{unit}. No segment explains it.")
-        return message, True
-    return SPREAD, False
+        # the range quoted: the larger values' (noise spreads the small ones)
+        large = along & (support >= 2.5 * min_support)
+        quoted = large if large.any() else along
+        lows.append(float(np.abs(rel[quoted]).min()))
+        highs.append(float(np.abs(rel[quoted]).max()))
+    if not moved:
+        return SPREAD, False
+    names = [n for n, _ in sorted(moved, key=lambda m: -m[1])[:2]]
+    lo, hi = min(lows), max(highs)
+    span = f"{lo:.0%}" if round(lo * 100) == round(hi * 100) else f"{lo:.0%}-{hi:.0%}"
+    what = ("every " if every else "nearly every ") + " and ".join(names)
+    unit = " in rate" if kind == "ratio" else ""
+    message = (f"The {direction} is global, spread evenly across segments: {what} {verb} "
+               f"{span}{unit}. No segment explains it.")
+    return message, True
 
 
 SPREAD = "The change is significant but spread across segments: no single segment explains it."

@@ -244,13 +244,47 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
     out.attrs["dispersion"] = phi
     total_change = float(out.loc[out["depth"] == 0, "change"].iloc[0])
     out["share"] = out["change"] / total_change if abs(total_change) > _EPS else 0.0
-    out["q_value"] = 1.0
-    tested = out["depth"] >= 1
-    if tested.any():
-        p = out.loc[tested, "p_value"].fillna(1.0).to_numpy()
-        out.loc[tested, "q_value"] = multipletests(p, method="fdr_bh")[1]
+    out["fdr_weight"] = volume_weights(out, cube.kind, cube.scale)
+    tested = (out["depth"] >= 1).to_numpy()
+    out["q_value"] = weighted_fdr(out["p_value"].to_numpy(dtype="float64"),
+                                  out["fdr_weight"].to_numpy(dtype="float64"), tested)
     out.loc[~tested, "q_value"] = out.loc[~tested, "p_value"]
     return out
+
+
+def volume_weights(frame: pd.DataFrame, kind: str, scale: float) -> np.ndarray:
+    """Each segment's prior weight in the false-discovery control: its volume (rows of the
+    denominator for a ratio, the measure's size for an additive metric; both periods), relative
+    to the mean segment's.
+
+    A cube holds a few large segments and thousands of small deep ones. Under plain
+    Benjamini-Hochberg every one costs the same, so on a table with a 200-value dimension a
+    -37% drop of the tier that holds a third of the revenue (z = -4.9) was not significant among
+    1,500 segments. A segment can only explain a change in proportion to its size (except a
+    value new in the current period, whose current volume counts), so weighting the tests by
+    size (weighted BH, Genovese, Roeder & Wasserman 2006: the weights average 1 over the tests)
+    spends the error budget where causes can be, and small noise slices need stronger evidence."""
+    if kind == "ratio":
+        vol = frame["base_den"].to_numpy(dtype="float64") + frame["cur_den"].to_numpy(dtype="float64")
+    else:
+        vol = (np.abs(scale * frame["base_num"].to_numpy(dtype="float64"))
+               + np.abs(frame["cur_num"].to_numpy(dtype="float64")))
+    return np.where(np.isfinite(vol), np.abs(vol), 0.0)
+
+
+def weighted_fdr(p: np.ndarray, weights: np.ndarray, tested: np.ndarray,
+                 floor: float = 1e-3) -> np.ndarray:
+    """Weighted Benjamini-Hochberg q-values over the ``tested`` rows (1 elsewhere): p / w with the
+    weights normalised to mean 1 over the tested rows (and at least ``floor``)."""
+    q = np.ones(len(p))
+    if not tested.any():
+        return q
+    w = np.asarray(weights, dtype="float64")[tested]
+    mean = float(w.mean()) if len(w) else 0.0
+    w = np.maximum(w / mean, floor) if mean > 0 else np.ones(len(w))
+    adjusted = np.minimum(1.0, np.nan_to_num(p[tested], nan=1.0) / w)
+    q[tested] = multipletests(adjusted, method="fdr_bh")[1]
+    return q
 
 
 def finite_or_none(x: Any) -> float | None:
