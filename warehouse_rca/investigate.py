@@ -255,7 +255,8 @@ RESERVED_NAMES = frozenset({
     "base_dd", "base_den", "base_nd", "base_nn", "base_num", "base_rows", "base_share",
     "base_value", "change", "cur_dd", "cur_den", "cur_nd", "cur_nn", "cur_num", "cur_rows",
     "cur_share", "cur_value", "depth", "key", "mix_effect", "mix_intensity", "mix_intensity_sd",
-    "p_value", "q_value", "rate_effect", "rate_intensity", "rate_intensity_sd", "share",
+    "p_value", "q_value", "rate_effect", "rate_intensity", "rate_intensity_sd", "rate_log_change",
+    "rate_log_change_sd", "share",
     "support", "z", "z_mix", "z_rate", "rca_set", "bucket", "fdr_weight",
     # the leaf-evidence cube's columns (warehouse_rca.search.leaf_search)
     "leaves", "ab_leaves", "ab_w", "nor_w", "ab_change", "dev_n", "dev_sum", "dev_sq", "cutoff", "side",

@@ -17,6 +17,7 @@ The method ("rest-consistency selection") draws on:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +28,7 @@ from warehouse_rca.cube import COMPONENTS, Cube
 from warehouse_rca.stats import describe, segment_stats, weighted_fdr
 
 Key = frozenset[tuple[str, str]]
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -109,16 +111,17 @@ def _calibrate(described: pd.DataFrame, phi: float) -> pd.DataFrame:
     out = described.copy()
     for col in ("z", "z_rate", "z_mix"):
         out[col] = out[col] / root
-    for col in ("rate_intensity_sd", "mix_intensity_sd"):
+    for col in ("rate_intensity_sd", "mix_intensity_sd", "rate_log_change_sd"):
         out[col] = out[col] * root
     return out
 
 
 def _intensities(frame: pd.DataFrame, kind: str, mix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: relative change for its effect type (mix or rate) and its standard error."""
+    """Per row: relative change for its effect type (mix, or rate: on the log scale for rates of
+    events) and its standard error."""
     if kind == "ratio":
-        val = np.where(mix, frame["mix_intensity"], frame["rate_intensity"])
-        sd = np.where(mix, frame["mix_intensity_sd"], frame["rate_intensity_sd"])
+        val = np.where(mix, frame["mix_intensity"], frame["rate_log_change"])
+        sd = np.where(mix, frame["mix_intensity_sd"], frame["rate_log_change_sd"])
     else:
         val, sd = frame["rate_intensity"].to_numpy(), frame["rate_intensity_sd"].to_numpy()
     return np.asarray(val, dtype="float64"), np.asarray(sd, dtype="float64")
@@ -343,6 +346,10 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
             if abs(v) >= 0.8 * abs(change[p]):
                 under.add(p)
         pool = [i for i in cands if i not in over and i not in under]
+        if _log.isEnabledFor(logging.DEBUG):
+            _log.debug("step %d: %d candidates; pool %s; over %s; under %s", len(chosen) + 1,
+                       len(cands), [dict(keys[i]) for i in pool][:8],
+                       [dict(keys[i]) for i in over][:8], [dict(keys[i]) for i in under][:8])
         if not pool:  # every candidate defers to another: keep the ones not contradicted by data
             pool = [i for i in cands if i not in over]
             # Every candidate is a slice of something broader that moved alike: when that is the

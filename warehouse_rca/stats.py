@@ -134,6 +134,20 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
         out["mix_intensity"] = _div(wc - wb, wb)
         out["rate_intensity_sd"] = _div(np.sqrt(np.where(np.isfinite(var_rate), var_rate, np.inf)), np.abs(rb_eff))
         out["mix_intensity_sd"] = _div(np.sqrt(var_mix), np.abs(wb))
+        if is_proportion(total):
+            # Rates of events compared on the log scale (smoothed log relative risk): a rare
+            # event's relative change from a near-zero base (0.2% -> 5.4% is +2,600%) says little
+            # about whether two parts of one segment moved alike (0.5% -> 5% is +900%).
+            bn, bd, cn, cd = c["base_num"], c["base_den"], c["cur_num"], c["cur_den"]
+            both = (bd > 0) & (cd > 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_change = np.log((cn + 0.5) / (cd + 1.0)) - np.log((bn + 0.5) / (bd + 1.0))
+                log_var = (1 / (cn + 0.5) - 1 / (cd + 1.0) + 1 / (bn + 0.5) - 1 / (bd + 1.0))
+            out["rate_log_change"] = np.where(both, log_change, np.nan)
+            out["rate_log_change_sd"] = np.where(both, np.sqrt(np.maximum(log_var, 0.0)), np.inf)
+        else:
+            out["rate_log_change"] = out["rate_intensity"]
+            out["rate_log_change_sd"] = out["rate_intensity_sd"]
     else:
         base = scale * c["base_num"]
         cur = c["cur_num"]
@@ -150,6 +164,7 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
         out["mix_intensity"] = 0.0
         out["rate_intensity_sd"] = _div(np.sqrt(np.maximum(var_change, 0.0)), np.abs(base))
         out["mix_intensity_sd"] = np.inf
+        out["rate_log_change"], out["rate_log_change_sd"] = out["rate_intensity"], out["rate_intensity_sd"]
     sd = np.sqrt(np.maximum(var_change, 0.0))
     out["z"] = np.where(sd > 0, out["change"].to_numpy() / np.where(sd > 0, sd, 1.0),
                         np.where(np.abs(out["change"].to_numpy()) > _EPS, np.inf, 0.0))
@@ -221,7 +236,16 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
     out = pd.concat([frame, described], axis=1)
     # Only informative segments estimate the noise: tiny cells whose z is ~0 by lack of data
     # (a handful of events) would make any scale look right.
-    events = (out["base_num"].abs() + out["cur_num"].abs()) if cube.kind == "ratio" else (out["base_rows"] + out["cur_rows"])
+    # Which segments are informative is read off the baseline only: counting the current period's
+    # events (cancellations) would select the segments the incident filled with them, and the
+    # noise measured there is the incident's (a dispersion of 169 on one airport's x10).
+    base_den = out["base_den"].to_numpy(dtype="float64")
+    volume = np.divide(base_den + out["cur_den"].to_numpy(dtype="float64"), base_den,
+                       out=np.zeros(len(out)), where=base_den > 0)
+    if cube.kind == "ratio" and is_proportion(total):
+        events = out["base_num"].abs().to_numpy(dtype="float64") * volume  # expected under no change
+    else:
+        events = out["base_rows"].to_numpy(dtype="float64") * volume
     seg = ((out["depth"] >= 1) & (events >= 20) & (out["base_den"] > 0) & (out["cur_den"] > 0)).to_numpy()
     # Period mode: sampling noise is a floor (dispersion >= 1). Expected mode: the model's scale is
     # arbitrary (forecast error, not sampling), so it may shrink too.
@@ -238,7 +262,7 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
         # The total is judged against sampling noise (or the calibrated forecast error when that is
         # smaller): a dispersion estimated from segments is itself inflated by a large incident.
         out[col] = out[col] * np.where(is_total, total_root, root)
-    for col in ("rate_intensity_sd", "mix_intensity_sd"):
+    for col in ("rate_intensity_sd", "mix_intensity_sd", "rate_log_change_sd"):
         out[col] = out[col] / np.where(is_total, total_root, root)
     out["p_value"] = 2 * sps.norm.sf(np.abs(out["z"].to_numpy(dtype="float64")))
     out.attrs["dispersion"] = phi
