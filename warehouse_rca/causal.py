@@ -651,7 +651,9 @@ def validate(
         num_s, den_s = frame[f"s{i}_num"].to_numpy(), frame[f"s{i}_den"].to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
             if ratio:
-                contrib = np.where((den_s > 0) & (total_den > 0), (num_s - r_ref * den_s) / total_den, np.nan)
+                # a bucket without the segment's rows contributes nothing (a value launched
+                # inside the current period steps up from zero)
+                contrib = np.where(total_den > 0, (num_s - r_ref * den_s) / total_den, np.nan)
             else:
                 contrib = np.where(total_den > 0, num_s.astype(float), np.nan)
         onset = cusum_onset(_deseasonalize(contrib, buckets, grain, history), scan, reference,
@@ -783,8 +785,12 @@ def _effect(ev: CausalEvidence, frame: pd.DataFrame, i: int, donor_idx: list[int
         wt = None if weights is None else weights[pre_ok] / max(float(np.mean(weights[pre_ok])), 1e-300)
         trend = _fit(gap[pre_ok], xt, wt)
         ev.pre_trend_slope, ev.pre_trend_p_value = float(trend.params[1]), float(trend.pvalues[1])
-        ev.parallel_trends = bool(ev.pre_trend_p_value >= settings.alpha)
-        if not ev.parallel_trends:
+        # a flat pre-period (a value that did not exist yet) has no trend to test
+        ev.parallel_trends = (bool(ev.pre_trend_p_value >= settings.alpha)
+                              if np.isfinite(ev.pre_trend_p_value) else None)
+        if not np.isfinite(ev.pre_trend_p_value):
+            ev.pre_trend_p_value = None
+        if ev.parallel_trends is False:
             ev.reasons.append(f"pre-period trends differ from the control (p = {ev.pre_trend_p_value:.3g})")
     effect = delta * scale_to_metric
     half = t_crit * se * abs(scale_to_metric)
