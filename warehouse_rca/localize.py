@@ -184,6 +184,26 @@ def _relations(
     return out
 
 
+def _reshuffled(cands: list[int], keys: list[Key], siblings: dict[tuple[Key, str], list[int]],
+                change: np.ndarray, z: np.ndarray, z_crit: float) -> set[int]:
+    """Additive candidates that are one side of a reshuffle: a sibling (another value of one of
+    its dimensions, within the same parent) moved the other way by at least half as much, beyond
+    noise. Volume that moved between values (flights re-labelled from clear to medium visibility
+    by the weather, orders between two stores) is not a cause of the total: what moved it is
+    what is left once the reshuffle is netted out."""
+    out = set()
+    for c in cands:
+        for d, v in keys[c]:
+            for s in siblings.get((keys[c] - {(d, v)}, d), ()):
+                if (s != c and np.sign(change[s]) == -np.sign(change[c])
+                        and abs(change[s]) >= 0.5 * abs(change[c]) and abs(z[s]) >= z_crit):
+                    out.add(c)
+                    break
+            if c in out:
+                break
+    return out
+
+
 def sibling_of(keys: list[Key], cause: Key) -> np.ndarray:
     """Segments holding another value of one of ``cause``'s dimensions (disjoint from it)."""
     own = dict(cause)
@@ -267,6 +287,10 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     keys = _keys(stats, dims)
     stats = stats.assign(key=keys)
     index = {k: i for i, k in enumerate(keys)}
+    siblings: dict[tuple[Key, str], list[int]] = {}
+    for i, k in enumerate(keys):
+        for d, v in k:
+            siblings.setdefault((k - {(d, v)}, d), []).append(i)
     root_idx = index[frozenset()]
     if total_moved:
         sign = np.sign(total_change)
@@ -287,6 +311,7 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     stale = np.zeros(len(stats), dtype=bool)
 
     chosen: list[RootCause] = []
+    picked: list[tuple[int, str | None]] = []
     explained = 0.0
     for _ in range(settings.max_causes):
         frame = pd.DataFrame(comp, columns=list(COMPONENTS))
@@ -345,6 +370,8 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
         for (p, _), v in by_parent_dim.items():
             if abs(v) >= 0.8 * abs(change[p]):
                 under.add(p)
+        if cube.kind != "ratio":
+            over |= _reshuffled(cands, keys, siblings, change, cur["z"].to_numpy(), z_crit)
         pool = [i for i in cands if i not in over and i not in under]
         if _log.isEnabledFor(logging.DEBUG):
             _log.debug("step %d: %d candidates; pool %s; over %s; under %s", len(chosen) + 1,
@@ -356,7 +383,11 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
             # total itself (the rest of the data moved as much), the change has no segment cause.
             if chosen or not pool:
                 break
-        best = max(pool, key=lambda i: (bool(along[i]), abs(change[i])))
+        # The strongest evidence first (a sharp -72% of one carrier before the -16% of a large,
+        # weather-shuffled visibility value): explaining it first is what keeps a broad
+        # segment that merely holds part of it from being taken for the cause.
+        zres = np.abs(np.nan_to_num(cur["z"].to_numpy(dtype="float64")))
+        best = max(pool, key=lambda i: (bool(along[i]), zres[i]))
         ratios = [r for c, _, _, r in rel if c == best]
         specificity = float(np.clip(1 - max(ratios), 0, 1)) if ratios else 1.0
         row = stats.loc[best].copy()
@@ -365,6 +396,7 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
             row, specificity, [], float(change[best]),
         ))
         explained += float(change[best])
+        picked.append((best, effects[best]))
         if cube.kind == "ratio" and effects[best] in ("mix", "both"):
             # Shares add up to one: when a value's share of traffic moved (a launch, a campaign),
             # its siblings' shares moved the other way, and the segments that hold all of it (the
@@ -382,6 +414,19 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     if not chosen:
         message, evenly = spread_message(stats, dims, cube.kind)
         return Localization(stats, total, [], message, True, global_change=evenly, p_value=p_moved)
+    # Picked by strength of evidence, reported by impact: each cause's contribution is what it
+    # explains taken largest first (an overlap of two causes counts for the larger one, whatever
+    # the order they were found in), then what offsets the change.
+    order = sorted(range(len(picked)), key=lambda j: -abs(float(stats.at[picked[j][0], "change"])))
+    fresh = stats[list(COMPONENTS)].to_numpy(dtype="float64").copy()
+    for j in order:
+        i, effect = picked[j]
+        part = describe(pd.DataFrame(fresh[[i, root_idx]], columns=list(COMPONENTS)),
+                        pd.Series(fresh[root_idx], index=list(COMPONENTS)), cube.kind, cube.scale)
+        chosen[j].explained_change = float(part["change"].iloc[0])
+        _remove_effect(fresh, keys, index, i, cube.kind, cube.scale, effect)
+    explained = sum(c.explained_change for c in chosen)
+    chosen.sort(key=lambda c: (np.sign(c.explained_change) != sign, -abs(c.explained_change)))
     message = f"{len(chosen)} root cause(s) explain {explained / total_change:.0%} of the change."
     return Localization(stats, total, chosen, message, True, p_value=p_moved)
 

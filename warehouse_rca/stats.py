@@ -249,12 +249,20 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
     seg = ((out["depth"] >= 1) & (events >= 20) & (out["base_den"] > 0) & (out["cur_den"] > 0)).to_numpy()
     # Period mode: sampling noise is a floor (dispersion >= 1). Expected mode: the model's scale is
     # arbitrary (forecast error, not sampling), so it may shrink too.
-    quiet = untouched_segments(out, cube.dimensions, seg)
-    # Read on all segments (nothing set aside), the noise needs more of them to be told apart
-    # from the incident.
-    phi = dispersion(out.loc[quiet, "z"].to_numpy(dtype="float64"),
-                     floor=1.0 if cube.mode == "periods" else None,
-                     min_count=MIN_NOISE_SEGMENTS if (quiet != seg).any() else 20)
+    # Where the incident is not, smaller segments are read too (rare events: a week of flights
+    # holds a few dozen cancellations, and the few segments with 20 of them all hold the incident).
+    some = ((out["depth"] >= 1) & (events >= 5) & (out["base_den"] > 0)
+            & (out["cur_den"] > 0)).to_numpy()
+    quiet = untouched_segments(out, cube.dimensions, some)
+    floor = 1.0 if cube.mode == "periods" else None
+    # Both readings can only be inflated by real moves (the incident, or a background reshuffle
+    # such as the weather moving flights between visibility values, which is all that the
+    # segments disjoint from `visibility = clear` hold), never deflated: the smaller one stands.
+    # Read on all segments, the noise needs more of them to be told apart from the incident.
+    phi = dispersion(out.loc[seg, "z"].to_numpy(dtype="float64"), floor=floor)
+    if (quiet != some).any():
+        phi = min(phi, dispersion(out.loc[quiet, "z"].to_numpy(dtype="float64"), floor=floor,
+                                  min_count=MIN_NOISE_SEGMENTS))
     root = 1.0 / np.sqrt(phi)
     is_total = (out["depth"] == 0).to_numpy()
     total_root = 1.0 / np.sqrt(min(phi, 1.0))
