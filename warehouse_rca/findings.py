@@ -60,6 +60,8 @@ RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("parameters", "VARCHAR"),
     ("attempt_id", "VARCHAR"),
     ("error", "VARCHAR"),
+    # significant with no segment cause: every sizeable segment moved alike
+    ("global_change", "BOOLEAN"),
 )
 
 ROOT_CAUSE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -111,6 +113,8 @@ ROOT_CAUSE_COLUMNS: tuple[tuple[str, str], ...] = (
     # validation loop (warehouse_rca.feedback): ranking prior and the segment's verdict status
     ("ranking_prior", "DOUBLE"),
     ("knowledge", "VARCHAR"),
+    # new (no baseline rows) / vanished (no current rows) / NULL
+    ("presence", "VARCHAR"),
 )
 
 
@@ -409,6 +413,7 @@ def _write(engine: Engine, investigation: Investigation, schema: str, attempt: R
         "parameters": json.dumps(doc["parameters"], sort_keys=True),
         "attempt_id": attempt.attempt_id if attempt else uuid.uuid4().hex,
         "error": None,
+        "global_change": bool(doc.get("global_change")),
     }
     verification = _verification_sql(engine, investigation, doc)
     cause_rows = [
@@ -427,6 +432,7 @@ def _write(engine: Engine, investigation: Investigation, schema: str, attempt: R
             "contribution": c["contribution"],
             "share_of_change": c["share_of_change"],
             "effect": c["effect"],
+            "presence": c.get("presence"),
             "rate_effect": c["rate_effect"],
             "mix_effect": c["mix_effect"],
             "baseline_support": c["baseline_support"],

@@ -74,6 +74,11 @@ view: rca_runs {
     sql: ${TABLE}.significant ;;
     description: "Whether the overall change is significant."
   }
+  dimension: global_change {
+    type: yesno
+    sql: ${TABLE}.global_change ;;
+    description: "Significant, with no segment cause: every sizeable segment moved alike."
+  }
   dimension: n_root_causes {
     type: number
     sql: ${TABLE}.n_root_causes ;;
@@ -193,7 +198,12 @@ view: rca_root_causes {
   dimension: share_of_change {
     type: number
     sql: ${TABLE}.share_of_change ;;
-    description: "contribution / total change."
+    description: "contribution / total change, signed: negative for a cause that offsets the change."
+  }
+  dimension: presence {
+    type: string
+    sql: ${TABLE}.presence ;;
+    description: "new (no baseline rows: launched in the current period), vanished (no current rows), or null."
   }
   dimension: effect {
     type: string
