@@ -658,7 +658,8 @@ def validate(
                 contrib = np.where(total_den > 0, num_s.astype(float), np.nan)
         onset = cusum_onset(_deseasonalize(contrib, buckets, grain, history), scan, reference,
                             direction, settings.cusum_k, settings.cusum_h, noise=contrib)
-        _ordering(ev, onset, agg_onset, buckets, settings)
+        _ordering(ev, onset, agg_onset, buckets, settings,
+                  first_current=int(np.argmax(post)) if post.any() else 0)
         # The "comparable rest": the complement without the other candidates disjoint from this
         # one (another affected segment in the control would bias the DiD toward zero).
         others = [j for j, (o, _) in enumerate(candidates)
@@ -693,7 +694,13 @@ def _stats_row(loc: Localization, dims: tuple[str, ...], key: Key) -> pd.Series 
 
 
 def _ordering(ev: CausalEvidence, onset: int | None, agg_onset: int | None,
-              buckets: pd.DatetimeIndex, settings: CausalSettings) -> None:
+              buckets: pd.DatetimeIndex, settings: CausalSettings, first_current: int = 0) -> None:
+    """Ordering of the segment's change start against the aggregate's. The change investigated is
+    the current period's against the baseline's, so an aggregate onset detected inside the
+    baseline (a stormy day of the baseline week) counts as the current period's start: a cause
+    starting with the current period has not lagged the change it explains."""
+    if agg_onset is not None:
+        agg_onset = max(agg_onset, first_current)
     if onset is None:
         ev.ordering = "unknown"
         ev.reasons.append("no sustained change detected in the segment's own series")
