@@ -91,6 +91,8 @@ def share_phrase(share: float | None) -> tuple[str, str]:
     against it: the sign of a share is never dropped."""
     if share is None or not math.isfinite(share):
         return "explaining", "n/a"
+    if share > 1.05:  # the rest of the data moved the other way
+        return "explaining", f"more than all ({share:.0%})"
     return ("offsetting" if share < 0 else "explaining"), f"{abs(share):.0%}"
 
 
@@ -119,7 +121,8 @@ def cause_sentence(cause: dict[str, Any], metric: str, value_format: str, total_
 
 def headline(doc: dict[str, Any], metric: str, value_format: str, message: str) -> str:
     causes = doc["root_causes"]
-    top = causes[0] if causes else None
+    # the headline leads with what explains the change, not with what offsets it
+    top = next((c for c in causes if (c.get("share_of_change") or 0) >= 0), causes[0] if causes else None)
     explaining, share = share_phrase(top["share_of_change"]) if top else ("", "")
     rest = top.get("rest_value") if top else None
     return _HEADLINE.render(
@@ -130,7 +133,8 @@ def headline(doc: dict[str, Any], metric: str, value_format: str, message: str) 
         cur=fmt_value(doc["current_value"], value_format),
         rel=fmt_relative(doc["relative_change"]),
         top=top is not None,
-        top_share=(share if explaining == "explaining" else f"Offsetting {share}") if top else "",
+        top_share=(share[:1].upper() + share[1:] if explaining == "explaining"
+                   else f"Offsetting {share}") if top else "",
         direction="increase" if doc["change"] > 0 else "drop",
         top_label=top["segment_label"] if top else "",
         top_presence=top.get("presence") if top else None,
