@@ -336,9 +336,13 @@ def _hac_lags(n: int) -> int:
 def _fit(y: np.ndarray, x: np.ndarray, weights: np.ndarray | None = None) -> Any:
     """(W)LS with HAC (Newey-West) covariance and t-based inference."""
     model = sm.WLS(y, x, weights=weights) if weights is not None else sm.OLS(y, x)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore")
-        return model.fit(cov_type="HAC", cov_kwds={"maxlags": _hac_lags(len(y))}, use_t=True)
+        res = model.fit(cov_type="HAC", cov_kwds={"maxlags": _hac_lags(len(y))}, use_t=True)
+        # standard errors and p-values are computed lazily: here, so that a degenerate fit (a
+        # flat pre-period) warns nobody on stderr and reads as NaN
+        _ = res.bse, res.pvalues
+        return res
 
 
 def _deseasonalize(x: np.ndarray, buckets: pd.DatetimeIndex, grain: str, history: np.ndarray) -> np.ndarray:

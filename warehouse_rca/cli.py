@@ -159,7 +159,7 @@ def _print_text(doc: dict[str, Any], schema: str | None) -> None:
         click.echo("Root causes, ranked by impact:")
         for cause in doc["root_causes"]:
             click.echo(f"  {cause['rank']}. {cause['narrative']}")
-    else:
+    elif doc["message"] not in doc["summary"]:
         click.echo(doc["message"])
     click.echo("")
     where = f"; findings written to {schema}.runs / {schema}.root_causes" if schema else ""
