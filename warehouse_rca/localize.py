@@ -11,8 +11,16 @@ The method ("rest-consistency selection") draws on:
   candidate carries most of the parent's change, the parent is under-specified.
 * BigQuery contribution analysis: changes as exact additive contributions, with a rate/mix
   (shift-share) split for ratio metrics (see :mod:`warehouse_rca.stats`).
-* Benjamini-Hochberg false-discovery control over every segment tested, and a stopping rule: the
-  greedy selection stops when what is left of the change is indistinguishable from noise.
+* Benjamini-Hochberg false-discovery control over every segment tested (weighted by segment
+  volume, :func:`warehouse_rca.stats.volume_weights`), controlled again over the residuals after
+  each pick, and a stopping rule: the greedy selection stops when what is left of the change is
+  indistinguishable from noise.
+
+On top of those, for fact tables: a value new in (or gone from) the current period is a cause as
+itself, never through its slices; a shift of traffic's consequences (its siblings' and holders'
+mix effects) are not causes; additive volume reshuffled between sibling values is not a cause;
+causes are picked by strength of evidence and reported by impact; and when every candidate is a
+slice of something that moved alike up to the total, the change is global (:func:`spread_message`).
 """
 
 from __future__ import annotations

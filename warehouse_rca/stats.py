@@ -20,12 +20,14 @@ compound-Poisson variance sum x_i^2 of each side.
 
 Real metrics are noisier than sampling alone (day-to-day swings, forecast error), so the model
 variance is calibrated by a dispersion factor estimated from the data itself, as quasi-likelihood
-models do (McCullagh & Nelder, *Generalized Linear Models*, ch. 9), but robustly: most segments are
-not affected by the incident, so a low quantile of the absolute z-scores across segments measures the noise
-(the lower quartile of |z| is 0.319 for pure noise). In period mode sampling noise is the floor;
+models do (McCullagh & Nelder, *Generalized Linear Models*, ch. 9), but robustly: a low quantile of
+the absolute z-scores (the lower quartile of |z| is 0.319 for pure noise) over the segments with
+enough expected events by the baseline, read on all of them and on those the strongest candidates
+cannot reach (:func:`untouched_segments`), the smaller reading standing: a large incident or a
+background reshuffle can only inflate either. In period mode sampling noise is the floor;
 in expected-vs-actual mode the forecast error sets the scale, which may be smaller than the model's.
 p-values are two-sided normal; q-values control the false-discovery rate across all segments
-tested (Benjamini-Hochberg, statsmodels).
+tested (Benjamini-Hochberg, statsmodels), each test weighted by its segment's volume.
 """
 
 from __future__ import annotations
