@@ -41,7 +41,7 @@ def investigate_cli(db_path: str | Path, args: list[str]) -> dict:
         )
     if result.exit_code != 0:
         raise RuntimeError(f"investigate exited {result.exit_code}: {result.output[-2000:]}")
-    out = result.stdout if hasattr(result, "stdout") else result.output
+    out = result.stdout
     return json.loads(out[out.index("{"):])
 
 

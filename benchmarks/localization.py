@@ -31,6 +31,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.harness import element
 from warehouse_rca.config import MetricSpec, Period, Target, metric_from_mapping
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.duckdb import DuckDBEngine
@@ -43,10 +46,6 @@ REFERENCE = {  # published exact-set F1 (data README)
     "RS": {"RobustSpot": 0.42, "AutoRoot": 0.26, "Adtributor": 0.27, "RiskLoc": 0.03},
 }
 TABLE = "bench_case"
-
-
-def element(pairs: dict[str, object]) -> str:
-    return "&".join(sorted(f"{k}={v}" for k, v in pairs.items()))
 
 
 def parse_label(text: str) -> set[str]:

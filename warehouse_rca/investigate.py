@@ -126,7 +126,7 @@ class Investigation:
         fmt = value_format(metric)
         volume = "traffic" if metric.kind == "ratio" else "volume"
         causes = []
-        cur_total = {k: float(total[k]) for k in ("cur_num", "cur_den", "base_num", "base_den")}
+        totals = {k: float(total[k]) for k in ("cur_num", "cur_den", "base_num", "base_den")}
         for rank, cause in enumerate(loc.root_causes, start=1):
             row = cause.row
             segment = {d: cause.segment[d] for d in metric.dimensions if d in cause.segment}
@@ -160,8 +160,8 @@ class Investigation:
                 # The rest of the traffic on the side the value exists: "converting at 1.9%
                 # against 3.9% for the rest".
                 side = "cur" if presence == "new" else "base"
-                rest_den = cur_total[f"{side}_den"] - float(row[f"{side}_den"])
-                item["rest_value"] = (_num((cur_total[f"{side}_num"] - float(row[f"{side}_num"]))
+                rest_den = totals[f"{side}_den"] - float(row[f"{side}_den"])
+                item["rest_value"] = (_num((totals[f"{side}_num"] - float(row[f"{side}_num"]))
                                            / rest_den) if rest_den and metric.kind == "ratio"
                                       else None)
             # Counterfactual: the contributions are exact (shift-share), so the metric without this

@@ -165,14 +165,10 @@ def _relations(
             continue
         # A value new in the current period (or gone from it) is a cause as itself: its slices
         # are new too, so they defer to it; against a parent that existed before, it stands out.
-        for side in (base_den, cur_den):
-            if abs(comp[c, side]) <= 1e-12:
-                out.append((c, p, "over" if abs(comp[p, side]) <= 1e-12 else "specific",
-                            1.0 if abs(comp[p, side]) <= 1e-12 else 0.0))
-                break
-        else:
-            side = None
-        if side is not None:
+        empty = next((k for k in (base_den, cur_den) if abs(comp[c, k]) <= 1e-12), None)
+        if empty is not None:
+            parent_empty = abs(comp[p, empty]) <= 1e-12
+            out.append((c, p, "over" if parent_empty else "specific", float(parent_empty)))
             continue
         ok = np.isfinite(own[j]) and abs(own[j]) > 1e-12 and np.isfinite(other[j])
         ratio = other[j] / own[j] if ok else 0.0
@@ -320,7 +316,6 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
 
     chosen: list[RootCause] = []
     picked: list[tuple[int, str | None]] = []
-    explained = 0.0
     for _ in range(settings.max_causes):
         frame = pd.DataFrame(comp, columns=list(COMPONENTS))
         cur = _calibrate(describe(frame, frame.iloc[root_idx], cube.kind, cube.scale), phi)
@@ -329,11 +324,10 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
         # noise, with the false-discovery rate controlled again over what is left: on the original
         # cube the many overlaps of a large cause are all significant, which makes the first
         # q-values lenient for everything else (a global residual test would instead drown a
-        # small, sharp cause).
+        # small, sharp cause). The family: the segments whose residual is known (an overlap of a
+        # chosen cause deeper than the cube is still its uncorrected self).
         residual_p = 2 * sps.norm.sf(np.abs(np.nan_to_num(cur["z"].to_numpy(dtype="float64"))))
         residual_q = weighted_fdr(residual_p, weights, tested)
-        # (the family: segments whose residual is known; an overlap of a chosen cause deeper than
-        # the cube is still its uncorrected self)
         # Against the change: a segment whose own rate (its value, for additive metrics) moved
         # the other way offsets part of it and is a cause too; a share of traffic that merely
         # shrank or grew because another segment moved is not.
@@ -403,7 +397,6 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
             {d: v for d, v in sorted(keys[best], key=lambda kv: dims.index(kv[0]))},
             row, specificity, [], float(change[best]),
         ))
-        explained += float(change[best])
         picked.append((best, effects[best]))
         if cube.kind == "ratio" and effects[best] in ("mix", "both"):
             # Shares add up to one: when a value's share of traffic moved (a launch, a campaign),
