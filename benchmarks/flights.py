@@ -471,6 +471,44 @@ def inject(con: duckdb.DuckDBPyConnection, case: Case) -> None:
         raise ValueError(case.action)
 
 
+#: An injection this many standard errors of a week-over-week change out on its chart is one "a
+#: person would call obvious on a chart" (fixed before any result was read).
+OBVIOUS = 4.0
+
+
+def daily_series(con: duckdb.DuckDBPyConnection, table: str, case: Case) -> pd.Series:
+    """The chart a person would look at, one value per day of the two weeks: the segment's own
+    metric (its rate, its flights, its minutes of delay) for rate and additive causes, the overall
+    metric for a mix shift (which acts only through the overall rate)."""
+    metric = METRICS[case.metric]
+    value = {"cancellation": "avg(cancelled)", "on_time": "avg(on_time)",
+             "flights": "count(*)", "dep_delay": "coalesce(sum(dep_delay), 0)"}[case.metric]
+    where = [f"ts >= DATE '{case.pair.baseline}'", f"ts < DATE '{case.pair.end}'"]
+    if case.kind != "mix" or metric.kind != "ratio":
+        where += [f"{dim} = {sql_literal(v)}" for dim, v in case.segment.items()]
+    rows = con.execute(f"SELECT CAST(ts AS DATE) AS day, {value} AS v FROM {table} "
+                       f"WHERE {' AND '.join(where)} GROUP BY 1 ORDER BY 1").df()
+    days = pd.date_range(str(case.pair.baseline), periods=14, freq="D").date
+    rows["day"] = pd.to_datetime(rows["day"]).dt.date
+    return rows.set_index("day")["v"].reindex(days).astype("float64")
+
+
+def obviousness(before: pd.Series, after: pd.Series) -> float:
+    """The injected shift of the chart's current week (mean daily change) in standard errors of a
+    week-over-week difference of daily means, the day-to-day noise read within each week before
+    the injection: |mean(after - before)| / sqrt(2 s^2 / 7)."""
+    shift = float(np.nanmean((after - before).to_numpy()[7:]))
+    weeks = [before.to_numpy()[:7], before.to_numpy()[7:]]
+    resid = np.concatenate([w[np.isfinite(w)] - np.nanmean(w) for w in weeks])
+    dof = len(resid) - 2
+    var = float(np.sum(resid**2) / dof) if dof > 0 else float("nan")
+    if not np.isfinite(shift):
+        return 0.0
+    if not var > 0:
+        return math.inf if abs(shift) > 0 else 0.0
+    return abs(shift) / math.sqrt(2 * var / 7)
+
+
 @dataclass
 class Outcome:
     case: Case
@@ -480,22 +518,25 @@ class Outcome:
     significant: bool
     seconds: float
     error: str | None = None
+    obvious: float = 0.0  # obviousness() of the injection (0 for controls)
 
 
 def run_case(db_path: Path, case: Case) -> Outcome:
     with duckdb.connect(str(db_path)) as con:  # closed before the CLI opens the file
         inject(con, case)
+        seen = (obviousness(daily_series(con, BASE_TABLE, case), daily_series(con, CASE_TABLE, case))
+                if case.segment else 0.0)
     args = ["--table", CASE_TABLE, "--time-column", "ts", *METRICS[case.metric].cli,
             "--dimensions", ",".join(DIMENSIONS), *case.pair.cli()]
     start = time.perf_counter()
     try:
         doc = investigate_cli(db_path, args)
     except RuntimeError as err:
-        return Outcome(case, [], [], "", False, time.perf_counter() - start, str(err))
+        return Outcome(case, [], [], "", False, time.perf_counter() - start, str(err), seen)
     seconds = time.perf_counter() - start
     causes = doc["root_causes"]
     return Outcome(case, [element(c["segment"]) for c in causes], [c.get("effect") for c in causes],
-                   doc.get("summary", ""), bool(doc.get("significant")), seconds)
+                   doc.get("summary", ""), bool(doc.get("significant")), seconds, obvious=seen)
 
 
 # --------------------------------------------------------------------------- scoring
@@ -523,9 +564,15 @@ class Group:
         return out
 
 
-def group_names(case: Case) -> list[str]:
+def group_names(outcome: Outcome) -> list[str]:
+    case = outcome.case
     kind = "controls" if case.kind == "control" else f"{case.kind} d{case.depth}"
-    return [kind, f"metric {case.metric}", "all"]
+    names = [kind, f"metric {case.metric}", "all"]
+    if case.segment:
+        names.append("obvious" if outcome.obvious >= OBVIOUS else "subtle")
+        if outcome.obvious >= OBVIOUS:
+            names.append(f"obvious {case.kind}")
+    return names
 
 
 def markdown(groups: dict[str, Group], names: list[str], title: str) -> str:
@@ -559,7 +606,8 @@ def print_verbose(outcome: Outcome) -> None:
     else:
         verdict = "ok" if not outcome.predicted else "FALSE"
     print(f"[seed {case.seed} {case.half}] {kind} {case.metric}, baseline week "
-          f"{case.pair.baseline}: {verdict} ({outcome.seconds:.2f}s)")
+          f"{case.pair.baseline}: {verdict} ({outcome.seconds:.2f}s, obviousness "
+          f"{outcome.obvious:.1f})")
     print(f"  injected:  {case.description}")
     print(f"  truth:     {truth}")
     print(f"  predicted: {ranked or '(none)'}")
@@ -604,14 +652,15 @@ def main() -> int:
         for case in cases:
             outcome = run_case(db_path, case)
             outcomes.append(outcome)
-            for name in group_names(case):
+            for name in group_names(outcome):
                 groups.setdefault(name, Group(Score())).add(outcome)
             if args.verbose and not args.json:
                 print_verbose(outcome)
     elapsed = time.perf_counter() - started
 
     by_kind = ["rate d1", "rate d2", "rate d3", "mix d1", "mix d2", "mix d3", "additive d1",
-               "additive d2", "additive d3", "controls", "all"]
+               "additive d2", "additive d3", "controls", "obvious rate", "obvious mix",
+               "obvious additive", "obvious", "subtle", "all"]
     by_metric = [f"metric {m}" for m in METRICS] + ["all"]
     if args.json:
         print(json.dumps({
@@ -623,6 +672,7 @@ def main() -> int:
                        "truth": sorted(o.case.truth), "predicted": o.predicted,
                        "injection": o.case.description, "action": o.case.action,
                        "rows": o.case.rows, "significant": o.significant,
+                       "obviousness": round(o.obvious, 2) if math.isfinite(o.obvious) else None,
                        "seconds": round(o.seconds, 3), "error": o.error}
                       for o in outcomes],
         }, indent=2, default=str))

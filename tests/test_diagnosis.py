@@ -278,3 +278,35 @@ def test_deeper_levels_never_merge_partial_groups(duck: DuckDBEngine) -> None:
     found = segments(doc)
     assert {"a": "a0", "b": "b0", "c": "c0", "d": "d0"} in found
     assert {"a": "a1", "b": "b1", "c": "c1", "e": "e1"} in found
+
+
+# --------------------------------------------------------------------------- day-to-day noise
+
+
+def weather_week(rng: np.random.Generator, start: str, fog_by_day: list[float]) -> pd.DataFrame:
+    """Flights of one week, 900 a day; each day a share of them fly in fog (the weather's, not
+    the schedule's); a flight is late with its visibility's probability."""
+    days = []
+    for day, fog in enumerate(fog_by_day):
+        frame = events(rng, 900, start, {"carrier": [3, 2, 2, 1, 1, 1]})
+        frame["ts"] = pd.Timestamp(start) + pd.Timedelta(days=day) + pd.to_timedelta(
+            rng.integers(0, 86400, len(frame)), unit="s")
+        frame["visibility"] = np.where(rng.random(len(frame)) < fog, "fog", "clear")
+        p = frame["visibility"].map({"fog": 0.45, "clear": 0.15}).to_numpy()
+        frame["late"] = (rng.random(len(frame)) < p).astype(int)
+        days.append(frame)
+    return pd.concat(days, ignore_index=True)
+
+
+def test_a_dimension_the_weather_reshuffles_is_judged_by_its_own_days(duck: DuckDBEngine) -> None:
+    """Fog comes and goes by the day: a week with two and a half foggy days instead of one lifts
+    the late share from 17% to 21% through `visibility = fog` (its share of flights 9% -> 21%),
+    no more than the late share and fog's share move from day to day: within noise (counted as
+    independent flights, it is "significant"), and fog is no cause."""
+    rng = np.random.default_rng(21)
+    base = weather_week(rng, "2026-11-09", [0.0, 0.6, 0.0, 0.0, 0.0, 0.0, 0.0])
+    foggy = weather_week(rng, "2026-11-16", [0.0, 0.0, 0.6, 0.0, 0.0, 0.6, 0.3])
+    load(duck, pd.concat([base, foggy]), "flights")
+    doc = run(duck, ratio(["carrier", "visibility"], table="flights", num="sum(late)"))
+    assert doc["relative_change"] > 0.2
+    assert not doc["significant"] and segments(doc) == []

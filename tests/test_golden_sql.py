@@ -115,7 +115,7 @@ def _level_statements() -> dict[str, Callable[[str], str]]:
     window = Period.parse("2026-10-01:2026-11-23")
     segments = [{"device": "mobile"}, {"device": "desktop", "channel": "it's"}]
     return {
-        "cube_level1": lambda d: cube_sql(first, d, preaggregate=False),
+        "cube_level1": lambda d: cube_sql(first, d, preaggregate=False, cluster=True),
         "cube_level2": lambda d: cube_sql(second, d),
         "segment_series": lambda d: series_sql(plan, segments, window, d),
     }

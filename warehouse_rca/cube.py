@@ -27,6 +27,11 @@ COMPONENTS = (
     "base_num", "cur_num", "base_den", "cur_den", "base_rows", "cur_rows",
     "base_nn", "cur_nn", "base_dd", "cur_dd", "base_nd", "cur_nd",
 )
+#: Day-cluster moments of the baseline, in the first level's cube only (``cube_sql(cluster=True)``):
+#: sums over the baseline's days of each segment's day sums squared (``cnn``, ``cdd``), multiplied
+#: (``cnd``) and multiplied by the day's totals (``cdt`` for the denominator, ``cnt`` for the
+#: numerator), and the days it has rows on. stats.design_effects reads them.
+CLUSTER_COMPONENTS = ("base_cnn", "base_cdd", "base_cnd", "base_cdt", "base_cnt", "base_days")
 SOURCE_ALIAS = "rca_source"
 #: The folded tail of a dimension (cube.sql.j2): not a real value, so no filter reproduces it.
 OTHER = "(other)"
@@ -236,11 +241,15 @@ def _is_one(expression: exp.Expression) -> bool:
     return isinstance(expression, exp.Literal) and not expression.is_string and float(expression.this) == 1.0
 
 
-def cube_sql(plan: CubePlan, dialect: str, *, preaggregate: bool = True) -> str:
+def cube_sql(plan: CubePlan, dialect: str, *, preaggregate: bool = True,
+             cluster: bool = False) -> str:
     """The single-pass cube query for ``dialect``. ``preaggregate``: roll rows up to leaves (the
     finest combination of the dimensions) before the grouping sets; worth it when sets combine
-    dimensions, not for single-dimension sets."""
+    dimensions, not for single-dimension sets. ``cluster`` (period mode): also return each
+    segment's day-to-day variation inside the baseline (:data:`CLUSTER_COMPONENTS`), from the
+    same scan (the day is one more grouping key)."""
     periods = period_bounds(plan)
+    cluster = cluster and plan.mode == "periods" and plan.time is not None
     keep = plan.keep or (None,) * len(plan.dim_exprs)
     return sql.render(
         "cube.sql.j2",
@@ -263,6 +272,7 @@ def cube_sql(plan: CubePlan, dialect: str, *, preaggregate: bool = True) -> str:
         scale=float(plan.scale),
         min_support=float(plan.min_support),
         all_set=2 ** len(plan.dim_exprs) - 1,
+        cluster=cluster,
         **periods,
     )
 
@@ -297,8 +307,9 @@ def label_cube(raw: pd.DataFrame, plan: CubePlan) -> Cube:
         frame[name] = values
         depth += (~rolled).astype("int64")
     frame["depth"] = depth
-    for c in COMPONENTS:
-        frame[c] = pd.to_numeric(raw[c]).astype("float64").fillna(0.0)
+    for c in COMPONENTS + CLUSTER_COMPONENTS:
+        if c in raw:
+            frame[c] = pd.to_numeric(raw[c]).astype("float64").fillna(0.0)
     frame = frame.sort_values(["depth"], kind="stable").reset_index(drop=True)
     if not (frame["depth"] == 0).any() or n == 0:
         raise InputError(f"metric {plan.metric.name!r}: the warehouse returned no total row")

@@ -261,6 +261,9 @@ RESERVED_NAMES = frozenset({
     # the leaf-evidence cube's columns (warehouse_rca.search.leaf_search)
     "leaves", "ab_leaves", "ab_w", "nor_w", "ab_change", "dev_n", "dev_sum", "dev_sq", "cutoff", "side",
     "far_leaves",
+    # day-to-day noise (cube.CLUSTER_COMPONENTS, stats.design_effects)
+    "base_cnn", "base_cdd", "base_cnd", "base_cdt", "base_cnt", "base_days",
+    "deff_rate_base", "deff_rate_cur", "deff_mix_base", "deff_mix_cur",
 })
 
 

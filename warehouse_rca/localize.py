@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from warehouse_rca.cube import COMPONENTS, Cube
-from warehouse_rca.stats import describe, segment_stats, weighted_fdr
+from warehouse_rca.stats import DEFF_COLUMNS, describe, segment_stats, weighted_fdr
 
 Key = frozenset[tuple[str, str]]
 _log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def _intensities(frame: pd.DataFrame, kind: str, mix: np.ndarray) -> tuple[np.nd
 def _relations(
     cur: pd.DataFrame, comp: np.ndarray, total: pd.Series, cube: Cube, cands: list[int],
     keys: list[Key], index: dict[Key, int], mix: dict[int, bool], phi: float,
-    settings: LocalizeSettings, z_crit: float,
+    settings: LocalizeSettings, z_crit: float, deff: dict[str, np.ndarray] | None = None,
 ) -> list[tuple[int, int, str, float]]:
     """(candidate, parent, relation, rest/own intensity ratio) for every candidate and parent.
 
@@ -146,11 +146,31 @@ def _relations(
     parent: the parent's rest moved too) or ``specific`` (it stands out of its parent).
     """
     pairs = [(c, index[keys[c] - {pair}]) for c in cands for pair in keys[c] if keys[c] - {pair} in index]
+    # Parents by the data, too: another candidate that holds all of a candidate's rows (a short-
+    # haul flight's destination lies inside `distance_band = short`). Against it, the candidate
+    # is only a slice when the rest of the holder moved alike.
+    den_cols = [COMPONENTS.index("base_den"), COMPONENTS.index("cur_den")]
+    size = comp[:, den_cols].sum(axis=1)
+    for c in cands:
+        for h in cands:
+            if h == c or len(keys[h]) == 0 or len(keys[h]) > len(keys[c]) or keys[h] <= keys[c]:
+                continue
+            inter = index.get(keys[h] | keys[c])
+            if inter is not None and size[h] > size[c] and abs(size[inter] - size[c]) <= 1e-9 * max(1.0, abs(size[c])):
+                pairs.append((c, h))
     if not pairs:
         return []
     child = np.array([c for c, _ in pairs])
     parent = np.array([p for _, p in pairs])
     rest = pd.DataFrame(comp[parent] - comp[child], columns=list(COMPONENTS))
+    if deff is not None:
+        # The rest of a parent: the parent's day-to-day noise, in proportion to the rest's size.
+        for name, f in deff.items():
+            side = name.rsplit("_", 1)[1]
+            den = COMPONENTS.index(f"{side}_den")
+            part = np.clip(np.divide(rest[f"{side}_den"].to_numpy(), comp[parent, den],
+                                     out=np.ones(len(rest)), where=comp[parent, den] > 0), 0.0, 1.0)
+            rest[name] = 1 + (f[parent] - 1) * part
     rest_stats = _calibrate(describe(rest, total, cube.kind, cube.scale), phi)
     is_mix = np.array([mix[c] for c in child])
     own, own_sd = _intensities(cur.iloc[child].reset_index(drop=True), cube.kind, is_mix)
@@ -281,6 +301,12 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     total_change = float(total["change"])
     # FDR control across every segment tested on the original cube gates who may be a cause.
     eligible = ((stats["depth"] >= 1) & (stats["q_value"] < settings.alpha)).to_numpy().copy()
+    if _log.isEnabledFor(logging.DEBUG):
+        top = stats.loc[stats["depth"] >= 1].assign(az=lambda f: f["z"].abs()).nlargest(8, "az")
+        _log.debug("dispersion %.3g; total z %.2f; %d eligible; strongest %s", phi,
+                   float(stats.loc[stats["depth"] == 0, "z"].iloc[0]), int(eligible.sum()),
+                   [({d: r[d] for d in dims if pd.notna(r[d])}, round(r["z"], 1), f"{r['q_value']:.2g}")
+                    for _, r in top.iterrows()])
     total_moved = bool(total["p_value"] < settings.alpha)
     # One answer: the run is significant exactly when its test of "the metric moved" is, and
     # without significance there is no cause.
@@ -313,11 +339,12 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
                > np.abs(stats["rate_effect"].to_numpy(dtype="float64")))
     weights = stats["fdr_weight"].to_numpy(dtype="float64")
     stale = np.zeros(len(stats), dtype=bool)
+    deff = {c: stats[c].to_numpy(dtype="float64") for c in DEFF_COLUMNS}
 
     chosen: list[RootCause] = []
     picked: list[tuple[int, str | None]] = []
     for _ in range(settings.max_causes):
-        frame = pd.DataFrame(comp, columns=list(COMPONENTS))
+        frame = pd.DataFrame(comp, columns=list(COMPONENTS)).assign(**deff)
         cur = _calibrate(describe(frame, frame.iloc[root_idx], cube.kind, cube.scale), phi)
         change = cur["change"].to_numpy()
         # What a candidate adds beyond the causes already chosen must itself stand out of its
@@ -351,7 +378,8 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
             break
         effects = {i: effect_of(cur.iloc[i], cube.kind, settings.alpha) for i in cands}
         mix = {i: effects[i] == "mix" for i in cands}
-        rel = _relations(cur, comp, frame.iloc[root_idx], cube, cands, keys, index, mix, phi, settings, z_crit)
+        rel = _relations(cur, comp, frame.iloc[root_idx], cube, cands, keys, index, mix, phi, settings,
+                     z_crit, deff)
         over = {c for c, _, r, _ in rel if r in ("over", "same")}
         under: set[int] = set()
         by_parent_dim: dict[tuple[int, str], float] = {}

@@ -432,7 +432,8 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
     n = len(plan.dimensions)
     depth = max(1, min(max_depth, n))
     first = dataclasses.replace(plan, sets=grouping_sets_upto(n, 1))
-    cube = label_cube(engine.query(cube_sql(first, engine.DIALECT, preaggregate=False)), first)
+    cube = label_cube(engine.query(cube_sql(first, engine.DIALECT, preaggregate=False,
+                                            cluster=True)), first)
     queries = 1
     if budget is not None:
         budget.spend()
@@ -461,7 +462,7 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
         for name in plan.dimensions:
             if name not in deeper:
                 deeper[name] = pd.Series([None] * len(deeper), dtype="object")
-        frame = pd.concat([cube.frame, deeper[list(cube.frame.columns)]], ignore_index=True)
+        frame = pd.concat([cube.frame, deeper.reindex(columns=cube.frame.columns)], ignore_index=True)
         cube = dataclasses.replace(cube, frame=frame, queries=queries,
                                    extra={**cube.extra, "combined_dimensions": chosen})
     elif depth >= 2:  # fewer than two dimensions hold a value to combine

@@ -79,10 +79,128 @@ def _binomial_variance(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.where(den > 0, p * (1 - p) / np.maximum(den, _EPS), np.inf)
 
 
+#: Fewest baseline days for the day-to-day variation to be read (fewer: the model variance stands).
+MIN_DAYS = 5
+
+
+def _day_variance(sq: np.ndarray, cross: np.ndarray, total_sq: np.ndarray, w: np.ndarray,
+                  days: float) -> np.ndarray:
+    """G/(G-1) sum_d (a_d - w b_d)^2 from its expanded sums (sum a_d^2, sum a_d b_d, sum b_d^2)."""
+    with np.errstate(invalid="ignore"):
+        v = sq - 2 * w * cross + w**2 * total_sq
+    return days / (days - 1) * np.maximum(np.nan_to_num(v), 0.0)
+
+
+#: The design-effect columns :func:`describe` reads (rate and mix, each period).
+DEFF_COLUMNS = ("deff_rate_base", "deff_rate_cur", "deff_mix_base", "deff_mix_cur")
+
+
+def design_effects(frame: pd.DataFrame, kind: str,
+                   dimensions: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Per segment, how much more its value varies from day to day inside the baseline than the
+    model's sampling variance says (the design effect of days as clusters, Kish): factors >= 1,
+    keyed by :data:`DEFF_COLUMNS`, that multiply the model variances in :func:`describe`.
+
+    Events on one day share its weather, its outage, its campaign: a week of flights is 7
+    clusters, not 6,000 independent trials, and the larger a segment the more of its noise is the
+    day's. Each single value's factors are read from the first level's day-cluster moments
+    (:data:`warehouse_rca.cube.CLUSTER_COMPONENTS`) of the baseline, and stand for both periods
+    (the current period's days hold the incident: one that starts on Thursday varies from day to
+    day by its own step, which would hide it): for a rate,
+    the variance of the period's rate with days as clusters (the delta method over day sums, as
+    over rows in :func:`describe`); for a share of traffic (mix) or of an additive measure, the
+    variance of the segment's day sums around its share of each day's total, so a dimension the
+    weather reshuffles (flights between visibility values) is as noisy as it is, while a
+    schedule-driven one that follows the day's total is not. A deeper segment takes
+    the largest extra noise per unit of size of the values it holds, times its size (the day's
+    share of the variance grows with the segment's size: Var = p(1-p)/n + tau^2)."""
+    n = len(frame)
+    out = {c: np.ones(n) for c in DEFF_COLUMNS}
+    if "base_days" not in frame or kind not in ("ratio", "additive"):
+        return out
+    depth = frame["depth"].to_numpy()
+    total = frame.loc[frame["depth"] == 0]
+    if total.empty:
+        return out
+    t = total.iloc[0]
+    dims = list(dimensions)
+    values = frame[dims].to_numpy(dtype=object)
+    present = ~pd.isna(values)
+    days = float(t["base_days"])
+    if not np.isfinite(days) or days < MIN_DAYS:
+        return out
+    g = {k: frame[f"base_{k}"].to_numpy(dtype="float64") for k in
+         ("num", "den", "rows", "nn", "dd", "nd", "cnn", "cdd", "cnd", "cdt", "cnt", "days")}
+    has = g["days"] > 0
+    num, den = g["num"], g["den"]
+    if kind == "ratio":
+        proportion = is_proportion(t)
+        rate = _div(num, den)
+        v_rate = (_day_variance(g["cnn"], g["cnd"], g["cdd"], rate, days)
+                  / np.maximum(den, _EPS) ** 2)
+        m_rate = (_binomial_variance(num, den) if proportion
+                  else _ratio_variance(num, den, g["nn"], g["dd"], g["nd"]))
+        d_total = float(t["base_den"])
+        share = den / max(d_total, _EPS)
+        v_mix = _day_variance(g["cdd"], g["cdt"], np.full(n, float(t["base_cdd"])), share,
+                              days) / max(d_total, _EPS) ** 2
+        m_mix = (share * (1 - share) / max(d_total, _EPS) if proportion
+                 else _share_variance(share, g["dd"], float(t["base_dd"]), d_total))
+        size = den
+    else:
+        n_total = float(t["base_num"])
+        share = _div(num, np.full(n, n_total)) if abs(n_total) > _EPS else np.zeros(n)
+        v_rate = _day_variance(g["cnn"], g["cnt"], np.full(n, float(t["base_cnn"])),
+                               np.nan_to_num(share), days)
+        # The total keeps the model's variance: its day sums around their mean would count
+        # the weekday cycle (Saturdays' fewer orders) as noise, and one week cannot tell
+        # them apart.
+        m_rate = g["nn"]
+        v_rate = np.where(depth == 0, m_rate, v_rate)
+        v_mix, m_mix = np.zeros(n), np.ones(n)
+        size = g["rows"]
+
+    def factor(v: np.ndarray, m: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(has & (m > 0) & np.isfinite(m), v / np.where(m > 0, m, 1.0), 1.0)
+        return np.maximum(np.nan_to_num(f, nan=1.0, posinf=1.0), 1.0)
+
+    f_rate, f_mix = factor(v_rate, m_rate), factor(v_mix, m_mix)
+    # A segment without day moments of its own (deeper than the first level, or a value new
+    # in the current period) takes the largest extra noise per unit of size of the single
+    # values it holds, or for a single value its dimension's largest (a dimension the
+    # weather reshuffles makes new values out of noise; a release of an app version does
+    # not), times its size; the size of a new segment is the current period's.
+    size = np.where(size > 0, size, frame["cur_den" if kind == "ratio" else "cur_rows"]
+                    .to_numpy(dtype="float64"))
+    per_value: dict[tuple[str, object], tuple[float, float]] = {}
+    per_dim: dict[str, tuple[float, float]] = {}
+    for j in np.flatnonzero(has & (depth == 1) & (size > 0)):
+        k = int(np.flatnonzero(present[j])[0])
+        unit = ((f_rate[j] - 1) / size[j], (f_mix[j] - 1) / size[j])
+        per_value[(dims[k], values[j, k])] = unit
+        old = per_dim.get(dims[k], (0.0, 0.0))
+        per_dim[dims[k]] = (max(old[0], unit[0]), max(old[1], unit[1]))
+    for i in np.flatnonzero(~has & (depth >= 1)):
+        extra_r = extra_m = 0.0
+        for k in np.flatnonzero(present[i]):
+            unit = (per_value.get((dims[k], values[i, k])) if depth[i] >= 2
+                    else per_dim.get(dims[k]))
+            if unit is not None:
+                extra_r, extra_m = max(extra_r, unit[0]), max(extra_m, unit[1])
+        f_rate[i], f_mix[i] = 1 + extra_r * size[i], 1 + extra_m * size[i]
+    f_mix[depth == 0] = 1.0
+    return {"deff_rate_base": f_rate, "deff_rate_cur": f_rate.copy(),
+            "deff_mix_base": f_mix, "deff_mix_cur": f_mix.copy()}
+
+
 def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float) -> pd.DataFrame:
     """Statistics of each row of ``components`` (segments, or differences of segments) relative to
-    the ``total`` row. Returns value, change, effect split, z-score and p-value columns."""
+    the ``total`` row. Returns value, change, effect split, z-score and p-value columns. Optional
+    deff_* columns (:data:`DEFF_COLUMNS`, :func:`design_effects`) multiply the model variances."""
     c = {k: components[k].to_numpy(dtype="float64") for k in COMPONENTS}
+    f = {k: (components[k].to_numpy(dtype="float64") if k in components
+             else np.ones(len(components))) for k in DEFF_COLUMNS}
     out = pd.DataFrame(index=components.index)
     if kind == "ratio":
         db, dc = float(total["base_den"]), float(total["cur_den"])
@@ -110,6 +228,8 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
             var_rc = _ratio_variance(c["cur_num"], c["cur_den"], c["cur_nn"], c["cur_dd"], c["cur_nd"])
             var_wb = _share_variance(wb, c["base_dd"], float(total["base_dd"]), db)
             var_wc = _share_variance(wc, c["cur_dd"], float(total["cur_dd"]), dc)
+        var_rb, var_rc = var_rb * f["deff_rate_base"], var_rc * f["deff_rate_cur"]
+        var_wb, var_wc = var_wb * f["deff_mix_base"], var_wc * f["deff_mix_cur"]
         var_rate = np.where(new | gone, np.inf, var_rb + var_rc)
         var_mix = var_wb + var_wc
         z_rate = np.where(np.isfinite(var_rate) & (var_rate > 0),
@@ -144,7 +264,8 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
             both = (bd > 0) & (cd > 0)
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_change = np.log((cn + 0.5) / (cd + 1.0)) - np.log((bn + 0.5) / (bd + 1.0))
-                log_var = (1 / (cn + 0.5) - 1 / (cd + 1.0) + 1 / (bn + 0.5) - 1 / (bd + 1.0))
+                log_var = ((1 / (cn + 0.5) - 1 / (cd + 1.0)) * f["deff_rate_cur"]
+                           + (1 / (bn + 0.5) - 1 / (bd + 1.0)) * f["deff_rate_base"])
             out["rate_log_change"] = np.where(both, log_change, np.nan)
             out["rate_log_change_sd"] = np.where(both, np.sqrt(np.maximum(log_var, 0.0)), np.inf)
         else:
@@ -153,7 +274,7 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
     else:
         base = scale * c["base_num"]
         cur = c["cur_num"]
-        var_change = c["cur_nn"] + scale**2 * c["base_nn"]
+        var_change = c["cur_nn"] * f["deff_rate_cur"] + scale**2 * c["base_nn"] * f["deff_rate_base"]
         out["base_value"], out["cur_value"] = base, cur
         tb = scale * float(total["base_num"])
         tc = float(total["cur_num"])
@@ -213,17 +334,19 @@ def untouched_segments(frame: pd.DataFrame, dimensions: tuple[str, ...], informa
     depth = frame["depth"].to_numpy()
     z = np.abs(frame["z"].to_numpy(dtype="float64"))
     used: set[str] = set()
-    for _ in range(strongest):
-        pool = np.flatnonzero(informative & (depth == 1) & np.isfinite(z))
-        pool = [i for i in pool if next(d for d in dimensions if pd.notna(frame[d].iat[i])) not in used]
-        if not pool:
+    pool = sorted(np.flatnonzero(informative & (depth == 1) & np.isfinite(z)), key=lambda i: -z[i])
+    # A value too broad to set aside (visibility = clear holds 85% of flights: too few segments
+    # are disjoint from it) is passed over for the next strongest, on another dimension.
+    for top in pool[: 4 * strongest]:
+        if len(used) >= strongest:
             break
-        top = max(pool, key=lambda i: z[i])
         dim = next(d for d in dimensions if pd.notna(frame[d].iat[top]))
+        if dim in used:
+            continue
         values = frame[dim]
         disjoint = (values.notna() & (values != frame[dim].iat[top])).to_numpy()
         if (mask & disjoint).sum() < min_segments:
-            break
+            continue
         mask &= disjoint
         used.add(dim)
     return mask
@@ -232,8 +355,10 @@ def untouched_segments(frame: pd.DataFrame, dimensions: tuple[str, ...], informa
 def segment_stats(cube: Cube) -> pd.DataFrame:
     """The cube frame plus :func:`describe` columns, ``share`` of the total change and FDR
     ``q_value`` across every segment (depth >= 1), with z-scores calibrated for overdispersion."""
-    frame = cube.frame
+    frame = cube.frame.drop(columns=list(DEFF_COLUMNS), errors="ignore")
     total = cube.total
+    deff = design_effects(frame, cube.kind, cube.dimensions)
+    clustered = "base_days" in frame and any(bool((v != 1).any()) for v in deff.values())
     described = describe(frame, total, cube.kind, cube.scale)
     out = pd.concat([frame, described], axis=1)
     # Only informative segments estimate the noise: tiny cells whose z is ~0 by lack of data
@@ -255,8 +380,9 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
     # holds a few dozen cancellations, and the few segments with 20 of them all hold the incident).
     some = ((out["depth"] >= 1) & (events >= 5) & (out["base_den"] > 0)
             & (out["cur_den"] > 0)).to_numpy()
-    quiet = untouched_segments(out, cube.dimensions, some)
     floor = 1.0 if cube.mode == "periods" else None
+
+    quiet = untouched_segments(out, cube.dimensions, some)
     # Both readings can only be inflated by real moves (the incident, or a background reshuffle
     # such as the weather moving flights between visibility values, which is all that the
     # segments disjoint from `visibility = clear` hold), never deflated: the smaller one stands.
@@ -265,8 +391,21 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
     if (quiet != some).any():
         phi = min(phi, dispersion(out.loc[quiet, "z"].to_numpy(dtype="float64"), floor=floor,
                                   min_count=MIN_NOISE_SEGMENTS))
-    root = 1.0 / np.sqrt(phi)
     is_total = (out["depth"] == 0).to_numpy()
+    if clustered:
+        # Two readings of one noise: each segment's own day-to-day variation in the baseline and
+        # the dispersion across segments, which also holds what one segment's days cannot show
+        # (drift between weeks; a small segment's handful of events; for sums, the total's own
+        # swings, which the variation around a segment's share of each day's total leaves out).
+        # A segment's variance takes the larger, never their product: one stormy day in the
+        # baseline shows in both. The total takes its own days.
+        deff = {k: np.where(is_total, v, np.maximum(v, phi)) for k, v in deff.items()}
+        framed = frame.assign(**deff)
+        out = pd.concat([framed, describe(framed, total, cube.kind, cube.scale)], axis=1)
+        out.attrs["dispersion_across_segments"], phi = phi, 1.0
+    else:
+        out = out.assign(**deff)
+    root = 1.0 / np.sqrt(phi)
     total_root = 1.0 / np.sqrt(min(phi, 1.0))
     for col in ("z", "z_rate", "z_mix"):
         # The total is judged against sampling noise (or the calibrated forecast error when that is

@@ -9,6 +9,7 @@ WITH scoped AS (
       THEN 1
       ELSE 0
     END AS rca_side,
+    CAST("session_start" AS DATE) AS rca_day,
     CAST("converted" AS DOUBLE) AS rca_num,
     CAST(1 AS DOUBLE) AS rca_den
   FROM "analytics"."sessions"
@@ -33,30 +34,59 @@ WITH scoped AS (
     d1,
     d2,
     rca_side,
+    rca_day,
     rca_num AS l_num,
     1 AS l_rows,
     rca_num * rca_num AS l_nn
   FROM scoped
-), sided AS (
+), daily AS (
   SELECT
     d0,
     d1,
     d2,
     GROUPING(d0) * 1 + GROUPING(d1) * 2 + GROUPING(d2) * 4 AS rca_set,
     rca_side,
+    rca_day,
     SUM(l_num) AS s_num,
     SUM(l_rows) AS s_rows,
     SUM(l_nn) AS s_nn
   FROM leaves
   GROUP BY
     GROUPING SETS (
-      (
-        rca_side
-      ),
-      (rca_side, d0),
-      (rca_side, d1),
-      (rca_side, d2)
+      (rca_side, rca_day),
+      (rca_side, rca_day, d0),
+      (rca_side, rca_day, d1),
+      (rca_side, rca_day, d2)
     )
+), day_totals AS (
+  SELECT
+    daily.*,
+    SUM(s_rows) OVER (PARTITION BY rca_set, rca_side, rca_day) AS t_den,
+    SUM(s_num) OVER (PARTITION BY rca_set, rca_side, rca_day) AS t_num
+  FROM daily
+), sided AS (
+  SELECT
+    d0,
+    d1,
+    d2,
+    rca_set,
+    rca_side,
+    SUM(s_num) AS s_num,
+    SUM(s_rows) AS s_rows,
+    SUM(s_nn) AS s_nn,
+    SUM(s_num * s_num) AS s_cnn,
+    SUM(s_rows * s_rows) AS s_cdd,
+    SUM(s_num * s_rows) AS s_cnd,
+    SUM(s_rows * t_den) AS s_cdt,
+    SUM(s_num * t_num) AS s_cnt,
+    COUNT(*) AS s_days
+  FROM day_totals
+  GROUP BY
+    d0,
+    d1,
+    d2,
+    rca_set,
+    rca_side
 ), cube AS (
   SELECT
     d0,
@@ -74,7 +104,13 @@ WITH scoped AS (
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_rows END), 0) AS base_dd,
     COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_rows END), 0) AS cur_dd,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_num END), 0) AS base_nd,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_num END), 0) AS cur_nd
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_num END), 0) AS cur_nd,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_cnn END), 0) AS base_cnn,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_cdd END), 0) AS base_cdd,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_cnd END), 0) AS base_cnd,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_cdt END), 0) AS base_cdt,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_cnt END), 0) AS base_cnt,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_days END), 0) AS base_days
   FROM sided
   GROUP BY
     d0,
@@ -134,7 +170,13 @@ SELECT
   SUM(base_dd) AS base_dd,
   SUM(cur_dd) AS cur_dd,
   SUM(base_nd) AS base_nd,
-  SUM(cur_nd) AS cur_nd
+  SUM(cur_nd) AS cur_nd,
+  SUM(base_cnn) AS base_cnn,
+  SUM(base_cdd) AS base_cdd,
+  SUM(base_cnd) AS base_cnd,
+  SUM(base_cdt) AS base_cdt,
+  SUM(base_cnt) AS base_cnt,
+  SUM(base_days) AS base_days
 FROM flagged
 WHERE
   keep = 1 OR rca_set IN (6, 5, 3)
