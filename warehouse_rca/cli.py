@@ -6,6 +6,7 @@ spec, ...); 3 the warehouse failed or refused a statement; 1 an unexpected error
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import sys
@@ -214,7 +215,53 @@ def _investigate_and_report(target: Target, metric: MetricSpec, baseline: Period
     return doc
 
 
-@click.group()
+# Stage modules contribute their commands, loaded when one is used: the name, the module and
+# attribute that define it, and the line `--help` lists for it, so listing the commands imports
+# no stage (monitor pulls in statsmodels through causal: seconds for every command).
+# tests/test_cli.py checks each line against the command's own help.
+STAGE_COMMANDS = {
+    "detect": ("warehouse_rca.monitor", "detect_command",
+               "Detect anomalies in METRIC's series and investigate each new one."),
+    "monitor": ("warehouse_rca.monitor", "monitor_command",
+                "Detect and investigate across every metric of the project (for schedulers)."),
+    "dimensions": ("warehouse_rca.dimensions", "dimensions_group",
+                   "Discover and maintain the dimensional framework."),
+    "report": ("warehouse_rca.report", "report_command",
+               "Write RUN_ID's findings as one self-contained HTML report (opens without a network)."),
+    "feedback": ("warehouse_rca.report", "feedback_command",
+                 ("Confirm or reject FINDING (its rank or finding id) of RUN_ID; confirmed causes "
+                  "rank up in later investigations of the metric, rejected ones down.")),
+    "history": ("warehouse_rca.report", "history_command",
+                ("List METRIC's past incidents (succeeded runs) with their causes and analysts' "
+                 "verdicts.")),
+}
+
+
+def stage_command(name: str) -> click.Command:
+    """The stage command ``name``, its module imported now."""
+    module, attribute, _ = STAGE_COMMANDS[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(STAGE_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in STAGE_COMMANDS and cmd_name not in self.commands:
+            self.add_command(stage_command(cmd_name), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(n) for n in self.list_commands(ctx))
+        rows = [(name, self.commands[name].get_short_help_str(limit) if name in self.commands
+                 else click.Command(name, help=STAGE_COMMANDS[name][2]).get_short_help_str(limit))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup)
 @click.version_option(__version__, prog_name="warehouse-rca")
 @click.option("--debug", is_flag=True, envvar="WAREHOUSE_RCA_DEBUG", help="Log every statement sent (with its run-id tag and duration) and full error chains; secrets stay redacted.")
 def main(debug: bool = False) -> None:
@@ -318,31 +365,6 @@ def demo(directory: str, sessions_per_day: int, output: str) -> None:
             f"--baseline {baseline.text} --current {current.text} --format json"
         )
 
-
-# Stage modules contribute their commands: each exposes ``commands: list[click.Command]``.
-# (One line per module; a module not written yet is skipped.)
-STAGE_COMMAND_MODULES = (
-    "warehouse_rca.monitor",  # detect, monitor
-    "warehouse_rca.dimensions",  # dimensions suggest / drift
-    "warehouse_rca.report",  # report, feedback, history
-)
-
-
-def _register_stage_commands() -> None:
-    import importlib
-
-    for name in STAGE_COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:
-                continue
-            raise
-        for command in getattr(module, "commands", []):
-            main.add_command(command)
-
-
-_register_stage_commands()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

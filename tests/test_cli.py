@@ -1,0 +1,36 @@
+"""The command line's shape: stage commands load when used, and `--help` imports no stage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+
+from warehouse_rca.cli import STAGE_COMMANDS, main, stage_command
+
+
+def test_each_listed_help_line_is_the_commands_own() -> None:
+    for name, (_, _, line) in STAGE_COMMANDS.items():
+        command = stage_command(name)
+        assert command.name == name
+        assert command.get_short_help_str(limit=1000) == line, name
+
+
+def test_help_lists_every_command_without_importing_a_stage() -> None:
+    probe = ("import sys; from warehouse_rca.cli import main\n"
+             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+             "loaded = sorted(m for m in sys.modules if m.startswith(('warehouse_rca.', 'statsmodels')))\n"
+             "print('LOADED', ','.join(loaded))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    loaded = out.split("LOADED", 1)[1].strip().split(",")
+    assert not [m for m in loaded if m.startswith("statsmodels")], loaded
+    assert set(loaded) <= {"warehouse_rca.cli", "warehouse_rca.config", "warehouse_rca.errors"}, loaded
+    for name in list(STAGE_COMMANDS) + ["investigate", "sql", "demo"]:
+        assert f"\n  {name} " in out, name
+
+
+def test_a_stage_command_runs_through_the_group() -> None:
+    ctx = click.Context(main)
+    assert isinstance(main.get_command(ctx, "history"), click.Command)
+    assert main.get_command(ctx, "nope") is None
