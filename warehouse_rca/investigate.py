@@ -263,7 +263,7 @@ RESERVED_NAMES = frozenset({
     "far_leaves",
     # day-to-day noise (cube.CLUSTER_COMPONENTS, stats.design_effects)
     "base_cnn", "base_cdd", "base_cnd", "base_cdt", "base_cnt", "base_days",
-    "deff_rate_base", "deff_rate_cur", "deff_mix_base", "deff_mix_cur",
+    "deff_rate", "deff_mix",
 })
 
 

@@ -165,11 +165,10 @@ def _relations(
     rest = pd.DataFrame(comp[parent] - comp[child], columns=list(COMPONENTS))
     if deff is not None:
         # The rest of a parent: the parent's day-to-day noise, in proportion to the rest's size.
+        den = COMPONENTS.index("base_den")
+        part = np.clip(np.divide(rest["base_den"].to_numpy(), comp[parent, den],
+                                 out=np.ones(len(rest)), where=comp[parent, den] > 0), 0.0, 1.0)
         for name, f in deff.items():
-            side = name.rsplit("_", 1)[1]
-            den = COMPONENTS.index(f"{side}_den")
-            part = np.clip(np.divide(rest[f"{side}_den"].to_numpy(), comp[parent, den],
-                                     out=np.ones(len(rest)), where=comp[parent, den] > 0), 0.0, 1.0)
             rest[name] = 1 + (f[parent] - 1) * part
     rest_stats = _calibrate(describe(rest, total, cube.kind, cube.scale), phi)
     is_mix = np.array([mix[c] for c in child])
@@ -378,8 +377,8 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
             break
         effects = {i: effect_of(cur.iloc[i], cube.kind, settings.alpha) for i in cands}
         mix = {i: effects[i] == "mix" for i in cands}
-        rel = _relations(cur, comp, frame.iloc[root_idx], cube, cands, keys, index, mix, phi, settings,
-                     z_crit, deff)
+        rel = _relations(cur, comp, frame.iloc[root_idx], cube, cands, keys, index, mix, phi,
+                         settings, z_crit, deff)
         over = {c for c, _, r, _ in rel if r in ("over", "same")}
         under: set[int] = set()
         by_parent_dim: dict[tuple[int, str], float] = {}

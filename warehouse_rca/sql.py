@@ -33,9 +33,9 @@ from warehouse_rca.errors import ConfigError, InputError
 TEMPLATE_DIALECT = "duckdb"
 #: sql_templates/ inside an installed wheel (pyproject.toml maps it into the package), else the
 #: repository's top-level sql_templates/ (a checkout, an editable install).
-TEMPLATE_DIR = next((d for d in (Path(__file__).resolve().parent / "sql_templates",
-                                 Path(__file__).resolve().parent.parent / "sql_templates")
-                     if d.is_dir()), Path(__file__).resolve().parent.parent / "sql_templates")
+_PACKAGE = Path(__file__).resolve().parent
+TEMPLATE_DIR = next((d for d in (_PACKAGE / "sql_templates", _PACKAGE.parent / "sql_templates")
+                     if d.is_dir()), _PACKAGE.parent / "sql_templates")
 
 
 # --------------------------------------------------------------------------- names and values

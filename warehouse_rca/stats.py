@@ -91,8 +91,8 @@ def _day_variance(sq: np.ndarray, cross: np.ndarray, total_sq: np.ndarray, w: np
     return days / (days - 1) * np.maximum(np.nan_to_num(v), 0.0)
 
 
-#: The design-effect columns :func:`describe` reads (rate and mix, each period).
-DEFF_COLUMNS = ("deff_rate_base", "deff_rate_cur", "deff_mix_base", "deff_mix_cur")
+#: The design-effect columns :func:`describe` reads (of the rate and of the share), for both periods.
+DEFF_COLUMNS = ("deff_rate", "deff_mix")
 
 
 def design_effects(frame: pd.DataFrame, kind: str,
@@ -190,8 +190,7 @@ def design_effects(frame: pd.DataFrame, kind: str,
                 extra_r, extra_m = max(extra_r, unit[0]), max(extra_m, unit[1])
         f_rate[i], f_mix[i] = 1 + extra_r * size[i], 1 + extra_m * size[i]
     f_mix[depth == 0] = 1.0
-    return {"deff_rate_base": f_rate, "deff_rate_cur": f_rate.copy(),
-            "deff_mix_base": f_mix, "deff_mix_cur": f_mix.copy()}
+    return {"deff_rate": f_rate, "deff_mix": f_mix}
 
 
 def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float) -> pd.DataFrame:
@@ -228,8 +227,8 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
             var_rc = _ratio_variance(c["cur_num"], c["cur_den"], c["cur_nn"], c["cur_dd"], c["cur_nd"])
             var_wb = _share_variance(wb, c["base_dd"], float(total["base_dd"]), db)
             var_wc = _share_variance(wc, c["cur_dd"], float(total["cur_dd"]), dc)
-        var_rb, var_rc = var_rb * f["deff_rate_base"], var_rc * f["deff_rate_cur"]
-        var_wb, var_wc = var_wb * f["deff_mix_base"], var_wc * f["deff_mix_cur"]
+        var_rb, var_rc = var_rb * f["deff_rate"], var_rc * f["deff_rate"]
+        var_wb, var_wc = var_wb * f["deff_mix"], var_wc * f["deff_mix"]
         var_rate = np.where(new | gone, np.inf, var_rb + var_rc)
         var_mix = var_wb + var_wc
         z_rate = np.where(np.isfinite(var_rate) & (var_rate > 0),
@@ -264,8 +263,7 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
             both = (bd > 0) & (cd > 0)
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_change = np.log((cn + 0.5) / (cd + 1.0)) - np.log((bn + 0.5) / (bd + 1.0))
-                log_var = ((1 / (cn + 0.5) - 1 / (cd + 1.0)) * f["deff_rate_cur"]
-                           + (1 / (bn + 0.5) - 1 / (bd + 1.0)) * f["deff_rate_base"])
+                log_var = (1 / (cn + 0.5) - 1 / (cd + 1.0) + 1 / (bn + 0.5) - 1 / (bd + 1.0)) * f["deff_rate"]
             out["rate_log_change"] = np.where(both, log_change, np.nan)
             out["rate_log_change_sd"] = np.where(both, np.sqrt(np.maximum(log_var, 0.0)), np.inf)
         else:
@@ -274,7 +272,7 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
     else:
         base = scale * c["base_num"]
         cur = c["cur_num"]
-        var_change = c["cur_nn"] * f["deff_rate_cur"] + scale**2 * c["base_nn"] * f["deff_rate_base"]
+        var_change = (c["cur_nn"] + scale**2 * c["base_nn"]) * f["deff_rate"]
         out["base_value"], out["cur_value"] = base, cur
         tb = scale * float(total["base_num"])
         tc = float(total["cur_num"])
@@ -381,7 +379,6 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
     some = ((out["depth"] >= 1) & (events >= 5) & (out["base_den"] > 0)
             & (out["cur_den"] > 0)).to_numpy()
     floor = 1.0 if cube.mode == "periods" else None
-
     quiet = untouched_segments(out, cube.dimensions, some)
     # Both readings can only be inflated by real moves (the incident, or a background reshuffle
     # such as the weather moving flights between visibility values, which is all that the
