@@ -34,6 +34,13 @@ def test_dockerfile_is_well_formed() -> None:
     for needed in ("pyproject.toml", "warehouse_rca", "sql_templates"):
         assert needed in copied
         assert (DOCKER.parent / needed).exists()
+    # the image runs the built wheel, as a user's install would: no editable install that would
+    # hide templates missing from the wheel
+    runs = " ".join(rest for word, rest in ins if word == "RUN")
+    assert "pip wheel" in runs and "/wheels/warehouse_rca-" in runs
+    assert " -e " not in f" {runs} " and "--editable" not in runs
+    final = max(i for i, (word, _) in enumerate(ins) if word == "FROM")
+    assert not any(word == "COPY" and "--from=" not in rest for word, rest in ins[final:])
 
 
 def test_compose_has_a_warehouse_and_a_scheduled_monitor() -> None:

@@ -6,10 +6,12 @@ directory outside the repository."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,3 +40,19 @@ def test_the_built_wheel_renders_sql_from_its_own_templates(tmp_path: Path) -> N
         cwd=tmp_path, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.lstrip().startswith("WITH scoped AS") and '"tier"' in out.stdout
+    # ... and the demo runs from it, end to end (build the warehouse, investigate, write findings)
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    out = subprocess.run(
+        [str(venv / "bin" / "warehouse-rca"), "demo", "--dir", str(demo), "--sessions-per-day",
+         "4000", "--format", "json"], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    doc = json.loads(out.stdout[out.stdout.index("{"):])
+    assert doc["significant"] and doc["root_causes"], doc.get("summary")
+    assert (demo / "warehouse_rca.duckdb").exists()
+    # the contract ships too, and the wheel's demo output keeps it
+    schema = subprocess.run(
+        [str(python), "-c", "import importlib.resources as r; print((r.files('warehouse_rca') / "
+         "'schemas' / 'investigation.schema.json').read_text())"],
+        cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    jsonschema.validate(doc, json.loads(schema), cls=jsonschema.Draft202012Validator)
