@@ -27,6 +27,7 @@ import jinja2
 import sqlglot
 from jinja2.sandbox import SandboxedEnvironment
 from sqlglot import exp
+from sqlglot.errors import ErrorLevel
 
 from warehouse_rca.errors import ConfigError, InputError
 
@@ -318,7 +319,10 @@ def query_tag(run_id: str) -> Iterator[str]:
 
 
 def render_all(template: str, dialect: str, **context: Any) -> list[str]:
-    statements = [s.sql(dialect=dialect, pretty=True) for s in render_tree(template, **context)]
+    # RAISE: a construct the dialect cannot express (sqlglot once silently dropped a PARTITIONED BY)
+    # fails here instead of vanishing from the statement.
+    statements = [s.sql(dialect=dialect, pretty=True, unsupported_level=ErrorLevel.RAISE)
+                  for s in render_tree(template, **context)]
     tag = _QUERY_TAG.get()
     if tag is None:
         return statements

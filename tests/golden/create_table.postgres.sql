@@ -1,0 +1,6 @@
+CREATE TABLE "sessions" (
+  "ts" TIMESTAMP,
+  "device" TEXT,
+  "converted" INT,
+  "revenue" DOUBLE PRECISION
+)

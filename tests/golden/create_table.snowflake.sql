@@ -1,0 +1,6 @@
+CREATE TABLE "sessions" (
+  "ts" TIMESTAMPNTZ,
+  "device" VARCHAR,
+  "converted" INT,
+  "revenue" DOUBLE
+)

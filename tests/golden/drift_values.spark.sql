@@ -1,0 +1,69 @@
+WITH scoped AS (
+  SELECT
+    COALESCE(CAST(`device` AS STRING), '(null)') AS d0,
+    COALESCE(CAST(`region` AS STRING), '(null)') AS d1,
+    COALESCE(CAST(`channel` AS STRING), '(null)') AS d2,
+    CASE
+      WHEN `session_start` >= CAST('2026-11-17 00:00:00' AS TIMESTAMP_NTZ)
+      AND `session_start` < CAST('2026-11-24 00:00:00' AS TIMESTAMP_NTZ)
+      THEN 1
+      ELSE 0
+    END AS rca_side,
+    CAST(1 AS DOUBLE) AS rca_w
+  FROM `analytics`.`sessions`
+  WHERE
+    (
+      (
+        `session_start` >= CAST('2026-11-10 00:00:00' AS TIMESTAMP_NTZ)
+        AND `session_start` < CAST('2026-11-17 00:00:00' AS TIMESTAMP_NTZ)
+      )
+      OR (
+        `session_start` >= CAST('2026-11-17 00:00:00' AS TIMESTAMP_NTZ)
+        AND `session_start` < CAST('2026-11-24 00:00:00' AS TIMESTAMP_NTZ)
+      )
+    )
+    AND (
+      `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
+    )
+), per_value AS (
+  SELECT
+    d0,
+    d1,
+    d2,
+    GROUPING(d0) * 1 + GROUPING(d1) * 2 + GROUPING(d2) * 4 AS rca_set,
+    SUM(CASE WHEN rca_side = 0 THEN 1 ELSE 0 END) AS base_rows,
+    SUM(CASE WHEN rca_side = 1 THEN 1 ELSE 0 END) AS cur_rows,
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN rca_w ELSE 0 END), 0) AS base_w,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN rca_w ELSE 0 END), 0) AS cur_w
+  FROM scoped
+  GROUP BY
+    GROUPING SETS (
+      (
+        d0
+      ),
+      (
+        d1
+      ),
+      (
+        d2
+      )
+    )
+), shares AS (
+  SELECT
+    per_value.*,
+    base_w / NULLIF(SUM(base_w) OVER (PARTITION BY rca_set), 0) AS base_share,
+    cur_w / NULLIF(SUM(cur_w) OVER (PARTITION BY rca_set), 0) AS cur_share,
+    SUM(CASE WHEN base_rows > 0 THEN 1 ELSE 0 END) OVER (PARTITION BY rca_set) AS base_values,
+    SUM(CASE WHEN cur_rows > 0 THEN 1 ELSE 0 END) OVER (PARTITION BY rca_set) AS cur_values
+  FROM per_value
+)
+SELECT
+  *
+FROM shares
+WHERE
+  (
+    cur_share >= 0.05 AND COALESCE(base_share, 0) <= 0.005
+  )
+  OR (
+    cur_values = 1 AND base_values > 1 AND cur_rows > 0
+  )

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS "rca_stage_0123abcd"

@@ -1,0 +1,33 @@
+CREATE OR REPLACE VIEW "rca"."latest_feedback" AS
+SELECT
+  *
+FROM (
+  SELECT
+    f.*,
+    ROW_NUMBER() OVER (
+      PARTITION BY f.run_id, f.finding_id
+      ORDER BY f.created_at DESC NULLS LAST, f.feedback_id
+    ) AS rn
+  FROM "rca"."feedback" AS f
+) AS ranked
+WHERE
+  rn = 1;
+CREATE OR REPLACE VIEW "rca"."knowledge_base" AS
+SELECT
+  metric,
+  segment,
+  MAX(segment_label) AS segment_label,
+  SUM(CASE WHEN verdict = 'confirmed' THEN 1 ELSE 0 END) AS confirmations,
+  SUM(CASE WHEN verdict = 'rejected' THEN 1 ELSE 0 END) AS rejections,
+  CASE
+    WHEN SUM(CASE WHEN verdict = 'confirmed' THEN 1 ELSE 0 END) > SUM(CASE WHEN verdict = 'rejected' THEN 1 ELSE 0 END)
+    THEN 3.0
+    WHEN SUM(CASE WHEN verdict = 'confirmed' THEN 1 ELSE 0 END) < SUM(CASE WHEN verdict = 'rejected' THEN 1 ELSE 0 END)
+    THEN 1.0 / 3
+    ELSE 1.0
+  END AS ranking_prior,
+  MAX(created_at) AS last_feedback_at
+FROM "rca"."latest_feedback"
+GROUP BY
+  metric,
+  segment

@@ -1,0 +1,13 @@
+SELECT
+  COALESCE(CAST(`region` AS STRING), '(null)') AS h0,
+  COALESCE(CAST(`city` AS STRING), '(null)') AS h1,
+  COUNT(*) AS n
+FROM `analytics`.`sessions`
+WHERE
+  COALESCE(CAST(`city` AS STRING), '(null)') IN ('Lyon', 'it\'s')
+  AND (
+    `amount` > 0
+  )
+GROUP BY
+  COALESCE(CAST(`region` AS STRING), '(null)'),
+  COALESCE(CAST(`city` AS STRING), '(null)')

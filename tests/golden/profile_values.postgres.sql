@@ -1,0 +1,15 @@
+SELECT
+  CAST("device" AS TEXT) AS v0,
+  CAST("region" AS TEXT) AS v1,
+  GROUPING("device") * 1 + GROUPING("region") * 2 AS rca_set,
+  COUNT(*) AS n
+FROM "analytics"."sessions"
+GROUP BY
+  GROUPING SETS (
+    (
+      "device"
+    ),
+    (
+      "region"
+    )
+  )

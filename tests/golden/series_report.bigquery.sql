@@ -1,0 +1,15 @@
+SELECT
+  TIMESTAMP_TRUNC(`session_start`, DAY) AS bucket,
+  COALESCE(SUM(CAST(`converted` AS FLOAT64)), 0) AS num,
+  COALESCE(SUM(CAST(1 AS FLOAT64)), 0) AS den
+FROM `analytics`.`sessions`
+WHERE
+  `session_start` >= CAST('2026-10-27 00:00:00' AS DATETIME)
+  AND `session_start` < CAST('2026-11-24 00:00:00' AS DATETIME)
+  AND (
+    `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
+  )
+GROUP BY
+  1
+ORDER BY
+  1 NULLS LAST

@@ -1,0 +1,15 @@
+SELECT
+  DATE_TRUNC('DAY', "session_start") AS bucket,
+  COALESCE(SUM(CAST("converted" AS DOUBLE PRECISION)), 0) AS num,
+  COALESCE(SUM(CAST(1 AS DOUBLE PRECISION)), 0) AS den
+FROM "analytics"."sessions"
+WHERE
+  "session_start" >= CAST('2026-10-27 00:00:00' AS TIMESTAMP)
+  AND "session_start" < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+  AND (
+    "country" IN ('US', 'CA') AND "amount" BETWEEN 0 AND 1000
+  )
+GROUP BY
+  1
+ORDER BY
+  1

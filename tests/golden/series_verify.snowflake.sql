@@ -1,0 +1,39 @@
+SELECT
+  period,
+  numerator,
+  denominator,
+  numerator / NULLIF(denominator, 0) AS value
+FROM (
+  SELECT
+    CASE
+      WHEN "session_start" >= CAST('2026-11-17 00:00:00' AS TIMESTAMPNTZ)
+      AND "session_start" < CAST('2026-11-24 00:00:00' AS TIMESTAMPNTZ)
+      THEN 'current'
+      ELSE 'baseline'
+    END AS period,
+    COALESCE(SUM(CAST("converted" AS DOUBLE)), 0) AS numerator,
+    COALESCE(SUM(CAST(1 AS DOUBLE)), 0) AS denominator
+  FROM "analytics"."sessions"
+  WHERE
+    (
+      (
+        "session_start" >= CAST('2026-11-10 00:00:00' AS TIMESTAMPNTZ)
+        AND "session_start" < CAST('2026-11-17 00:00:00' AS TIMESTAMPNTZ)
+      )
+      OR (
+        "session_start" >= CAST('2026-11-17 00:00:00' AS TIMESTAMPNTZ)
+        AND "session_start" < CAST('2026-11-24 00:00:00' AS TIMESTAMPNTZ)
+      )
+    )
+    AND (
+      "country" IN ('US', 'CA') AND "amount" BETWEEN 0 AND 1000
+    )
+    AND (
+      COALESCE(CAST("device" AS VARCHAR), '(null)') = 'mobile'
+      AND COALESCE(CAST("channel" AS VARCHAR), '(null)') = 'it\'s'
+    )
+  GROUP BY
+    1
+) AS verification
+ORDER BY
+  period
