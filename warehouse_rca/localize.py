@@ -174,6 +174,20 @@ def _relations(
     is_mix = np.array([mix[c] for c in child])
     own, own_sd = _intensities(cur.iloc[child].reset_index(drop=True), cube.kind, is_mix)
     other, other_sd = _intensities(rest_stats, cube.kind, is_mix)
+    if cube.kind != "ratio":
+        # A sum is rows x value per row. Where the candidate's change is one of value per row
+        # (its flights delayed, not cancelled), the rest of its parent is judged on that too:
+        # a slice along a dimension the weather reshuffles (visibility = clear holds 205 of an
+        # evening's 211 flights in one week, 190 of 214 in the other) changes its rest's volume,
+        # which says nothing about whether the rest's flights were delayed alike.
+        valued = _value_led(comp[child], cube.scale)
+        if valued.any():
+            shift, shift_sd = _mean_shifts(comp[child])
+            rest_shift, rest_shift_sd = _mean_shifts(comp[parent] - comp[child])
+            own = np.where(valued, shift, own)
+            own_sd = np.where(valued, shift_sd, own_sd)
+            other = np.where(valued, rest_shift, other)
+            other_sd = np.where(valued, rest_shift_sd, other_sd)
     support_parent = comp[parent, COMPONENTS.index("base_den")] + comp[parent, COMPONENTS.index("cur_den")]
     support_rest = rest["base_den"].to_numpy() + rest["cur_den"].to_numpy()
     base_den, cur_den = COMPONENTS.index("base_den"), COMPONENTS.index("cur_den")
@@ -205,6 +219,35 @@ def _relations(
         specific = ratio < settings.rest_ratio and not rest_moved and distinct
         out.append((c, p, "specific" if specific else "over", float(ratio)))
     return out
+
+
+def _mean_shifts(comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of additive components: the change of the mean value per row between periods and
+    its standard error (from the rows' sums of squares; the mean does not depend on the periods'
+    lengths, so the baseline is not scaled)."""
+    col = {name: i for i, name in enumerate(COMPONENTS)}
+    out, var = [], []
+    for side in ("base", "cur"):
+        n, s, ss = (comp[:, col[f"{side}_{k}"]] for k in ("rows", "num", "nn"))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean = np.where(n > 0, s / np.where(n > 0, n, 1.0), np.nan)
+            spread = np.where(n > 1, np.maximum(ss / np.where(n > 0, n, 1.0) - mean**2, 0.0)
+                              * n / np.where(n > 1, n - 1, 1.0), np.inf)
+            var.append(np.where(n > 0, spread / np.where(n > 0, n, 1.0), np.inf))
+        out.append(mean)
+    return out[1] - out[0], np.sqrt(var[0] + var[1])
+
+
+def _value_led(comp: np.ndarray, scale: float) -> np.ndarray:
+    """Additive components whose change is mostly one of value per row rather than of rows."""
+    col = {name: i for i, name in enumerate(COMPONENTS)}
+    nb, nc = scale * comp[:, col["base_rows"]], comp[:, col["cur_rows"]]
+    sb, sc = scale * comp[:, col["base_num"]], comp[:, col["cur_num"]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mb = np.where(nb > 0, sb / np.where(nb > 0, nb, 1.0), 0.0)
+        mc = np.where(nc > 0, sc / np.where(nc > 0, nc, 1.0), 0.0)
+    value, volume = nc * (mc - mb), (nc - nb) * mb
+    return (nb > 0) & (nc > 0) & (np.abs(value) > np.abs(volume))
 
 
 def _reshuffled(cands: list[int], keys: list[Key], siblings: dict[tuple[Key, str], list[int]],
