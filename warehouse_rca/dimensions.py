@@ -639,7 +639,7 @@ def _ensure_drift_tables(engine: Engine, schema: str) -> None:
     with engine.transaction():
         for statement in sql.render_all(
             "drift_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema),
-            partition_by=None if engine.ROW_LEVEL_DML else sql.identifier("run_id"),
+            partition_by=engine.partition_column("run_id"),
             tables=[{"name": tables[n], "columns": [{"name": sql.identifier(c), "type": exp.DataType.build(t)}
                                                       for c, t in spec]} for n, spec in specs.items()],
         ):
@@ -664,18 +664,9 @@ def write_drift(engine: Engine, schema: str, run_id: str, report: DriftReport) -
         "source_columns": json.dumps(report.source_columns),
         "dimensions": json.dumps({**report.framework, "included": sorted(included)}, sort_keys=True),
     }]
-    if not engine.ROW_LEVEL_DML:
-        engine.overwrite_partition(tables["dimension_drift"], DRIFT_COLUMNS, "run_id", run_id, drift_rows)
-        engine.overwrite_partition(tables["dimension_frameworks"], FRAMEWORK_COLUMNS, "run_id", run_id, framework_rows)
-        return
-    with engine.transaction():
-        for name, spec, rows in (("dimension_drift", DRIFT_COLUMNS, drift_rows),
-                                 ("dimension_frameworks", FRAMEWORK_COLUMNS, framework_rows)):
-            engine.execute(sql.render("delete_run.sql.j2", engine.DIALECT, table=tables[name],
-                                      run_id=sql.literal(run_id)))
-            statement = sql.render("insert_rows.sql.j2", engine.DIALECT, table=tables[name],
-                                   columns=[sql.identifier(c) for c, _ in spec])
-            engine.executemany(statement, [[row.get(c) for c, _ in spec] for row in rows])
+    with engine.transaction():  # a no-op where the engine overwrites partitions (each one atomic)
+        engine.replace_rows(tables["dimension_drift"], DRIFT_COLUMNS, "run_id", run_id, drift_rows)
+        engine.replace_rows(tables["dimension_frameworks"], FRAMEWORK_COLUMNS, "run_id", run_id, framework_rows)
 
 
 def with_new_dimensions(metric: MetricSpec, report: DriftReport) -> MetricSpec:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.engines.base import Engine
+from warehouse_rca.engines.base import Engine, WriteStrategy
 from warehouse_rca.errors import InputError, RcaError, WarehouseError
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def _create_tables(engine: Engine, schema: str, tables: dict[str, exp.Table],
             engine.DIALECT,
             schema=sql.identifier(schema),
             # Without DELETE (plain Spark tables) a run is replaced by overwriting its partition.
-            partition_by=None if engine.ROW_LEVEL_DML else sql.identifier("run_id"),
+            partition_by=engine.partition_column("run_id"),
             tables=[
                 {"name": tables["runs"], "columns": _columns(RUNS_COLUMNS)},
                 {"name": tables["root_causes"], "columns": _columns(ROOT_CAUSE_COLUMNS)},
@@ -217,10 +217,7 @@ def _create_tables(engine: Engine, schema: str, tables: dict[str, exp.Table],
 
 def _insert(engine: Engine, table: exp.Table, spec: Sequence[tuple[str, str]],
             rows: Sequence[dict[str, Any]]) -> None:
-    statement = sql.render(
-        "insert_rows.sql.j2", engine.DIALECT, table=table, columns=[sql.identifier(n) for n, _ in spec]
-    )
-    engine.executemany(statement, [[row.get(n) for n, _ in spec] for row in rows])
+    engine.insert_rows(table, spec, rows)
 
 
 def _pause_for_tests() -> None:
@@ -244,11 +241,13 @@ def replace_run(engine: Engine, schema: str, run_row: dict[str, Any],
     """
     tables = findings_tables(schema)
     run_row = {**run_row, "attempt_id": run_row.get("attempt_id") or uuid.uuid4().hex}
-    if not engine.ROW_LEVEL_DML:
+    if engine.WRITE_STRATEGY is WriteStrategy.PARTITION_OVERWRITE:
         # No DELETE and no transactions (plain Spark tables): one partition overwrite per table,
         # each atomic; the runs row goes last, so the views never show a run without its causes.
-        engine.overwrite_partition(tables["root_causes"], ROOT_CAUSE_COLUMNS, "run_id", run_row["run_id"], cause_rows)
-        engine.overwrite_partition(tables["runs"], RUNS_COLUMNS, "run_id", run_row["run_id"], [run_row])
+        # (The DELETE_INSERT path below stays here rather than in the engine: it stages the rows
+        # before taking the per-run lock and supersedes earlier attempts in the same transaction.)
+        engine.replace_rows(tables["root_causes"], ROOT_CAUSE_COLUMNS, "run_id", run_row["run_id"], cause_rows)
+        engine.replace_rows(tables["runs"], RUNS_COLUMNS, "run_id", run_row["run_id"], [run_row])
         return
     run_id = sql.literal(run_row["run_id"])
     stage = exp.Table(this=sql.identifier(f"rca_stage_{run_row['attempt_id']}"))
@@ -329,12 +328,10 @@ def fail_run(engine: Engine, attempt: RunAttempt, error: BaseException | str) ->
             if engine.is_disconnected():
                 engine.reconnect()
             with sql.query_tag(attempt.run_id):
-                if engine.ROW_LEVEL_DML:
-                    engine.execute(statement)
-                else:
-                    # No UPDATE (plain Spark tables): a failed row next to the running one; the
-                    # views read succeeded runs only.
-                    _insert(engine, findings_tables(attempt.schema)["runs"], RUNS_COLUMNS, [failed_row])
+                # No UPDATE (plain Spark tables): a failed row next to the running one; the views
+                # read succeeded runs only.
+                engine.update_or_append(statement, findings_tables(attempt.schema)["runs"], RUNS_COLUMNS,
+                                        [failed_row])
             return True
         except RcaError as err:
             log.warning("could not record the failed run %s: %s", attempt.run_id, err)

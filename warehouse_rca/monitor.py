@@ -6,8 +6,11 @@ Built for schedulers (cron, Airflow, dbt hooks, Snowflake tasks):
 * a run covers a window ``(last processed bucket, as_of]`` remembered per metric in the
   ``monitor_state`` table, so a missed day is caught up on the next run; ``--backfill A:B``
   processes an explicit window instead;
-* writes are idempotent for the window: its anomalies are deleted and inserted in one
-  transaction, investigations replace their own rows (their run id hashes the question);
+* writes are idempotent for the window: the engine replaces the window's anomalies and the
+  metric's bookmark (``Engine.replace_where`` / ``replace_rows``: DELETE + INSERT in one
+  transaction, or on plain Spark a rewrite of the metric's partition, both tables being
+  partitioned by ``metric`` there), investigations replace their own rows (their run id hashes
+  the question);
 * exit codes: 0 nothing found, 10 anomalies found, 2 bad input/configuration, 3 warehouse error.
 
 ``run_monitor()`` returns the same :class:`MonitorResult` to Python orchestrators.
@@ -116,6 +119,8 @@ def _ensure(engine: Engine, schema: str) -> dict[str, exp.Table]:
     tables = {n: exp.Table(this=sql.identifier(n), db=sql.identifier(schema)) for n in ("anomalies", "monitor_state")}
     for statement in sql.render_all(
         "findings_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema),
+        # Both tables are replaced per metric: partitioned by it where the engine overwrites partitions.
+        partition_by=engine.partition_column("metric"),
         tables=[{"name": tables["anomalies"], "columns": _columns(ANOMALY_COLUMNS)},
                 {"name": tables["monitor_state"], "columns": _columns(STATE_COLUMNS)}],
     ):
@@ -187,14 +192,14 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
         exp.GTE(this=exp.column("bucket_start"), expression=sql.literal(window_start)),
         exp.LT(this=exp.column("bucket_start"), expression=sql.literal(end)),
     )
-    state = exp.EQ(this=exp.column("metric"), expression=sql.literal(metric.name))
-    with engine.transaction():  # the window's anomalies and the bookmark move together
-        engine.execute(sql.render("delete_where.sql.j2", engine.DIALECT, table=tables["anomalies"], condition=window))
-        _insert(engine, tables["anomalies"], ANOMALY_COLUMNS, rows)
-        engine.execute(sql.render("delete_where.sql.j2", engine.DIALECT, table=tables["monitor_state"], condition=state))
-        newest = max(as_of, last) if last is not None else as_of
-        _insert(engine, tables["monitor_state"], STATE_COLUMNS,
-                [{"metric": metric.name, "last_bucket": newest, "updated_at": now}])
+    newest = max(as_of, last) if last is not None else as_of
+    # The window's anomalies and the bookmark move together (one transaction where the engine has
+    # them; without, the anomalies go first: a failure in between leaves the old bookmark, so the
+    # next run redoes the window, which is idempotent).
+    with engine.transaction():
+        engine.replace_where(tables["anomalies"], ANOMALY_COLUMNS, window, rows, partition=("metric", metric.name))
+        engine.replace_rows(tables["monitor_state"], STATE_COLUMNS, "metric", metric.name,
+                            [{"metric": metric.name, "last_bucket": newest, "updated_at": now}])
     return outcome
 
 
@@ -226,12 +231,6 @@ def _record_drift(engine: Engine, metric: MetricSpec, schema: str, baseline: Per
         log.warning("metric %s: dimension drift not recorded: %s", metric.name, err)
         return ()
     return tuple(report.new_dimensions) if include_new else ()
-
-
-def _insert(engine: Engine, table: exp.Table, spec: tuple[tuple[str, str], ...], rows: list[dict[str, Any]]) -> None:
-    from warehouse_rca.findings import _insert as insert
-
-    insert(engine, table, spec, rows)
 
 
 def run_monitor(engine: Engine, metrics: list[MetricSpec], schema: str, *, as_of: datetime,

@@ -56,39 +56,53 @@ def generated_sessions(n: int = 6_000, seed: int = 42) -> pd.DataFrame:
     return frame
 
 
-def _rows(frame: pd.DataFrame) -> list[tuple[object, ...]]:
-    return [
-        (r.ts.to_pydatetime(), r.device, r.region, None if pd.isna(r.channel) else r.channel,
-         int(r.converted), float(r.revenue))
-        for r in frame.itertuples(index=False)
-    ]
+def _py(value: object) -> object:
+    """A frame's cell as a bound parameter: NULL for NaN/None, datetimes and plain numbers."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
 
 
-def _load_bound(engine: Engine, frame: pd.DataFrame) -> None:
+def _rows(frame: pd.DataFrame, columns: tuple[tuple[str, str], ...] = COLUMNS) -> list[tuple[object, ...]]:
+    names = [n for n, _ in columns]
+    return [tuple(_py(v) for v in row) for row in frame[names].itertuples(index=False, name=None)]
+
+
+def _load_bound(engine: Engine, frame: pd.DataFrame, name: str = "sessions",
+                columns: tuple[tuple[str, str], ...] = COLUMNS) -> None:
     """DB-API warehouses: CREATE TABLE from a template, then bound rows, many per statement (the
     fakesnow server runs an executemany row by row: minutes for this table)."""
-    table = sql.table_ref("sessions")
+    table = sql.table_ref(name)
     engine.execute(sql.render("drop_table.sql.j2", engine.DIALECT, table=table))
     engine.execute(sql.render("create_table.sql.j2", engine.DIALECT, table=table, columns=[
-        {"name": sql.identifier(n), "type": exp.DataType.build(t)} for n, t in COLUMNS]))
-    rows, chunk = _rows(frame), 1000
+        {"name": sql.identifier(n), "type": exp.DataType.build(t)} for n, t in columns]))
+    rows, chunk = _rows(frame, columns), 1000
     for i in range(0, len(rows), chunk):
         part = rows[i:i + chunk]
         insert = sql.render("insert_values.sql.j2", engine.DIALECT, table=table, n_rows=len(part),
-                            columns=[sql.identifier(n) for n, _ in COLUMNS])
+                            columns=[sql.identifier(n) for n, _ in columns])
         engine.execute(insert, [value for row in part for value in row])
 
 
-def _load_duckdb(engine: Engine, frame: pd.DataFrame) -> None:
-    engine.connection.from_df(frame).create("sessions")  # DuckDB's bulk path: the frame itself
+def _load_duckdb(engine: Engine, frame: pd.DataFrame, name: str = "sessions",
+                 columns: tuple[tuple[str, str], ...] = COLUMNS) -> None:
+    engine.execute(sql.render("drop_table.sql.j2", engine.DIALECT, table=sql.table_ref(name)))
+    engine.connection.from_df(frame).create(name)  # DuckDB's bulk path: the frame itself
 
 
-def _load_spark(engine: Engine, frame: pd.DataFrame) -> None:
+def _load_spark(engine: Engine, frame: pd.DataFrame, name: str = "sessions",
+                columns: tuple[tuple[str, str], ...] = COLUMNS) -> None:
     # Spark's bulk path: a DataFrame (Arrow batches over Spark Connect) saved as a table.
-    engine.session.createDataFrame(frame).write.mode("overwrite").saveAsTable("sessions")
+    engine.session.createDataFrame(frame).write.mode("overwrite").saveAsTable(name)
 
 
-LOADERS: dict[str, Callable[[Engine, pd.DataFrame], None]] = {
+LOADERS: dict[str, Callable[..., None]] = {
     "duckdb": _load_duckdb, "spark": _load_spark, "postgres": _load_bound, "snowflake": _load_bound,
 }
 
@@ -96,6 +110,11 @@ LOADERS: dict[str, Callable[[Engine, pd.DataFrame], None]] = {
 def load_sessions(engine: Engine, frame: pd.DataFrame) -> None:
     """Create and fill the ``sessions`` test table, each engine through its own bulk path."""
     LOADERS[engine.DIALECT](engine, frame)
+
+
+def load_table(engine: Engine, name: str, frame: pd.DataFrame, columns: tuple[tuple[str, str], ...]) -> None:
+    """Create and fill a test table ``name`` (columns in ``columns``' order and types)."""
+    LOADERS[engine.DIALECT](engine, frame[[n for n, _ in columns]], name, columns)
 
 
 def count(engine: Engine, table: exp.Table) -> int:
@@ -254,3 +273,79 @@ def test_bad_input_is_a_clear_error(engine: Engine) -> None:
         investigate(engine, missing, baseline=BASE, current=CUR)
     with pytest.raises(InputError, match="has no rows"):
         investigate(engine, METRIC, baseline=Period.parse("2025-01-01:2025-01-07"), current=CUR)
+
+
+# --------------------------------------------------------------------------- monitor's writes
+
+MONITOR_SCHEMA = "rca_monitor"
+SERIES_COLUMNS = (("ts", "TIMESTAMP"), ("kind", "VARCHAR"), ("events", "DOUBLE"))
+DROPS = (pd.Timestamp("2026-10-28"), pd.Timestamp("2026-11-06"))
+
+
+def daily_series() -> pd.DataFrame:
+    """One row per day (weekly pattern, small noise) with the value down 60 % on two days."""
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2026-08-01", "2026-11-12", freq="D")
+    values = np.where(days.day_of_week < 5, 1000.0, 700.0) + rng.normal(0, 10, len(days)).round(1)
+    values = np.where(days.isin(DROPS), values * 0.4, values)
+    return pd.DataFrame({"ts": days + pd.Timedelta(hours=12), "kind": "all", "events": values})
+
+
+def _monitor_metric(name: str) -> object:
+    return metric_from_mapping(name, {"table": "monitor_series", "time_column": "ts", "measure": "sum(events)",
+                                      "dimensions": ["kind"], "grain": "day"}, "conformance")
+
+
+def _stored(engine: Engine, name: str) -> pd.DataFrame:
+    from warehouse_rca.feedback import select
+
+    table = exp.Table(this=sql.identifier(name), db=sql.identifier(MONITOR_SCHEMA))
+    frame = select(engine, table, order=[sql.column_ref("metric")])
+    return frame.rename(columns=str.lower)
+
+
+def _anomaly_days(engine: Engine) -> list[tuple[str, str]]:
+    frame = _stored(engine, "anomalies")
+    return sorted((str(r.metric), pd.Timestamp(r.bucket_start).strftime("%Y-%m-%d")) for r in frame.itertuples())
+
+
+def test_monitor_replaces_its_window_on_every_engine(engine: Engine) -> None:
+    """The monitor's writes (the path `warehouse-rca monitor --no-investigate` takes) on every
+    engine: a rerun of a window replaces that window's anomalies (no duplicates), rows outside it
+    and other metrics' rows stay, and monitor_state keeps one bookmark per metric. Plain Spark
+    has no DELETE: there the engine rewrites the metric's partition."""
+    from warehouse_rca.monitor import run_monitor
+
+    load_table(engine, "monitor_series", daily_series(), SERIES_COLUMNS)
+    for name in ("anomalies", "monitor_state"):
+        engine.execute(sql.render("drop_table.sql.j2", engine.DIALECT,
+                                  table=exp.Table(this=sql.identifier(name), db=sql.identifier(MONITOR_SCHEMA))))
+    first, second = _monitor_metric("events_a"), _monitor_metric("events_b")
+    window = Period.parse("2026-10-25:2026-11-08")
+    both = [("events_a", "2026-10-28"), ("events_a", "2026-11-06"),
+            ("events_b", "2026-10-28"), ("events_b", "2026-11-06")]
+
+    result = run_monitor(engine, [first, second], MONITOR_SCHEMA, as_of=window.end_exclusive, backfill=window,
+                         investigate_anomalies=False)
+    assert result.anomalies_found == 4
+    assert _anomaly_days(engine) == both
+
+    # The same window again: replaced, not duplicated.
+    run_monitor(engine, [first, second], MONITOR_SCHEMA, as_of=window.end_exclusive, backfill=window,
+                investigate_anomalies=False)
+    assert _anomaly_days(engine) == both
+
+    # A later window of one metric, with thresholds that no longer flag its drop: that window's
+    # anomaly goes, the earlier one and the other metric's rows stay.
+    late = Period.parse("2026-11-01:2026-11-08")
+    run_monitor(engine, [first], MONITOR_SCHEMA, as_of=late.end_exclusive, backfill=late,
+                investigate_anomalies=False, min_relative_change=0.9)
+    assert _anomaly_days(engine) == [("events_a", "2026-10-28"), ("events_b", "2026-10-28"),
+                                     ("events_b", "2026-11-06")]
+    run_monitor(engine, [first], MONITOR_SCHEMA, as_of=late.end_exclusive, backfill=late,
+                investigate_anomalies=False)
+    assert _anomaly_days(engine) == both
+
+    state = _stored(engine, "monitor_state")
+    assert sorted(state["metric"].astype(str)) == ["events_a", "events_b"]  # one bookmark per metric
+    assert {pd.Timestamp(v).strftime("%Y-%m-%d") for v in state["last_bucket"]} == {"2026-11-08"}

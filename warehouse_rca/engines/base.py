@@ -7,6 +7,7 @@ results as pandas frames. Nothing here builds SQL from strings.
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,18 +24,44 @@ from warehouse_rca.retry import retry
 log = logging.getLogger("warehouse_rca.sql")
 
 
+class WriteStrategy(enum.Enum):
+    """How an engine replaces stored rows (the tool's tables: findings, drift, anomalies, state).
+
+    * ``DELETE_INSERT``: ``DELETE`` the rows, ``INSERT`` the new ones, inside the engine's
+      transaction (the caller's, when one is open), so readers see the old rows or the new ones.
+    * ``PARTITION_OVERWRITE``: no row-level DML (plain Spark tables): the tables are partitioned
+      by the replacement key (``partition_column``) and a partition is rewritten by one
+      ``INSERT OVERWRITE ... PARTITION`` statement, atomic on its own; no multi-table transaction.
+    """
+
+    DELETE_INSERT = "delete+insert"
+    PARTITION_OVERWRITE = "partition_overwrite"
+
+
 class Engine:
-    """A DB-API connection to one warehouse target."""
+    """A DB-API connection to one warehouse target.
+
+    Writers never branch on the engine: they call ``partition_column`` (DDL), ``replace_rows``,
+    ``replace_where``, ``insert_rows`` and ``update_or_append``, which follow ``WRITE_STRATEGY``.
+    """
 
     DIALECT = ""
     #: CREATE SCHEMA IF NOT EXISTS is supported (all engines here).
     SUPPORTS_SCHEMAS = True
     #: DDL can run inside a transaction and be rolled back with the data.
     TRANSACTIONAL_DDL = True
-    #: DELETE/UPDATE on ordinary tables. False on plain Spark tables (parquet): findings tables are
-    #: then partitioned by run_id and a run is replaced by overwriting its partition
-    #: (``overwrite_partition``).
+    #: How rows are replaced (see WriteStrategy). Plain Spark tables (parquet) overwrite partitions.
+    WRITE_STRATEGY = WriteStrategy.DELETE_INSERT
+    #: DELETE/UPDATE on ordinary tables: derived from WRITE_STRATEGY (kept for older callers; a
+    #: subclass that sets only ROW_LEVEL_DML gets the matching strategy).
     ROW_LEVEL_DML = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "WRITE_STRATEGY" not in cls.__dict__ and "ROW_LEVEL_DML" in cls.__dict__:
+            cls.WRITE_STRATEGY = (WriteStrategy.DELETE_INSERT if cls.ROW_LEVEL_DML
+                                  else WriteStrategy.PARTITION_OVERWRITE)
+        cls.ROW_LEVEL_DML = cls.WRITE_STRATEGY is WriteStrategy.DELETE_INSERT
 
     def __init__(self, target: Target) -> None:
         self.target = target
@@ -68,8 +95,95 @@ class Engine:
     def overwrite_partition(self, table: exp.Table, columns: Sequence[tuple[str, str]], key: str,
                             value: str, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the ``key = value`` partition of ``table`` with ``rows`` in one statement; only
-        engines without ROW_LEVEL_DML need it."""
+        PARTITION_OVERWRITE engines have it (the others replace rows with DELETE + INSERT)."""
         raise NotImplementedError(f"{self.target.type} replaces findings with DELETE, not by partition")
+
+    # -- write strategies -------------------------------------------------------------------------
+    def partition_column(self, key: str) -> exp.Identifier | None:
+        """The ``PARTITIONED BY`` column of a table whose rows are replaced by ``key``: ``key``
+        under PARTITION_OVERWRITE, None (an unpartitioned table) under DELETE_INSERT."""
+        if self.WRITE_STRATEGY is WriteStrategy.PARTITION_OVERWRITE:
+            return sql.identifier(key)
+        return None
+
+    @contextlib.contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """Join the caller's transaction, or open one."""
+        if self._tx_depth > 0:
+            yield
+        else:
+            with self.transaction():
+                yield
+
+    def insert_rows(self, table: exp.Table, columns: Sequence[tuple[str, str]],
+                    rows: Sequence[dict[str, Any]]) -> None:
+        """Append ``rows`` (dicts by column name; missing keys are NULL) with bound statements."""
+        statement = sql.render("insert_rows.sql.j2", self.DIALECT, table=table,
+                               columns=[sql.identifier(n) for n, _ in columns])
+        self.executemany(statement, [[row.get(n) for n, _ in columns] for row in rows])
+
+    def replace_rows(self, table: exp.Table, columns: Sequence[tuple[str, str]], key: str, value: Any,
+                     rows: Sequence[dict[str, Any]]) -> None:
+        """Make ``rows`` the only rows of ``table`` with ``key = value`` (a run's rows, a metric's
+        bookmark). DELETE_INSERT: ``DELETE ... WHERE key = value`` then the inserts, in the
+        caller's transaction or one of their own. PARTITION_OVERWRITE: one overwrite of the
+        ``key = value`` partition (the table must be partitioned by ``partition_column(key)``)."""
+        if self.WRITE_STRATEGY is WriteStrategy.PARTITION_OVERWRITE:
+            self.overwrite_partition(table, columns, key, value, rows)
+            return
+        condition = exp.EQ(this=exp.column(key), expression=sql.literal(value))
+        with self._atomic():
+            self.execute(sql.render("delete_where.sql.j2", self.DIALECT, table=table, condition=condition))
+            self.insert_rows(table, columns, rows)
+
+    def replace_where(self, table: exp.Table, columns: Sequence[tuple[str, str]], condition: exp.Expression,
+                      rows: Sequence[dict[str, Any]], *, partition: tuple[str, Any]) -> None:
+        """Replace the rows of ``table`` matching ``condition`` by ``rows`` (a metric's window of
+        anomalies). ``condition`` must only match rows of the ``partition`` (key, value) and
+        every row of ``rows`` must belong to it.
+
+        DELETE_INSERT: ``DELETE ... WHERE condition`` then the inserts, in a transaction.
+        PARTITION_OVERWRITE: the partition's rows the condition does not match are read back
+        (``feedback_select.sql.j2``) and the partition is overwritten with them plus ``rows``.
+        Cost: every call reads and rewrites the whole partition (a metric's anomaly history:
+        small, anomalies are rare), and the read-then-overwrite is not isolated from a
+        concurrent writer of the same partition (schedule one monitor per metric at a time)."""
+        key, value = partition
+        stray = [r for r in rows if r.get(key) != value]
+        if stray:
+            raise ValueError(f"replace_where: {len(stray)} row(s) outside partition {key} = {value!r}")
+        if self.WRITE_STRATEGY is WriteStrategy.DELETE_INSERT:
+            with self._atomic():
+                self.execute(sql.render("delete_where.sql.j2", self.DIALECT, table=table, condition=condition))
+                self.insert_rows(table, columns, rows)
+            return
+        # The partition's rows the condition does not match (a NULL condition keeps a row, as
+        # DELETE would), read back with the findings tables' select.
+        rest = exp.and_(
+            exp.EQ(this=exp.Column(this=sql.identifier(key)), expression=sql.literal(value)),
+            exp.Not(this=exp.Coalesce(this=exp.Paren(this=condition.copy()), expressions=[exp.false()])),
+        )
+        kept = self.query(sql.render(
+            "feedback_select.sql.j2", self.DIALECT, columns=[sql.identifier(n) for n, _ in columns],
+            table=table, condition=rest, order=[], limit=None,
+        ))
+        names = [n for n, _ in columns]
+        kept_rows = [
+            {n: (None if _is_null(v) else (v.to_pydatetime() if isinstance(v, pd.Timestamp) else v))
+             for n, v in zip(names, record)}
+            for record in kept[names].itertuples(index=False, name=None)
+        ] if not kept.empty else []
+        self.overwrite_partition(table, columns, key, value, kept_rows + list(rows))
+
+    def update_or_append(self, statement: str, table: exp.Table, columns: Sequence[tuple[str, str]],
+                         rows: Sequence[dict[str, Any]]) -> None:
+        """Run an UPDATE ``statement`` (DELETE_INSERT engines have row-level DML); without it
+        (PARTITION_OVERWRITE) append ``rows`` instead, which readers must then reconcile (the
+        findings views read succeeded runs only)."""
+        if self.WRITE_STRATEGY is WriteStrategy.DELETE_INSERT:
+            self.execute(statement)
+        else:
+            self.insert_rows(table, columns, rows)
 
     def _is_transient(self, err: BaseException) -> bool:
         """A driver error worth retrying (lost connection, serialization failure): none by default."""
@@ -211,3 +325,11 @@ class Engine:
 
     def _type_name(self, type_code: Any) -> str:
         return str(type_code).upper()
+
+
+def _is_null(value: Any) -> bool:
+    """NULL as a frame returns it (None, NaN, NaT); lists and other values are not."""
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False

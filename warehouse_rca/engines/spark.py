@@ -5,9 +5,12 @@ Connect endpoint or Databricks: only the profile's ``url`` changes. Spark is not
 through ``spark.sql(statement, args)`` (positional ``?`` markers bound by Spark) and results come
 back as pandas frames (small: the cube, never fact rows).
 
-Plain Spark tables (parquet) have neither transactions nor DELETE/UPDATE/MERGE, so findings tables
-are partitioned by ``run_id`` and a run's findings are replaced by overwriting its partition in
-one statement per table (``overwrite_partition``).
+Plain Spark tables (parquet) have neither transactions nor DELETE/UPDATE/MERGE: the engine's write
+strategy is ``PARTITION_OVERWRITE``. Findings and drift tables are partitioned by ``run_id`` and a
+run's rows are replaced by overwriting its partition, one statement per table
+(``overwrite_partition``); the monitor's ``anomalies`` and ``monitor_state`` tables are partitioned
+by ``metric`` and a window is replaced by rewriting the metric's partition with the rows it keeps
+plus the new ones (``Engine.replace_where``).
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.engines.base import Engine
+from warehouse_rca.engines.base import Engine, WriteStrategy
 from warehouse_rca.errors import ConfigError, InputError, WarehouseError
 
 
 class SparkEngine(Engine):
     DIALECT = "spark"
     TRANSACTIONAL_DDL = False
-    ROW_LEVEL_DML = False
+    WRITE_STRATEGY = WriteStrategy.PARTITION_OVERWRITE
 
     def _connect(self) -> Any:
         try:
@@ -178,4 +181,4 @@ class DatabricksEngine(SparkEngine):
     """
 
     DIALECT = "databricks"
-    ROW_LEVEL_DML = True
+    WRITE_STRATEGY = WriteStrategy.DELETE_INSERT
