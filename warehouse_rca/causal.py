@@ -257,8 +257,8 @@ def series_sql(plan: CubePlan, segments: list[dict[str, str]], window: Period, d
     bucket = exp.TimestampTrunc(this=plan.time.copy(), unit=exp.var(plan.metric.grain.upper()))
     named: dict[str, set[str]] = {}
     for segment in segments:
-        for name, value in segment.items():
-            named.setdefault(name, set()).add(value)
+        for name, val in segment.items():
+            named.setdefault(name, set()).add(val)
     used = [d for d in plan.dimensions if d in named]  # the framework's order: stable SQL
     alias = {d: exp.to_identifier(f"d{i}") for i, d in enumerate(used)}
     groups = series_groups([frozenset(used.index(d) for d in segment) for segment in segments])
@@ -273,11 +273,11 @@ def series_sql(plan: CubePlan, segments: list[dict[str, str]], window: Period, d
     folded = {d for d in used if fold is None or d in fold}
     keep = {d: sorted(named[d]) for d in used}
 
-    def value(d: str, v: str) -> exp.Expression:
+    def value(d: str, v: str) -> exp.Expr:
         """A folded dimension is compared by its value's code (_fold.sql.j2), others by value."""
         return exp.Literal.number(keep[d].index(v) + 1) if d in folded else sql.literal(v)
 
-    def condition(segment: dict[str, str]) -> exp.Expression:
+    def condition(segment: dict[str, str]) -> exp.Expr:
         parts = [exp.EQ(this=exp.column("rca_set"), expression=exp.Literal.number(set_id(segment)))]
         parts += [exp.EQ(this=exp.column(alias[d]), expression=value(d, v)) for d, v in segment.items()]
         return exp.and_(*parts) if len(parts) > 1 else parts[0]
@@ -301,7 +301,7 @@ def events_sql(events: EventsSpec, columns: list[str] | None, window: Period, di
     def col(name: str) -> exp.Column:
         return sql.column_ref(sql.resolve_column(name, columns, what="events column") if columns else name)
 
-    source: exp.Expression
+    source: exp.Expr
     if events.table:
         source = sql.table_ref(events.table)
     else:
@@ -317,7 +317,7 @@ def events_sql(events: EventsSpec, columns: list[str] | None, window: Period, di
     )
 
 
-def _events_source(events: EventsSpec) -> exp.Expression:
+def _events_source(events: EventsSpec) -> exp.Expr:
     if events.table:
         return sql.table_ref(events.table)
     assert events.sql is not None
@@ -539,7 +539,7 @@ def _pick_candidates(loc: Localization, cells: _CubeCells, dims: tuple[str, ...]
         if OTHER in seg.values() or key in keys:
             continue
         overlaps = [r for r in keys if not _nested(key, r) and not _disjoint(key, r)
-                    and cells.get(key | r) is not None and _den(cells.get(key | r)) > 0]
+                    and (cell := cells.get(key | r)) is not None and _den(cell) > 0]
         if overlaps:
             extra.append((abs(float(row["change"])), seg))
     extra.sort(key=lambda t: -t[0])
@@ -785,8 +785,9 @@ def _effect(ev: CausalEvidence, frame: pd.DataFrame, i: int, donor_idx: list[int
             scale_to_metric = float(post.sum())
     ok = np.isfinite(gap)
     x = np.column_stack([np.ones(ok.sum()), post[ok].astype(float)])
-    w = None if weights is None else weights[ok] / max(float(np.mean(weights[ok])), 1e-300)
-    res = _fit(gap[ok], x, w)
+    fit_weights = (None if weights is None
+                   else weights[ok] / max(float(np.mean(weights[ok])), 1e-300))
+    res = _fit(gap[ok], x, fit_weights)
     delta, se, p = float(res.params[1]), float(res.bse[1]), float(res.pvalues[1])
     t_crit = float(sps.t.isf(settings.alpha / 2, max(1, int(res.df_resid))))
     ev.did_estimate, ev.did_std_error, ev.did_p_value = delta, se, p

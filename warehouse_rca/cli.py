@@ -173,40 +173,23 @@ def _print_text(doc: dict[str, Any], schema: str | None) -> None:
 def _investigate_and_report(target: Target, metric: MetricSpec, baseline: Period | None,
                             current: Period | None, options: Any, output: str, write: bool,
                             schema: str | None, report_path: str | None = None) -> dict[str, Any]:
+    from warehouse_rca.api import run_investigation
     from warehouse_rca.engines import connect
-    from warehouse_rca.feedback import load_knowledge
-    from warehouse_rca.findings import fail_run, start_run, write_investigation
-    from warehouse_rca.investigate import investigate, run_id_for
     from warehouse_rca.report import build_report, progress, write_report
 
     if report_path and not write:
         raise ConfigError("--report builds the page from the findings tables: drop --no-write")
 
-    logging.getLogger("warehouse_rca").debug("target %s (%s): %s", target.name, target.type, target.redacted())
-    engine = connect(target)
-    try:
-        attempt = None
-        if write:
-            # Recorded as 'running' first: a run that fails leaves a 'failed' row with its error,
-            # and a role that cannot write findings fails here, before the costly queries.
-            run_id = run_id_for(metric, {"baseline": baseline, "current": current}, options)
-            attempt = start_run(engine, run_id, metric.name, schema)
-        try:
-            # Analysts' verdicts on earlier findings of this metric re-rank the causes.
-            knowledge = load_knowledge(engine, schema or engine.findings_schema, metric.name)
-            with progress(f"Investigating {metric.name} ..."):
-                investigation = investigate(engine, metric, baseline=baseline, current=current,
-                                            options=options, knowledge=knowledge)
-                written = write_investigation(engine, investigation, schema, attempt=attempt) if write else None
-        except RcaError as err:
-            if attempt is not None:
-                fail_run(engine, attempt, err)
-            raise
+    logging.getLogger("warehouse_rca").debug("target %s (%s): %s", target.name, target.type,
+                                             target.redacted())
+    with connect(target) as engine:
+        with progress(f"Investigating {metric.name} ..."):
+            run = run_investigation(engine, metric, baseline=baseline, current=current,
+                                    options=options, schema=schema, write=write)
+        investigation, written = run.investigation, run.written
         if report_path and written:
             html = build_report(engine, written, investigation.run_id, None, metric=metric)
             click.echo(f"report written to {write_report(report_path, html)}", err=True)
-    finally:
-        engine.close()
     doc = investigation.to_json()
     if output == "json":
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))

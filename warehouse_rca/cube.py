@@ -43,14 +43,14 @@ class CubePlan:
 
     metric: MetricSpec
     dimensions: tuple[str, ...]
-    source: exp.Expression
-    dim_exprs: tuple[exp.Expression, ...]
-    num: exp.Expression
-    den: exp.Expression
-    base_num: exp.Expression | None
-    base_den: exp.Expression | None
-    time: exp.Expression | None
-    condition: exp.Expression | None
+    source: exp.Expr
+    dim_exprs: tuple[exp.Expr, ...]
+    num: exp.Expr
+    den: exp.Expr
+    base_num: exp.Expr | None
+    base_den: exp.Expr | None
+    time: exp.Expr | None
+    condition: exp.Expr | None
     baseline: Period | None
     current: Period | None
     sets: tuple[tuple[int, ...], ...]
@@ -83,7 +83,7 @@ def grouping_sets(n_dims: int, max_depth: int) -> tuple[tuple[int, ...], ...]:
     )
 
 
-def source_expression(metric: MetricSpec) -> exp.Expression:
+def source_expression(metric: MetricSpec) -> exp.Expr:
     if metric.table:
         return sql.table_ref(metric.table)
     assert metric.sql is not None
@@ -122,21 +122,23 @@ def plan_cube(
 
     cols = list(columns) if columns is not None else None
 
-    def measure(text: str, key: str) -> exp.Expression:
+    def measure(text: str, key: str) -> exp.Expr:
         if cols is None:
             return sql.parse_row_measure(text, _AnyColumns(), metric.where(key))
         return sql.parse_row_measure(text, cols, metric.where(key))
 
     dims = tuple(metric.dimensions)
 
-    def dimension(name: str) -> exp.Expression:
+    def dimension(name: str) -> exp.Expr:
         # A derived dimension is its validated expression (buckets, date parts, CASE mappings:
         # see warehouse_rca.dimensions); any other dimension is a column of the source.
         if name not in metric.derived:
             return col(name, "dimensions")
         where = metric.where(f"dimensions.{name}")
         try:
-            return sql.parse_dimension_expr(metric.derived[name], cols if cols is not None else _AnyColumns(), where)
+            return sql.parse_dimension_expr(
+                metric.derived[name], cols if cols is not None else _AnyColumns(), where
+            )
         except InputError as err:
             raise InputError(f"{where}: {err}") from None
 
@@ -144,14 +146,16 @@ def plan_cube(
     expected_mode = metric.expected_column is not None
     if metric.kind == "ratio":
         assert metric.numerator and metric.denominator
-        num, den = measure(metric.numerator, "numerator"), measure(metric.denominator, "denominator")
+        num = measure(metric.numerator, "numerator")
+        den = measure(metric.denominator, "denominator")
     else:
         assert metric.measure
         num, den = measure(metric.measure, "measure"), exp.Literal.number(1)
     base_num = base_den = None
     if expected_mode:
         if metric.kind == "ratio":
-            raise ConfigError(f"{metric.where('expected_column')}: expected-vs-actual mode is for additive metrics")
+            raise ConfigError(f"{metric.where('expected_column')}: "
+                              "expected-vs-actual mode is for additive metrics")
         assert metric.actual_column and metric.expected_column
         num = col(metric.actual_column, "actual_column")
         base_num = col(metric.expected_column, "expected_column")
@@ -176,9 +180,11 @@ def plan_cube(
     scale = 1.0
     if not expected_mode and metric.kind == "additive":
         assert baseline is not None and current is not None
-        scale = current.seconds / baseline.seconds if baseline_scale is None else float(baseline_scale)
+        scale = (current.seconds / baseline.seconds if baseline_scale is None
+                 else float(baseline_scale))
         if not math.isfinite(scale) or scale <= 0:
-            raise InputError(f"metric {metric.name!r}: the baseline scale must be a positive number, not {scale}")
+            raise InputError(f"metric {metric.name!r}: "
+                             f"the baseline scale must be a positive number, not {scale}")
     return CubePlan(
         metric=metric,
         dimensions=dims,
@@ -209,7 +215,7 @@ def _alias(i: int) -> exp.Identifier:
     return exp.to_identifier(f"d{i}")
 
 
-def segment_condition(plan: CubePlan, segment: dict[str, str]) -> exp.Expression | None:
+def segment_condition(plan: CubePlan, segment: dict[str, str]) -> exp.Expr | None:
     """The rows of ``segment``, comparing values the way the cube labels them (NULL is
     '(null)'); None for the empty segment (every row)."""
     parts = []
@@ -221,7 +227,7 @@ def segment_condition(plan: CubePlan, segment: dict[str, str]) -> exp.Expression
     return sql.and_all(parts)
 
 
-def period_bounds(plan: CubePlan) -> dict[str, exp.Expression]:
+def period_bounds(plan: CubePlan) -> dict[str, exp.Expr]:
     """The two periods' bounds as template literals (none in expected-vs-actual mode)."""
     if plan.mode != "periods":
         return {}
@@ -234,11 +240,12 @@ def period_bounds(plan: CubePlan) -> dict[str, exp.Expression]:
     }
 
 
-def _is_one(expression: exp.Expression) -> bool:
+def _is_one(expression: exp.Expr) -> bool:
     """The literal 1 (a denominator of COUNT(*), or an additive measure's row count)."""
     while isinstance(expression, (exp.Cast, exp.Paren)):
         expression = expression.this
-    return isinstance(expression, exp.Literal) and not expression.is_string and float(expression.this) == 1.0
+    return (isinstance(expression, exp.Literal) and not expression.is_string
+            and float(expression.this) == 1.0)
 
 
 def cube_sql(plan: CubePlan, dialect: str, *, preaggregate: bool = True,
@@ -258,7 +265,7 @@ def cube_sql(plan: CubePlan, dialect: str, *, preaggregate: bool = True,
         ratio=plan.ratio,
         source=plan.source,
         dims=[{"expr": e, "alias": _alias(i),
-               "keep": [sql.literal(v) for v in keep[i]] if keep[i] is not None else None}
+               "keep": [sql.literal(v) for v in k] if (k := keep[i]) is not None else None}
               for i, e in enumerate(plan.dim_exprs)],
         preaggregate=preaggregate,
         time=plan.time,

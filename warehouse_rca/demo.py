@@ -65,7 +65,9 @@ def build_demo_warehouse(engine: DuckDBEngine, sessions_per_day: int = 72_000) -
         sessions_per_day=sessions_per_day,
     ):
         engine.execute(statement)
-    count = engine.query(sql.render("count_rows.sql.j2", engine.DIALECT, source=sql.table_ref(DEMO_TABLE)))
+    count = engine.query(
+        sql.render("count_rows.sql.j2", engine.DIALECT, source=sql.table_ref(DEMO_TABLE))
+    )
     return int(count.iloc[0, 0])
 
 

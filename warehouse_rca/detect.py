@@ -416,7 +416,7 @@ def _excursions(points: pd.DataFrame, quiet: int, holdoff: int) -> list[Excursio
     scores = points["score"].to_numpy()
     out: list[Excursion] = []
     groups: list[list[int]] = []  # [start, end] per excursion
-    for i in np.flatnonzero(flags):
+    for i in np.flatnonzero(flags).tolist():
         if groups and (i - groups[-1][1] <= quiet or i - groups[-1][0] < holdoff):
             groups[-1][1] = i
         else:

@@ -693,7 +693,12 @@ def suggest(table: str | None, metric: str | None, project: str | None, profiles
     try:
         if bool(table) == bool(metric):
             raise ConfigError("give a TABLE or --metric NAME")
-        source = sql.table_ref(table) if table else source_expression(load_project(project).metric(metric))
+        source: exp.Expr
+        if table:
+            source = sql.table_ref(table)
+        else:
+            assert metric is not None  # exactly one of TABLE / --metric, checked above
+            source = source_expression(load_project(project).metric(metric))
         engine = connect(load_target(profiles_dir, target))
         try:
             profiles = profile(engine, source, max_values=max_values)

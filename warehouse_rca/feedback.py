@@ -72,12 +72,12 @@ def canonical_segment(segment: dict[str, Any] | str | None) -> str:
 
 
 def select(engine: Engine, table: exp.Table, *, columns: Sequence[str] | None = None,
-           where: exp.Expression | None = None, order: Sequence[exp.Expression] = (),
+           where: exp.Expr | None = None, order: Sequence[exp.Expr] = (),
            limit: int | None = None) -> pd.DataFrame:
     """Read rows of a findings table (small by design); None for a table that does not exist."""
-    cols: list[exp.Expression] = [exp.Star()] if not columns else [sql.identifier(c) for c in columns]
-    return engine.query(sql.render("feedback_select.sql.j2", engine.DIALECT, columns=cols, table=table,
-                                   condition=where, order=list(order), limit=limit))
+    cols: list[exp.Expr] = [exp.Star()] if not columns else [sql.identifier(c) for c in columns]
+    return engine.query(sql.render("feedback_select.sql.j2", engine.DIALECT, columns=cols,
+                                   table=table, condition=where, order=list(order), limit=limit))
 
 
 def table_exists(engine: Engine, table: exp.Table) -> bool:
@@ -88,7 +88,7 @@ def table_exists(engine: Engine, table: exp.Table) -> bool:
     return True
 
 
-def eq(column: str, value: Any) -> exp.Expression:
+def eq(column: str, value: Any) -> exp.Expr:
     """``column = value`` with a quoted name and a literal value."""
     return exp.EQ(this=sql.column_ref(column), expression=sql.literal(value))
 
@@ -100,13 +100,15 @@ def ensure_feedback_table(engine: Engine, schema: str) -> exp.Table:
         return table
     for statement in sql.render_all(
         "findings_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema), partition_by=None,
-        tables=[{"name": table, "columns": [{"name": sql.identifier(n), "type": exp.DataType.build(t)}
-                                             for n, t in FEEDBACK_COLUMNS]}],
+        tables=[{"name": table,
+                 "columns": [{"name": sql.identifier(n), "type": exp.DataType.build(t)}
+                             for n, t in FEEDBACK_COLUMNS]}],
     ):
         engine.execute(statement)
     for statement in sql.render_all(
         "feedback_views.sql.j2", engine.DIALECT, feedback=table,
-        latest_feedback=_table(schema, "latest_feedback"), knowledge_base=_table(schema, "knowledge_base"),
+        latest_feedback=_table(schema, "latest_feedback"),
+        knowledge_base=_table(schema, "knowledge_base"),
     ):
         engine.execute(statement)
     return table
@@ -121,7 +123,8 @@ def find_finding(engine: Engine, schema: str, run_id: str, finding: str) -> dict
     causes_table = _table(schema, "root_causes")
     if not table_exists(engine, causes_table):
         raise InputError(f"no findings tables in schema {schema!r}: run an investigation first")
-    causes = select(engine, causes_table, where=eq("run_id", run_id), order=[sql.column_ref("rank")])
+    causes = select(engine, causes_table, where=eq("run_id", run_id),
+                    order=[sql.column_ref("rank")])
     if causes.empty:
         raise InputError(f"run {run_id!r} has no findings in {schema}.root_causes "
                          "(`warehouse-rca history METRIC` lists runs)")
@@ -131,7 +134,8 @@ def find_finding(engine: Engine, schema: str, run_id: str, finding: str) -> dict
     else:
         match = causes[causes["finding_id"].astype(str).str.startswith(text)]
     if len(match) != 1:
-        known = ", ".join(f"{int(r['rank'])} ({r['finding_id']}: {r['segment_label']})" for _, r in causes.iterrows())
+        known = ", ".join(f"{int(r['rank'])} ({r['finding_id']}: {r['segment_label']})"
+                          for _, r in causes.iterrows())
         what = "matches several findings" if len(match) > 1 else "is not a finding of this run"
         raise InputError(f"finding {text!r} {what}; run {run_id} has: {known}")
     return {k: (None if pd.isna(v) else v) for k, v in match.iloc[0].to_dict().items()}
@@ -214,7 +218,8 @@ class KnowledgeBase:
         scored = []
         for position, cause in enumerate(causes):
             prior, status = self.prior(cause["segment"])
-            seen = [i for i in self.incidents.get(canonical_segment(cause["segment"]), []) if i.run_id != run_id]
+            seen = [i for i in self.incidents.get(canonical_segment(cause["segment"]), [])
+                    if i.run_id != run_id]
             cause["prior"] = prior
             cause["knowledge"] = status
             cause["ranking_score"] = abs(cause.get("contribution") or 0.0) * prior
@@ -247,7 +252,8 @@ def load_knowledge(engine: Engine, schema: str, metric: str) -> KnowledgeBase:
     if table_exists(engine, tables["runs"]) and table_exists(engine, tables["root_causes"]):
         runs = select(engine, tables["runs"], columns=["run_id", "current_start"],
                       where=exp.and_(eq("metric", metric), eq("status", "succeeded")))
-        dates = {str(r["run_id"]): (None if pd.isna(r["current_start"]) else pd.Timestamp(r["current_start"]).to_pydatetime())
+        dates = {str(r["run_id"]): (None if pd.isna(r["current_start"])
+                                    else pd.Timestamp(r["current_start"]).to_pydatetime())
                  for _, r in runs.iterrows()}
         causes = select(engine, tables["root_causes"], columns=["run_id", "finding_id", "segment"],
                         where=eq("metric", metric))

@@ -129,7 +129,7 @@ def findings_tables(schema: str) -> dict[str, exp.Table]:
     }
 
 
-def _columns(spec: Sequence[tuple[str, str]]) -> list[dict[str, exp.Expression]]:
+def _columns(spec: Sequence[tuple[str, str]]) -> list[dict[str, exp.Expr]]:
     return [{"name": sql.identifier(n), "type": exp.DataType.build(t)} for n, t in spec]
 
 
@@ -386,15 +386,15 @@ def write_investigation(engine: Engine, investigation: Investigation, schema: st
 def _write(engine: Engine, investigation: Investigation, schema: str, attempt: RunAttempt | None) -> None:
     doc = investigation.to_json()
     now = _naive_utc(datetime.now(timezone.utc))
-    periods = investigation.periods
+    baseline, current = investigation.periods.get("baseline"), investigation.periods.get("current")
     run_row = {
         "run_id": doc["run_id"],
         "metric": doc["metric"],
         "metric_kind": doc["kind"],
-        "baseline_start": periods["baseline"].start if periods.get("baseline") else None,
-        "baseline_end": periods["baseline"].end_exclusive if periods.get("baseline") else None,
-        "current_start": periods["current"].start if periods.get("current") else None,
-        "current_end": periods["current"].end_exclusive if periods.get("current") else None,
+        "baseline_start": baseline.start if baseline else None,
+        "baseline_end": baseline.end_exclusive if baseline else None,
+        "current_start": current.start if current else None,
+        "current_end": current.end_exclusive if current else None,
         "baseline_value": doc["baseline_value"],
         "current_value": doc["current_value"],
         "change": doc["change"],

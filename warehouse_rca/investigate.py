@@ -9,9 +9,10 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 from warehouse_rca import __version__, narrative, sql
 from warehouse_rca.config import MetricSpec, Period
@@ -74,7 +75,8 @@ def value_format(metric: MetricSpec) -> str:
     return "percent" if metric.kind == "ratio" else "number"
 
 
-def run_id_for(metric: MetricSpec, periods: dict[str, Period | None], options: InvestigationOptions) -> str:
+def run_id_for(metric: MetricSpec, periods: dict[str, Period | None],
+               options: InvestigationOptions) -> str:
     """Same question, same id: reruns replace their findings instead of duplicating them."""
     ask = {
         "metric": metric.name,
@@ -133,7 +135,7 @@ class Investigation:
             confidence = (1 - float(row["q_value"])) * (0.5 + 0.5 * cause.specificity)
             presence = ("new" if float(row["base_den"]) == 0 else
                         "vanished" if float(row["cur_den"]) == 0 else None)
-            item = {
+            item: dict[str, Any] = {
                 "rank": rank,
                 "finding_id": hashlib.sha256(
                     (self.run_id + json.dumps(segment, sort_keys=True)).encode()
@@ -172,7 +174,8 @@ class Investigation:
             without = (cur - cause.explained_change) if cur is not None else None
             item["counterfactual_value"] = _num(without)
             item["counterfactual_interval"] = (
-                [_num(without - 1.96 * sd), _num(without + 1.96 * sd)] if without is not None else None
+                [_num(without - 1.96 * sd), _num(without + 1.96 * sd)] if without is not None
+                else None
             )
             evidence = self.causal.for_segment(cause.segment) if self.causal is not None else None
             if evidence is not None:
@@ -184,7 +187,8 @@ class Investigation:
             item["narrative"] = narrative.cause_sentence(item, metric.title, fmt, change, volume)
             if without is not None:
                 item["narrative"] += (
-                    f" Without it, {metric.title.lower()} would be {narrative.fmt_value(without, fmt)},"
+                    f" Without it, {metric.title.lower()} would be"
+                    f" {narrative.fmt_value(without, fmt)},"
                     f" not {narrative.fmt_value(cur, fmt)}."
                 )
             if evidence is not None and evidence.reasons:
@@ -229,7 +233,7 @@ class Investigation:
         doc["budget"] = self.budget.to_json() if self.budget is not None else Budget().to_json()
         # Wide frameworks: the dimensions whose combinations were searched (search.level_wise);
         # every dimension's single values always are. None: the leaf-evidence search (additive).
-        combined = self.cube.extra.get("combined_dimensions")
+        combined = cast("Sequence[str] | None", self.cube.extra.get("combined_dimensions"))
         doc["combined_dimensions"] = list(combined) if combined is not None else None
         return doc
 
@@ -259,8 +263,8 @@ RESERVED_NAMES = frozenset({
     "rate_log_change_sd", "share",
     "support", "z", "z_mix", "z_rate", "rca_set", "bucket", "fdr_weight",
     # the leaf-evidence cube's columns (warehouse_rca.search.leaf_search)
-    "leaves", "ab_leaves", "ab_w", "nor_w", "ab_change", "dev_n", "dev_sum", "dev_sq", "cutoff", "side",
-    "far_leaves",
+    "leaves", "ab_leaves", "ab_w", "nor_w", "ab_change", "dev_n", "dev_sum", "dev_sq", "cutoff",
+    "side", "far_leaves",
     # day-to-day noise (cube.CLUSTER_COMPONENTS, stats.design_effects)
     "base_cnn", "base_cdd", "base_cnd", "base_cdt", "base_cnt", "base_days",
     "deff_rate", "deff_mix",

@@ -83,9 +83,22 @@ class MonitorResult:
     def exit_code(self) -> int:
         return EXIT_ANOMALIES_FOUND if self.anomalies_found else EXIT_NOTHING_FOUND
 
+    def to_json(self) -> list[dict[str, Any]]:
+        """The document ``monitor --format json`` prints (one entry per metric)."""
+        return [{
+            "metric": o.metric, "model": o.model,
+            "window": [o.window[0].isoformat(), o.window[1].isoformat()],
+            "anomalies": [{"start": e.start.isoformat(), "end": e.end.isoformat(),
+                           "direction": e.direction, "expected": e.expected, "actual": e.actual,
+                           "score": e.score} for e in o.anomalies],
+            "investigations": [{"run_id": d.get("run_id"), "summary": d.get("summary"),
+                                "error": d.get("error")} for d in o.investigations],
+        } for o in self.outcomes]
+
 
 def settings_for(metric: MetricSpec, **overrides: Any) -> DetectionSettings:
-    direction = {True: "higher_is_better", False: "lower_is_better"}.get(metric.higher_is_better, "both")
+    directions: dict[bool | None, str] = {True: "higher_is_better", False: "lower_is_better"}
+    direction = directions.get(metric.higher_is_better, "both")
     values = {"direction": direction, **{k: v for k, v in overrides.items() if v is not None}}
     return DetectionSettings(**values)
 
@@ -263,14 +276,7 @@ def _report(result: MonitorResult, output: str) -> None:
     if output == "json":
         import json
 
-        click.echo(json.dumps([{
-            "metric": o.metric, "model": o.model,
-            "window": [o.window[0].isoformat(), o.window[1].isoformat()],
-            "anomalies": [{"start": e.start.isoformat(), "end": e.end.isoformat(), "direction": e.direction,
-                           "expected": e.expected, "actual": e.actual, "score": e.score} for e in o.anomalies],
-            "investigations": [{"run_id": d.get("run_id"), "summary": d.get("summary"), "error": d.get("error")}
-                               for d in o.investigations],
-        } for o in result.outcomes], indent=2, default=str))
+        click.echo(json.dumps(result.to_json(), indent=2, default=str))
         return
     for o in result.outcomes:
         click.echo(f"{o.metric}: {len(o.anomalies)} anomaly(ies) in {o.window[0]:%Y-%m-%d %H:%M} .. "
@@ -309,61 +315,35 @@ def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str 
          as_of: str | None, backfill: str | None, sigma: float | None, min_relative_change: float | None,
          min_volume: float | None, no_investigate: bool, output: str, report_dir: str | None = None,
          include_new_dimensions: bool = False, alerts: bool = True, report_path: str | None = None) -> None:
-    from warehouse_rca.alerts import incidents_from_outcome, load_alert_settings, send_incidents
-    from warehouse_rca.investigate import value_format
+    from warehouse_rca.api import monitor_project  # the library's entry point (CLI wrapper)
 
     try:
         spec = load_project(project)
-        metrics = [spec.metric(n) for n in metric_names] if metric_names else list(spec.metrics.values())
-        alert_settings = load_alert_settings(spec.path) if alerts else None
         if report_dir is not None and not Path(report_dir).is_dir():
             raise ConfigError(f"--report-dir {report_dir}: not an existing folder")
         if report_path is not None and not Path(report_path).resolve().parent.is_dir():
             raise ConfigError(f"--report {report_path}: folder {Path(report_path).parent} does not exist")
-        engine = connect(load_target(profiles_dir, target))
-        try:
-            schema = spec.findings_schema or engine.findings_schema
-            result = run_monitor(
-                engine, metrics, schema, as_of=_as_of(as_of),
+        with connect(load_target(profiles_dir, target)) as engine:
+            run = monitor_project(
+                engine, spec, as_of=_as_of(as_of),
                 backfill=Period.parse(backfill, option="--backfill") if backfill else None,
-                investigate_anomalies=not no_investigate, sigma=sigma,
+                metrics=metric_names, investigate_anomalies=not no_investigate, sigma=sigma,
                 min_relative_change=min_relative_change, min_volume=min_volume,
-                events=spec.events, include_new_dimensions=include_new_dimensions,
+                include_new_dimensions=include_new_dimensions, alerts=alerts,
+                report_dir=report_dir, report_path=report_path,
             )
-            if report_dir is not None or report_path is not None:
-                _write_reports(engine, schema, spec, result, report_dir, report_path)
-            if alert_settings is not None and alert_settings.channels:
-                # One alert per incident (excursion), never twice for the same one (alerts_sent).
-                by_name = {m.name: m for m in metrics}
-                for outcome in result.outcomes:
-                    incidents = incidents_from_outcome(outcome, value_format(by_name[outcome.metric]))
-                    for sent in send_incidents(incidents, alert_settings, engine=engine, schema=schema):
-                        if sent.error:
-                            click.echo(f"warning: {sent.channel} alert not sent: {sent.error}", err=True)
-        finally:
-            engine.close()
+        for written in run.reports:
+            click.echo(f"report written to {written}", err=True)
+        # One alert per incident (excursion), never twice for the same one (alerts_sent).
+        for sent in run.alerts:
+            if sent.error:
+                click.echo(f"warning: {sent.channel} alert not sent: {sent.error}", err=True)
+        result = run.result
     except RcaError as err:
         click.echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
     _report(result, output)
     sys.exit(result.exit_code)
-
-
-def _write_reports(engine: Engine, schema: str, project: Any, result: MonitorResult,
-                   folder: str | None, path: str | None) -> None:
-    """One self-contained HTML report per investigated anomaly: ``<folder>/<run_id>.html``, or
-    ``path`` (``<stem>-<run_id><suffix>`` when there are several)."""
-    from warehouse_rca.report import build_report, write_report
-
-    run_ids = [d["run_id"] for o in result.outcomes for d in o.investigations if d.get("run_id")]
-    for run_id in run_ids:
-        html = build_report(engine, schema, run_id, project)
-        if folder is not None:
-            click.echo(f"report written to {write_report(Path(folder) / (run_id + '.html'), html)}", err=True)
-        if path is not None:
-            target = Path(path) if len(run_ids) == 1 else Path(path).with_name(
-                f"{Path(path).stem}-{run_id}{Path(path).suffix or '.html'}")
-            click.echo(f"report written to {write_report(target, html)}", err=True)
 
 
 @click.command("detect")

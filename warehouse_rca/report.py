@@ -60,7 +60,7 @@ def progress(message: str) -> Iterator[None]:
 # --------------------------------------------------------------------------- verification SQL
 
 
-def _segment_condition(plan: Any, segment: dict[str, Any]) -> exp.Expression | None:
+def _segment_condition(plan: Any, segment: dict[str, Any]) -> exp.Expr | None:
     """The rows of a segment, compared the way the cube labels them; None for '(other)'."""
     if any(value == OTHER or dim not in plan.dimensions for dim, value in segment.items()):
         return None
@@ -113,7 +113,7 @@ def _table(schema: str, name: str) -> exp.Table:
 
 
 def _clean(record: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in record.items():
         if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT:
             out[key] = None

@@ -32,7 +32,7 @@ log = logging.getLogger("warehouse_rca.retry")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how patiently to retry. Read from the profile (``retries``, ``retry_delay``)."""
+    """How often and how patiently to retry. Read from the profile (``retries``, ``retry_delay``)."""  # noqa: E501
 
     attempts: int = 3
     base_delay: float = 0.5

@@ -68,7 +68,7 @@ def table_ref(name: str) -> exp.Table:
     return exp.Table(this=ids[2], db=ids[1], catalog=ids[0])
 
 
-def literal(value: Any) -> exp.Expression:
+def literal(value: Any) -> exp.Expr:
     """A SQL literal for a Python value (str, number, bool, None, datetime)."""
     if value is None:
         return exp.Null()
@@ -101,7 +101,7 @@ def resolve_column(name: str, columns: Sequence[str], *, what: str = "column") -
 # --------------------------------------------------------------------------- user expressions
 
 # Node types a filter may contain: comparisons, boolean logic, IN, BETWEEN, IS NULL, literals.
-_CONDITION_NODES: tuple[type[exp.Expression], ...] = (
+_CONDITION_NODES: tuple[type[exp.Expr], ...] = (
     exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.And, exp.Or, exp.Not,
     exp.Paren, exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Between, exp.Is,
     exp.Like, exp.ILike, exp.Neg, exp.Tuple, exp.Cast, exp.DataType, exp.Lower, exp.Upper,
@@ -113,7 +113,7 @@ _MEASURE_NODES = _CONDITION_NODES + (exp.Case, exp.If, exp.Star, exp.Mod, exp.Gr
 _ROW_AGGREGATES = (exp.Sum, exp.Count)
 
 
-def _parse_one(text: str, where: str) -> exp.Expression:
+def _parse_one(text: str, where: str) -> exp.Expr:
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"{where}: empty expression")
     if "\x00" in text:
@@ -128,8 +128,8 @@ def _parse_one(text: str, where: str) -> exp.Expression:
 
 
 def _check_nodes(
-    tree: exp.Expression, allowed: tuple[type[exp.Expression], ...], columns: Sequence[str], where: str
-) -> exp.Expression:
+    tree: exp.Expr, allowed: tuple[type[exp.Expr], ...], columns: Sequence[str], where: str
+) -> exp.Expr:
     for node in tree.walk():
         if not isinstance(node, allowed):
             name = node.key.upper() if isinstance(node, exp.Func) else type(node).__name__
@@ -144,7 +144,7 @@ def _check_nodes(
     return holder.this
 
 
-def parse_condition(text: str, columns: Sequence[str], where: str) -> exp.Expression:
+def parse_condition(text: str, columns: Sequence[str], where: str) -> exp.Expr:
     """A user filter, allowed only as comparisons/boolean logic/IN/BETWEEN/IS NULL on known columns.
 
     >>> parse_condition("country = 'US' and amount > 3", ["country", "amount"], "filter").sql()
@@ -159,7 +159,7 @@ _PREDICATES = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.In, exp.Be
                exp.Like, exp.ILike, exp.Boolean)
 
 
-def _check_predicate(tree: exp.Expression, text: str, where: str) -> None:
+def _check_predicate(tree: exp.Expr, text: str, where: str) -> None:
     """A filter must be true/false: a bare column or number (``d``, ``1 AND x``) is refused here
     with a clear message instead of as a type error from the warehouse."""
     if isinstance(tree, (exp.And, exp.Or)):
@@ -168,10 +168,12 @@ def _check_predicate(tree: exp.Expression, text: str, where: str) -> None:
     elif isinstance(tree, (exp.Not, exp.Paren)):
         _check_predicate(tree.this, text, where)
     elif not isinstance(tree, _PREDICATES):
-        raise ConfigError(f"{where}: {text!r} is not a condition (use comparisons, IN, BETWEEN, IS NULL)")
+        raise ConfigError(
+            f"{where}: {text!r} is not a condition (use comparisons, IN, BETWEEN, IS NULL)"
+        )
 
 
-def parse_row_measure(text: str, columns: Sequence[str], where: str) -> exp.Expression:
+def parse_row_measure(text: str, columns: Sequence[str], where: str) -> exp.Expr:
     """Turn an additive aggregate (``sum(x)``, ``count(*)``, ``count(x)``) into its per-row value,
     so the warehouse can sum it per segment and the cube stays additive.
 
@@ -214,19 +216,19 @@ _DIMENSION_NODES = _MEASURE_NODES + (
 )
 # Date parts written as functions become EXTRACT, which every dialect sqlglot writes portably
 # (hour()/dayofweek() come out as HOUR()/DAY_OF_WEEK() in PostgreSQL, which it does not know).
-_AS_EXTRACT: dict[type[exp.Expression], str] = {
+_AS_EXTRACT: dict[type[exp.Expr], str] = {
     exp.Hour: "HOUR", exp.Minute: "MINUTE", exp.DayOfWeek: "DOW",
 }
 
 
-def parse_dimension_expr(text: str, columns: Sequence[str], where: str) -> exp.Expression:
+def parse_dimension_expr(text: str, columns: Sequence[str], where: str) -> exp.Expr:
     """A derived dimension: a per-row expression on known columns (buckets, date parts, CASE).
 
     >>> parse_dimension_expr("hour(ts)", ["ts"], "d").sql("postgres")
     'EXTRACT(HOUR FROM "ts")'
     >>> parse_dimension_expr("CASE WHEN price < 20 THEN 'low' ELSE 'high' END", ["price"], "d").sql()
     'CASE WHEN "price" < 20 THEN \\'low\\' ELSE \\'high\\' END'
-    """
+    """  # noqa: E501 (a doctest line)
     tree = _parse_one(text, where)
     unknown = next(tree.find_all(exp.Anonymous), None)
     if unknown is not None:
@@ -242,13 +244,15 @@ def parse_dimension_expr(text: str, columns: Sequence[str], where: str) -> exp.E
     return tree
 
 
-def parse_source_select(text: str, where: str) -> exp.Expression:
+def parse_source_select(text: str, where: str) -> exp.Expr:
     """A metric defined by a SELECT: one read-only statement, used as a subquery."""
     tree = _parse_one(text, where)
     if not isinstance(tree, (exp.Select, exp.Union)):
         raise ConfigError(f"{where}: 'sql' must be a single SELECT statement")
     for node in tree.walk():
-        if isinstance(node, (exp.Insert, exp.Delete, exp.Update, exp.Create, exp.Drop, exp.Command)):
+        if isinstance(
+            node, (exp.Insert, exp.Delete, exp.Update, exp.Create, exp.Drop, exp.Command)
+        ):
             raise ConfigError(f"{where}: 'sql' may only read data")
     return tree
 
@@ -283,9 +287,11 @@ def _fragment(value: Any) -> Any:
     )
 
 
-def render_tree(template: str, **context: Any) -> list[exp.Expression]:
+def render_tree(template: str, **context: Any) -> list[exp.Expr]:
     """Render a template and parse it into sqlglot statements (in the template dialect)."""
-    text = _environment().get_template(template).render(**{k: _fragment(v) for k, v in context.items()})
+    text = _environment().get_template(template).render(
+        **{k: _fragment(v) for k, v in context.items()}
+    )
     return [s for s in sqlglot.parse(text, read=TEMPLATE_DIALECT) if s is not None]
 
 
@@ -299,7 +305,9 @@ def render(template: str, dialect: str, **context: Any) -> str:
 
 # The query tag: a comment naming the tool and the run id on every statement rendered while a
 # run is in progress, so warehouse admins can attribute cost (pg_stat_activity, query history).
-_QUERY_TAG: contextvars.ContextVar[str | None] = contextvars.ContextVar("rca_query_tag", default=None)
+_QUERY_TAG: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "rca_query_tag", default=None
+)
 _TAG_SAFE = re.compile(r"[^A-Za-z0-9_=.:\-]")
 
 
@@ -331,6 +339,6 @@ def render_all(template: str, dialect: str, **context: Any) -> list[str]:
     return [f"/* {tag} */\n{statement}" for statement in statements]
 
 
-def and_all(conditions: Iterable[exp.Expression]) -> exp.Expression | None:
+def and_all(conditions: Iterable[exp.Expr]) -> exp.Expr | None:
     conditions = list(conditions)
     return exp.and_(*conditions) if conditions else None

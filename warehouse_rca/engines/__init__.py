@@ -34,7 +34,8 @@ def connect(target: Target) -> Engine:
         module = importlib.import_module(module_name)
     except ImportError as err:
         raise ConfigError(
-            f"the {target.type} engine needs an extra: pip install 'warehouse-rca[{EXTRAS.get(target.type, target.type)}]' ({err})"
+            f"the {target.type} engine needs an extra: "
+            f"pip install 'warehouse-rca[{EXTRAS.get(target.type, target.type)}]' ({err})"
         ) from None
     return getattr(module, class_name)(target)
 

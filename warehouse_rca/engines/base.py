@@ -11,7 +11,7 @@ import enum
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Self
 
 import pandas as pd
 from sqlglot import exp
@@ -136,7 +136,7 @@ class Engine:
             self.execute(sql.render("delete_where.sql.j2", self.DIALECT, table=table, condition=condition))
             self.insert_rows(table, columns, rows)
 
-    def replace_where(self, table: exp.Table, columns: Sequence[tuple[str, str]], condition: exp.Expression,
+    def replace_where(self, table: exp.Table, columns: Sequence[tuple[str, str]], condition: exp.Expr,
                       rows: Sequence[dict[str, Any]], *, partition: tuple[str, Any]) -> None:
         """Replace the rows of ``table`` matching ``condition`` by ``rows`` (a metric's window of
         anomalies). ``condition`` must only match rows of the ``partition`` (key, value) and
@@ -295,6 +295,13 @@ class Engine:
         with contextlib.suppress(Exception):
             self._conn.close()
 
+    def __enter__(self) -> Self:
+        """``with connect(target) as engine:`` closes the connection however the block ends."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _wrap(self, err: Exception, statement: str) -> Exception:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if self._is_missing_relation(err):
@@ -304,11 +311,11 @@ class Engine:
         return WarehouseError(f"{self.target.type} refused a statement: {first}")
 
     # -- catalog ----------------------------------------------------------------------------------
-    def columns_of(self, source: exp.Expression) -> list[str]:
+    def columns_of(self, source: exp.Expr) -> list[str]:
         """The column names of a table or subquery, as the warehouse spells them."""
         return list(self.column_types(source))
 
-    def column_types(self, source: exp.Expression) -> dict[str, str]:
+    def column_types(self, source: exp.Expr) -> dict[str, str]:
         """Column name -> type name, from a probe that reads no rows."""
         statement = sql.render("probe_columns.sql.j2", self.DIALECT, source=source)
         cur = self._cursor()

@@ -16,7 +16,9 @@ class DuckDBEngine(Engine):
     def _connect(self) -> Any:
         path = str(self.target.settings.get("path") or ":memory:")
         try:
-            conn = duckdb.connect(path, read_only=bool(self.target.settings.get("read_only", False)))
+            conn = duckdb.connect(
+                path, read_only=bool(self.target.settings.get("read_only", False))
+            )
         except duckdb.IOException as err:
             # DuckDB allows one writing process per file: say so instead of a lock dump.
             raise WarehouseError(

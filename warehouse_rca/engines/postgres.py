@@ -34,10 +34,13 @@ class PostgresEngine(Engine):
         try:
             # Autocommit: every statement stands alone unless inside transaction(), so DDL such as
             # CREATE SCHEMA IF NOT EXISTS never leaves an idle transaction holding locks.
-            return psycopg.connect(**{k: v for k, v in params.items() if v is not None}, autocommit=True)
+            return psycopg.connect(
+                **{k: v for k, v in params.items() if v is not None}, autocommit=True
+            )
         except psycopg.OperationalError as err:
             # The message names host/port/user, never the password.
-            raise WarehouseError(f"cannot connect to postgres at {params['host']}:{params['port']}: "
+            raise WarehouseError(f"cannot connect to postgres at "
+                                 f"{params['host']}:{params['port']}: "
                                  f"{str(err).strip().splitlines()[0]}") from None
 
     @contextlib.contextmanager

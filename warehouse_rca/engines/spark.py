@@ -40,7 +40,9 @@ class SparkEngine(Engine):
             from pyspark.errors import PySparkException  # noqa: F401  (driver present?)
             from pyspark.sql import SparkSession
         except ImportError as err:
-            raise ConfigError(f"the spark engine needs an extra: pip install 'warehouse-rca[spark]' ({err})") from None
+            raise ConfigError(
+                f"the spark engine needs an extra: pip install 'warehouse-rca[spark]' ({err})"
+            ) from None
         s = self.target.settings
         url = str(s.get("url") or s.get("host") or "")
         if not url.startswith("sc://"):
@@ -50,7 +52,8 @@ class SparkEngine(Engine):
             )
         if s.get("token"):
             # Kept out of `url` in the profile so that it is redacted like every secret.
-            url = f"{url.rstrip('/')}/;token={s['token']}" if ";" not in url else f"{url};token={s['token']}"
+            url = (f"{url.rstrip('/')}/;token={s['token']}" if ";" not in url
+                   else f"{url};token={s['token']}")
         # The client logs every failed statement with the server's JVM stack trace; the tool
         # reports the error itself, in one line.
         logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
@@ -71,7 +74,9 @@ class SparkEngine(Engine):
     def _sql(self, statement: str, params: Sequence[Any] | None) -> Any:
         started = time.perf_counter()
         try:
-            return self._conn.sql(statement, args=list(params)) if params is not None else self._conn.sql(statement)
+            if params is not None:
+                return self._conn.sql(statement, args=list(params))
+            return self._conn.sql(statement)
         except Exception as err:
             raise self._wrap(err, statement) from err
         finally:
@@ -112,7 +117,8 @@ class SparkEngine(Engine):
                             value: str, rows: Sequence[dict[str, Any]]) -> None:
         # The rows travel as a DataFrame (Arrow batches), staged as a session-scoped temp view.
         schema = ", ".join(  # a DDL schema string for createDataFrame, names quoted by sqlglot
-            sql.identifier(name).sql(self.DIALECT) + " " + exp.DataType.build(kind).sql(self.DIALECT)
+            sql.identifier(name).sql(self.DIALECT) + " "
+            + exp.DataType.build(kind).sql(self.DIALECT)
             for name, kind in columns
         )
         data = [tuple(row.get(name) for name, _ in columns) for row in rows]
@@ -120,7 +126,9 @@ class SparkEngine(Engine):
         try:
             self._conn.createDataFrame(data, schema=schema).createOrReplaceTempView(view)
         except Exception as err:
-            raise WarehouseError(f"spark: cannot stage findings: {str(err).strip().splitlines()[0]}") from err
+            raise WarehouseError(
+                f"spark: cannot stage findings: {str(err).strip().splitlines()[0]}"
+            ) from err
         try:
             self.execute(sql.render(
                 "overwrite_partition.sql.j2", self.DIALECT, table=table, key=sql.identifier(key),
@@ -139,14 +147,17 @@ class SparkEngine(Engine):
     def _is_missing_relation(self, err: Exception) -> bool:
         condition = getattr(err, "getCondition", None) or getattr(err, "getErrorClass", None)
         code = str(condition() or "") if callable(condition) else ""
-        return code.startswith(("TABLE_OR_VIEW_NOT_FOUND", "UNRESOLVED_COLUMN", "SCHEMA_NOT_FOUND")) \
+        return code.startswith(
+            ("TABLE_OR_VIEW_NOT_FOUND", "UNRESOLVED_COLUMN", "SCHEMA_NOT_FOUND")
+        ) \
             or super()._is_missing_relation(err)
 
     def _is_transient(self, err: BaseException) -> bool:
         import grpc
         from pyspark.errors.exceptions.connect import SparkConnectGrpcException
 
-        if isinstance(err, grpc.RpcError):  # the channel itself failed (the client's own retries spent)
+        # the channel itself failed (the client's own retries spent)
+        if isinstance(err, grpc.RpcError):
             code = err.code() if callable(getattr(err, "code", None)) else None
             return code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
         # Every server-side error (AnalysisException for a missing table included) is a
@@ -162,7 +173,7 @@ class SparkEngine(Engine):
             return err
         return super()._wrap(err, statement)
 
-    def column_types(self, source: exp.Expression) -> dict[str, str]:
+    def column_types(self, source: exp.Expr) -> dict[str, str]:
         # Analysis only: the schema of the LIMIT 0 probe, no job runs.
         statement = sql.render("probe_columns.sql.j2", self.DIALECT, source=source)
         try:
