@@ -314,22 +314,22 @@ def _remove_effect(comp: np.ndarray, keys: list[Key], index: dict[Key, int], cau
             unknown[t] = True
     if not target_rows:
         return unknown
-    inter = comp[inter_rows].copy()
+    part = comp[inter_rows].copy()
     t_idx = np.array(target_rows)
     if kind == "ratio":
-        base_rate = np.divide(inter[:, col["base_num"]], inter[:, col["base_den"]],
-                              out=np.zeros(len(inter)), where=inter[:, col["base_den"]] > 0)
-        d_num = inter[:, col["cur_num"]] - base_rate * inter[:, col["cur_den"]]
-        d_den = np.zeros(len(inter))
+        base_rate = np.divide(part[:, col["base_num"]], part[:, col["base_den"]],
+                              out=np.zeros(len(part)), where=part[:, col["base_den"]] > 0)
+        d_num = part[:, col["cur_num"]] - base_rate * part[:, col["cur_den"]]
+        d_den = np.zeros(len(part))
         if effect in ("mix", "both"):
             tot = comp[index[frozenset()]]
-            share_b = inter[:, col["base_den"]] / max(tot[col["base_den"]], 1e-300)
-            d_den = inter[:, col["cur_den"]] - share_b * tot[col["cur_den"]]
+            share_b = part[:, col["base_den"]] / max(tot[col["base_den"]], 1e-300)
+            d_den = part[:, col["cur_den"]] - share_b * tot[col["cur_den"]]
             d_num = d_num + d_den * base_rate
         comp[t_idx, col["cur_num"]] -= d_num
         comp[t_idx, col["cur_den"]] -= d_den
     else:
-        comp[t_idx, col["cur_num"]] -= inter[:, col["cur_num"]] - scale * inter[:, col["base_num"]]
+        comp[t_idx, col["cur_num"]] -= part[:, col["cur_num"]] - scale * part[:, col["base_num"]]
     return unknown
 
 
@@ -408,7 +408,7 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
         else:
             against = np.ones(len(change), dtype=bool)
         cands = [
-            i for i in np.flatnonzero(
+            int(i) for i in np.flatnonzero(
                 eligible
                 & (along | against)
                 & (np.abs(change) >= settings.min_share * reference)
@@ -437,10 +437,10 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
             if abs(change[c]) >= settings.child_share * abs(change[p]):
                 under.add(p)
             if c not in over:
-                extra = next(iter(keys[c] - keys[p]))[0]
-                by_parent_dim[(p, extra)] = by_parent_dim.get((p, extra), 0.0) + change[c]
-        for (p, _), v in by_parent_dim.items():
-            if abs(v) >= 0.8 * abs(change[p]):
+                extra_dim = next(iter(keys[c] - keys[p]))[0]
+                by_parent_dim[(p, extra_dim)] = by_parent_dim.get((p, extra_dim), 0.0) + change[c]
+        for (p, _), summed in by_parent_dim.items():
+            if abs(summed) >= 0.8 * abs(change[p]):
                 under.add(p)
         if cube.kind != "ratio":
             over |= _reshuffled(cands, keys, siblings, change, cur["z"].to_numpy(), z_crit)

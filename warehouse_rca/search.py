@@ -72,9 +72,9 @@ class Budget:
                 "skipped": list(self.skipped)}
 
 
-def _segments_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.Expression:
+def _segments_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.Expr:
     """Rows of any of ``segments`` (non-empty), compared the way the cube labels them."""
-    alternatives = [segment_condition(plan, segment) for segment in segments]
+    alternatives = [c for segment in segments if (c := segment_condition(plan, segment)) is not None]
     return exp.or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
 
 
@@ -209,7 +209,7 @@ def leaf_cube_sql(plan: CubePlan, dialect: str, frontier: tuple[tuple[int, ...],
     )
 
 
-def _alias_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.Expression:
+def _alias_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.Expr:
     """Leaves of any of ``segments``, on the labelled dimension aliases of the leaf CTE."""
     alternatives = [
         exp.and_(*[exp.EQ(this=exp.column(exp.to_identifier(f"d{plan.dimensions.index(d)}")),
@@ -275,18 +275,18 @@ def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
                 grow.append((float(row["ab_w"]), seg))
         if not grow or (budget is not None and not budget.allows(f"search level {depth + 1}")):
             break
-        grow = [seg for _, seg in sorted(grow, key=lambda g: -g[0])[:MAX_SETS]]
-        child_sets = tuple(s for s in _children_sets(plan, grow) if len(s) == depth + 1)
+        grown_segments = [seg for _, seg in sorted(grow, key=lambda g: -g[0])[:MAX_SETS]]
+        child_sets = tuple(s for s in _children_sets(plan, grown_segments) if len(s) == depth + 1)
         deeper = dataclasses.replace(plan, sets=((), *child_sets))
         depth += 1
         raw = run(leaf_cube_sql(deeper, engine.DIALECT, child_sets if depth < limit else (),
-                                within=grow))
+                                within=grown_segments))
         queries += 1
         if budget is not None:
             budget.spend()
         children = _label_leaf_cube(raw, deeper).frame
         children = children[(children["depth"] == depth)
-                            & _within(children, plan.dimensions, grow)].reset_index(drop=True)
+                            & _within(children, plan.dimensions, grown_segments)].reset_index(drop=True)
         if children.empty:
             break
         cube = dataclasses.replace(cube, frame=pd.concat([cube.frame, children], ignore_index=True),

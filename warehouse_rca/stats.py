@@ -183,11 +183,11 @@ def design_effects(frame: pd.DataFrame, kind: str,
         per_dim[dims[k]] = (max(old[0], unit[0]), max(old[1], unit[1]))
     for i in np.flatnonzero(~has & (depth >= 1)):
         extra_r = extra_m = 0.0
-        for k in np.flatnonzero(present[i]):
-            unit = (per_value.get((dims[k], values[i, k])) if depth[i] >= 2
+        for k in np.flatnonzero(present[i]).tolist():
+            held = (per_value.get((dims[k], values[i, k])) if depth[i] >= 2
                     else per_dim.get(dims[k]))
-            if unit is not None:
-                extra_r, extra_m = max(extra_r, unit[0]), max(extra_m, unit[1])
+            if held is not None:
+                extra_r, extra_m = max(extra_r, held[0]), max(extra_m, held[1])
         f_rate[i], f_mix[i] = 1 + extra_r * size[i], 1 + extra_m * size[i]
     f_mix[depth == 0] = 1.0
     return {"deff_rate": f_rate, "deff_mix": f_mix}
