@@ -77,8 +77,10 @@ class EmailSettings:
     timeout: float = 10.0
 
     def __repr__(self) -> str:  # never print the password
-        return (f"EmailSettings(smtp_host={self.smtp_host!r}, smtp_port={self.smtp_port}, "
-                f"sender={self.sender!r}, recipients={self.recipients!r}, starttls={self.starttls})")
+        return (
+            f"EmailSettings(smtp_host={self.smtp_host!r}, smtp_port={self.smtp_port}, "
+            f"sender={self.sender!r}, recipients={self.recipients!r}, starttls={self.starttls})"
+        )
 
 
 @dataclass(frozen=True)
@@ -100,15 +102,24 @@ def settings_from_mapping(raw: Any, origin: str) -> AlertSettings:
         raise ConfigError(f"{origin}: 'alerts' must be a mapping (webhook, email, report_url)")
     unknown = set(raw) - {"webhook", "email", "report_url"}
     if unknown:
-        raise ConfigError(f"{origin}: alerts, key {min(unknown)!r}: unknown key (allowed: email, report_url, webhook)")
+        raise ConfigError(
+            f"{origin}: alerts, key {min(unknown)!r}: unknown key "
+            "(allowed: email, report_url, webhook)"
+        )
     _check_secrets(raw, f"{origin}: alerts")
     raw = _render_env(raw)
     webhook = email = None
     if raw.get("webhook") is not None:
         hook = raw["webhook"]
-        if not isinstance(hook, dict) or not isinstance(hook.get("url"), str) or not hook["url"].startswith(("http://", "https://")):
-            raise ConfigError(f"{origin}: alerts.webhook.url: needs an http(s) URL "
-                              "(a Slack URL holds a token: use \"{{ env_var('RCA_SLACK_WEBHOOK') }}\")")
+        if (
+            not isinstance(hook, dict)
+            or not isinstance(hook.get("url"), str)
+            or not hook["url"].startswith(("http://", "https://"))
+        ):
+            raise ConfigError(
+                f"{origin}: alerts.webhook.url: needs an http(s) URL "
+                "(a Slack URL holds a token: use \"{{ env_var('RCA_SLACK_WEBHOOK') }}\")"
+            )
         webhook = WebhookSettings(url=hook["url"], timeout=float(hook.get("timeout", 10)))
     if raw.get("email") is not None:
         mail = raw["email"]
@@ -180,17 +191,24 @@ class Incident:
     def lines(self) -> list[str]:
         out = [self.summary] if self.summary else []
         for cause in self.root_causes[:3]:
-            out.append(f"{cause.get('rank', '-')}. {cause.get('narrative') or cause.get('segment_label')}")
+            out.append(
+                f"{cause.get('rank', '-')}. {cause.get('narrative') or cause.get('segment_label')}"
+            )
         if self.run_id:
-            out.append(f"Run {self.run_id}: `warehouse-rca report {self.run_id}` for charts and evidence.")
+            out.append(
+                f"Run {self.run_id}: `warehouse-rca report {self.run_id}` for charts and evidence."
+            )
         return out
 
 
 def incidents_from_outcome(outcome: Any, value_format: str = "number") -> list[Incident]:
     """One :class:`Incident` per excursion of a monitor ``MetricOutcome`` (never one per point),
     paired with its investigation document when it has one."""
-    docs = {d.get("periods", {}).get("current", {}).get("start"): d
-            for d in getattr(outcome, "investigations", []) if isinstance(d, dict) and d.get("run_id")}
+    docs = {
+        d.get("periods", {}).get("current", {}).get("start"): d
+        for d in getattr(outcome, "investigations", [])
+        if isinstance(d, dict) and d.get("run_id")
+    }
     out = []
     for exc in getattr(outcome, "anomalies", []):
         start = exc.start.to_pydatetime() if hasattr(exc.start, "to_pydatetime") else exc.start
@@ -199,7 +217,8 @@ def incidents_from_outcome(outcome: Any, value_format: str = "number") -> list[I
         out.append(Incident(
             metric=outcome.metric, start=start, end=end, direction=exc.direction,
             expected=exc.expected, actual=exc.actual, score=exc.score, run_id=doc.get("run_id"),
-            summary=doc.get("summary"), root_causes=doc.get("root_causes", []), value_format=value_format,
+            summary=doc.get("summary"), root_causes=doc.get("root_causes", []),
+            value_format=value_format,
         ))
     return out
 
@@ -217,21 +236,36 @@ def slack_payload(incident: Incident, report_url: str | None = None) -> dict[str
         "text": text,
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": incident.title()[:150]}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900] or "(not investigated)"}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"warehouse-rca incident {incident.key}"}]},
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "\n".join(lines)[:2900] or "(not investigated)"},
+            },
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": f"warehouse-rca incident {incident.key}"}
+                ],
+            },
         ],
-        "incident": {"key": incident.key, "metric": incident.metric, "start": incident.start.isoformat(),
-                     "end": incident.end.isoformat(), "direction": incident.direction,
-                     "run_id": incident.run_id},
+        "incident": {
+            "key": incident.key, "metric": incident.metric, "start": incident.start.isoformat(),
+            "end": incident.end.isoformat(), "direction": incident.direction,
+            "run_id": incident.run_id,
+        },
     }
 
 
-def send_webhook(incident: Incident, settings: WebhookSettings, report_url: str | None = None) -> None:
+def send_webhook(
+    incident: Incident, settings: WebhookSettings, report_url: str | None = None
+) -> None:
     """POST the incident as JSON; raises :class:`AlertError` on a non-2xx answer or no answer."""
     body = json.dumps(slack_payload(incident, report_url)).encode()
-    request = urllib.request.Request(settings.url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "warehouse-rca"})
-    host = urllib.parse.urlsplit(settings.url).netloc.rsplit("@", 1)[-1]  # never the path: it holds the token
+    request = urllib.request.Request(
+        settings.url, data=body, method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": "warehouse-rca"},
+    )
+    # never the path: it holds the token
+    host = urllib.parse.urlsplit(settings.url).netloc.rsplit("@", 1)[-1]
     try:
         with urllib.request.urlopen(request, timeout=settings.timeout) as response:
             status = response.status
@@ -244,7 +278,9 @@ def send_webhook(incident: Incident, settings: WebhookSettings, report_url: str 
         raise AlertError(f"webhook at {host} answered HTTP {status}")
 
 
-def email_message(incident: Incident, settings: EmailSettings, report_url: str | None = None) -> EmailMessage:
+def email_message(
+    incident: Incident, settings: EmailSettings, report_url: str | None = None
+) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = f"[warehouse-rca] {incident.title()}"
     message["From"] = settings.sender
@@ -299,8 +335,13 @@ def _already_sent(engine: Engine, schema: str, key: str) -> set[str]:
     if not table_exists(engine, table):
         for statement in sql.render_all(
             "findings_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema), partition_by=None,
-            tables=[{"name": table, "columns": [{"name": sql.identifier(n), "type": exp.DataType.build(t)}
-                                                 for n, t in ALERTS_SENT_COLUMNS]}],
+            tables=[{
+                "name": table,
+                "columns": [
+                    {"name": sql.identifier(n), "type": exp.DataType.build(t)}
+                    for n, t in ALERTS_SENT_COLUMNS
+                ],
+            }],
         ):
             engine.execute(statement)
         return set()
@@ -350,8 +391,13 @@ def send_alerts(incident: Incident, settings: AlertSettings, *, engine: Engine |
     return results
 
 
-def send_incidents(incidents: Sequence[Incident], settings: AlertSettings, *, engine: Engine | None = None,
-                   schema: str | None = None) -> list[AlertResult]:
+def send_incidents(
+    incidents: Sequence[Incident],
+    settings: AlertSettings,
+    *,
+    engine: Engine | None = None,
+    schema: str | None = None,
+) -> list[AlertResult]:
     """:func:`send_alerts` for several incidents; the same incident listed twice is sent once."""
     seen: set[str] = set()
     results: list[AlertResult] = []

@@ -279,13 +279,16 @@ def series_sql(plan: CubePlan, segments: list[dict[str, str]], window: Period, d
 
     def condition(segment: dict[str, str]) -> exp.Expr:
         parts = [exp.EQ(this=exp.column("rca_set"), expression=exp.Literal.number(set_id(segment)))]
-        parts += [exp.EQ(this=exp.column(alias[d]), expression=value(d, v)) for d, v in segment.items()]
+        parts += [
+            exp.EQ(this=exp.column(alias[d]), expression=value(d, v)) for d, v in segment.items()
+        ]
         return exp.and_(*parts) if len(parts) > 1 else parts[0]
 
     return sql.render(
         "segment_series.sql.j2", dialect,
         bucket=bucket, num=plan.num, den=plan.den, source=plan.source, time=plan.time,
-        filter=plan.condition, start=sql.literal(window.start), end=sql.literal(window.end_exclusive),
+        filter=plan.condition, start=sql.literal(window.start),
+        end=sql.literal(window.end_exclusive),
         dims=[{"expr": plan.dim_exprs[plan.dimensions.index(d)], "alias": alias[d],
                "keep": [sql.literal(v) for v in keep[d]] if d in folded else None}
               for d in used],
@@ -299,7 +302,9 @@ def series_sql(plan: CubePlan, segments: list[dict[str, str]], window: Period, d
 def events_sql(events: EventsSpec, columns: list[str] | None, window: Period, dialect: str) -> str:
     """The change events inside ``window`` (one small query on the events table)."""
     def col(name: str) -> exp.Column:
-        return sql.column_ref(sql.resolve_column(name, columns, what="events column") if columns else name)
+        return sql.column_ref(
+            sql.resolve_column(name, columns, what="events column") if columns else name
+        )
 
     source: exp.Expr
     if events.table:
@@ -345,7 +350,9 @@ def _fit(y: np.ndarray, x: np.ndarray, weights: np.ndarray | None = None) -> Any
         return res
 
 
-def _deseasonalize(x: np.ndarray, buckets: pd.DatetimeIndex, grain: str, history: np.ndarray) -> np.ndarray:
+def _deseasonalize(
+    x: np.ndarray, buckets: pd.DatetimeIndex, grain: str, history: np.ndarray
+) -> np.ndarray:
     """Remove a weekday (daily grain) or hour-of-day (hourly grain) profile estimated, robustly
     (medians), on the history before the baseline, so a weekend dip is not read as an onset."""
     period = SEASON.get(grain)
@@ -458,7 +465,9 @@ def _den(v: np.ndarray) -> float:
     return float(v[COMPONENTS.index("cur_den")] + v[COMPONENTS.index("base_den")])
 
 
-def confounding_pairs(cells: _CubeCells, pairs: list[tuple[Key, Key]]) -> list[dict[str, Any] | None]:
+def confounding_pairs(
+    cells: _CubeCells, pairs: list[tuple[Key, Key]]
+) -> list[dict[str, Any] | None]:
     """Per pair (A, B): A's and B's effects (relative change against their complements), marginal
     and each holding the other fixed (within strata of the other), or None when the cube lacks
     their intersection. Every pair's cells are described in one vectorised call."""
@@ -481,8 +490,11 @@ def confounding_pairs(cells: _CubeCells, pairs: list[tuple[Key, Key]]) -> list[d
     def effects(k: int) -> tuple[float, float, float, float]:
         v, e, n = val[k:k + 6], sd[k:k + 6], sup[k:k + 6]
         marginal, marginal_sd = v[0] - v[1], math.hypot(e[0], e[1])
-        parts = [(n[one], v[one] - v[zero], e[one] ** 2 + e[zero] ** 2) for one, zero in ((2, 3), (4, 5))
-                 if np.isfinite(v[one]) and np.isfinite(v[zero]) and n[one] > 0 and n[zero] > 0]
+        parts = [
+            (n[one], v[one] - v[zero], e[one] ** 2 + e[zero] ** 2)
+            for one, zero in ((2, 3), (4, 5))
+            if np.isfinite(v[one]) and np.isfinite(v[zero]) and n[one] > 0 and n[zero] > 0
+        ]
         if not parts:
             return float(marginal), float(marginal_sd), float("nan"), float("nan")
         w = np.array([p[0] for p in parts]) / sum(p[0] for p in parts)
@@ -519,8 +531,13 @@ def _disjoint(a: Key, b: Key) -> bool:
     return any(d in db and db[d] != v for d, v in da.items())
 
 
-def _pick_candidates(loc: Localization, cells: _CubeCells, dims: tuple[str, ...],
-                     settings: CausalSettings, min_share: float) -> list[tuple[dict[str, str], bool]]:
+def _pick_candidates(
+    loc: Localization,
+    cells: _CubeCells,
+    dims: tuple[str, ...],
+    settings: CausalSettings,
+    min_share: float,
+) -> list[tuple[dict[str, str], bool]]:
     """Root causes first, then strong segments overlapping one of them (possible confounders)."""
     roots = [(dict(c.segment), True) for c in loc.root_causes if OTHER not in c.segment.values()]
     keys = {frozenset(s.items()) for s, _ in roots}
@@ -573,12 +590,16 @@ def _siblings(loc: Localization, dims: tuple[str, ...], seg: dict[str, str], exc
 def _complete_buckets(raw: pd.DataFrame, window: Period, grain: str) -> pd.DataFrame:
     """Every bucket of the window, zeros where the source had no rows."""
     raw = raw.copy()
-    raw["bucket"] = pd.to_datetime(raw["bucket"]).dt.tz_localize(None) if len(raw) else pd.to_datetime([])
+    raw["bucket"] = (
+        pd.to_datetime(raw["bucket"]).dt.tz_localize(None) if len(raw) else pd.to_datetime([])
+    )
     freq = {"hour": "h", "day": "D", "week": "W-MON"}[grain]
     index = pd.date_range(window.start, window.end_exclusive - timedelta(microseconds=1), freq=freq)
     if grain == "week":
         index = pd.DatetimeIndex([window.start]).append(index).unique()
-    frame = raw.set_index("bucket").reindex(index.union(pd.DatetimeIndex(raw["bucket"]))).fillna(0.0)
+    frame = (
+        raw.set_index("bucket").reindex(index.union(pd.DatetimeIndex(raw["bucket"]))).fillna(0.0)
+    )
     return frame.sort_index()
 
 
@@ -601,7 +622,9 @@ def validate(
     if baseline is None or current is None or plan.time is None or not localization.significant:
         why = ("no time periods (expected-vs-actual mode)" if baseline is None or current is None
                else "no significant change to validate")
-        return CausalReport([], localization, [], [], None, None, grain, 0, note=f"causal checks skipped: {why}")
+        return CausalReport(
+            [], localization, [], [], None, None, grain, 0, note=f"causal checks skipped: {why}"
+        )
 
     dims = plan.dimensions
     kind = plan.metric.kind
@@ -637,8 +660,11 @@ def validate(
         agg = total_num / total_den if ratio else total_num.astype(float)
         agg = np.where(total_den > 0, agg, np.nan)
         pre_den = total_den[pre].sum()
-        r_ref = float(total_num[reference].sum() / total_den[reference].sum()) if total_den[reference].sum() > 0 else (
-            float(total_num[pre].sum() / pre_den) if pre_den > 0 else 0.0)
+        r_ref = (
+            float(total_num[reference].sum() / total_den[reference].sum())
+            if total_den[reference].sum() > 0
+            else (float(total_num[pre].sum() / pre_den) if pre_den > 0 else 0.0)
+        )
     direction = float(np.sign(float(localization.total["change"])))
     agg_adj = _deseasonalize(agg, buckets, grain, history)
     agg_onset = cusum_onset(agg_adj, scan, reference, direction, settings.cusum_k, settings.cusum_h,
@@ -718,7 +744,8 @@ def _ordering(ev: CausalEvidence, onset: int | None, agg_onset: int | None,
     if lag > settings.ordering_tolerance:
         ev.ordering = "lags"
         ev.reasons.append(
-            f"its change started {ev.change_start:%Y-%m-%d %H:%M}, {lag} buckets after the metric's "
+            f"its change started {ev.change_start:%Y-%m-%d %H:%M}, "
+            f"{lag} buckets after the metric's "
             f"({buckets[agg_onset]:%Y-%m-%d %H:%M}): it cannot have started the change"
         )
     elif lag < -settings.ordering_tolerance:
@@ -728,8 +755,8 @@ def _ordering(ev: CausalEvidence, onset: int | None, agg_onset: int | None,
 
 
 def _effect(ev: CausalEvidence, frame: pd.DataFrame, i: int, donor_idx: list[int],
-            others: list[int], series: list[dict[str, str]], post: np.ndarray, pre: np.ndarray, ratio: bool,
-            contrib: np.ndarray, cur_value: float, total_den: np.ndarray,
+            others: list[int], series: list[dict[str, str]], post: np.ndarray, pre: np.ndarray,
+            ratio: bool, contrib: np.ndarray, cur_value: float, total_den: np.ndarray,
             settings: CausalSettings, z_crit: float) -> None:
     """DiD (rate or value) against the better of complement and synthetic control; for mix
     effects an interrupted time series on the segment's contribution."""
@@ -754,10 +781,13 @@ def _effect(ev: CausalEvidence, frame: pd.DataFrame, i: int, donor_idx: list[int
             comp = rest_n / rest_d if ratio else rest_n.astype(float)
         valid = np.isfinite(y) & np.isfinite(comp) & (den_s > 0 if ratio else np.ones_like(y, bool))
         if valid[post].sum() < 1 or valid[pre].sum() < 3:
-            ev.reasons.append("too few buckets with data before and after for a difference-in-differences")
+            ev.reasons.append(
+                "too few buckets with data before and after for a difference-in-differences"
+            )
             return
         fit_pre = valid & pre
-        if not ratio:  # proportional control: the complement scaled to the segment's pre-period size
+        # proportional control: the complement scaled to the segment's pre-period size
+        if not ratio:
             kappa = y[fit_pre].sum() / comp[fit_pre].sum() if comp[fit_pre].sum() else 1.0
             comp = comp * kappa
         comp_rmse = float(np.sqrt(np.mean((y[fit_pre] - comp[fit_pre]) ** 2)))
@@ -776,7 +806,9 @@ def _effect(ev: CausalEvidence, frame: pd.DataFrame, i: int, donor_idx: list[int
                     control, control_name, rmse = synth, "synthetic", syn_rmse
                     weights_out = {_label(series[donor_idx[usable[k]]]): float(w[k])
                                    for k in np.argsort(-w) if w[k] > 1e-3}
-        ev.method, ev.control, ev.control_weights, ev.pre_fit_rmse = "did", control_name, weights_out, rmse
+        ev.method, ev.control, ev.control_weights, ev.pre_fit_rmse = (
+            "did", control_name, weights_out, rmse
+        )
         gap = np.where(valid, y - control, np.nan)
         weights = den_s if ratio else None
         if ratio:  # effect on the metric: the segment's current share of the denominator
@@ -794,7 +826,10 @@ def _effect(ev: CausalEvidence, frame: pd.DataFrame, i: int, donor_idx: list[int
     pre_ok = ok & pre
     if pre_ok.sum() >= 4:
         xt = np.column_stack([np.ones(pre_ok.sum()), time[pre_ok]])
-        wt = None if weights is None else weights[pre_ok] / max(float(np.mean(weights[pre_ok])), 1e-300)
+        wt = (
+            None if weights is None
+            else weights[pre_ok] / max(float(np.mean(weights[pre_ok])), 1e-300)
+        )
         trend = _fit(gap[pre_ok], xt, wt)
         ev.pre_trend_slope, ev.pre_trend_p_value = float(trend.params[1]), float(trend.pvalues[1])
         # a flat pre-period (a value that did not exist yet) has no trend to test
@@ -803,7 +838,9 @@ def _effect(ev: CausalEvidence, frame: pd.DataFrame, i: int, donor_idx: list[int
         if not np.isfinite(ev.pre_trend_p_value):
             ev.pre_trend_p_value = None
         if ev.parallel_trends is False:
-            ev.reasons.append(f"pre-period trends differ from the control (p = {ev.pre_trend_p_value:.3g})")
+            ev.reasons.append(
+                f"pre-period trends differ from the control (p = {ev.pre_trend_p_value:.3g})"
+            )
     effect = delta * scale_to_metric
     half = t_crit * se * abs(scale_to_metric)
     ev.effect_on_metric = effect
@@ -819,18 +856,24 @@ def _confounding(evidence: list[CausalEvidence], cells: _CubeCells, settings: Ca
     candidates = [
         (a, b) for ia, a in enumerate(evidence) for b in evidence[ia + 1:]
         if not (_nested(a.key, b.key) or _disjoint(a.key, b.key))
-        and "mix" not in (a.effect_type, b.effect_type)  # share moves are not within-stratum rate differences
+        # share moves are not within-stratum rate differences
+        and "mix" not in (a.effect_type, b.effect_type)
     ]
-    for (a, b), pair in zip(candidates, confounding_pairs(cells, [(a.key, b.key) for a, b in candidates])):
+    for (a, b), pair in zip(
+        candidates, confounding_pairs(cells, [(a.key, b.key) for a, b in candidates])
+    ):
         if pair is None or max(pair["overlap_a"], pair["overlap_b"]) < settings.min_overlap:
             continue
         a_m, _, a_h, a_hsd = pair["a"]
         b_m, _, b_h, b_hsd = pair["b"]
         a_ok = _survives(a_m, a_h, a_hsd, z_crit, settings.explained_ratio)
         b_ok = _survives(b_m, b_h, b_hsd, z_crit, settings.explained_ratio)
-        verdict = ("independent" if a_ok and b_ok else f"{_label(b.segment)} explained by {_label(a.segment)}"
-                   if a_ok else f"{_label(a.segment)} explained by {_label(b.segment)}" if b_ok
-                   else "inseparable")
+        verdict = (
+            "independent" if a_ok and b_ok
+            else f"{_label(b.segment)} explained by {_label(a.segment)}" if a_ok
+            else f"{_label(a.segment)} explained by {_label(b.segment)}" if b_ok
+            else "inseparable"
+        )
         for me, other, ov, m, h, hsd in ((a, b, pair["overlap_a"], a_m, a_h, a_hsd),
                                           (b, a, pair["overlap_b"], b_m, b_h, b_hsd)):
             me.confounding.append({
@@ -888,7 +931,12 @@ def _rerank(loc: Localization, evidence: list[CausalEvidence],
         ev = by_key.get(cause.key)
         if ev is not None and ev.demoted:
             winner = by_key.get(frozenset((ev.explained_by or {}).items()))
-            if winner is not None and not winner.root_cause and not winner.demoted and winner.key not in seen:
+            if (
+                winner is not None
+                and not winner.root_cause
+                and not winner.demoted
+                and winner.key not in seen
+            ):
                 row = _stats_row(loc, dims, winner.key)
                 if row is not None:
                     promoted = RootCause(dict(winner.segment), row, 1.0,
@@ -934,7 +982,10 @@ def _check_events(engine: Engine, spec: EventsSpec, window: Period, evidence: li
                 if ev.change_start is not None and when > ev.change_start + step:
                     continue  # after the segment changed: not its cause
                 ev.events.append({"time": when.isoformat(), "description": str(rec.description)})
-                ev.reasons.append(f"preceded by the change event {str(rec.description)!r} ({when:%Y-%m-%d %H:%M})")
+                ev.reasons.append(
+                    f"preceded by the change event {str(rec.description)!r} "
+                    f"({when:%Y-%m-%d %H:%M})"
+                )
                 item["linked_findings"].append(ev.segment)
         out.append(item)
     return out

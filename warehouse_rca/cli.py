@@ -77,29 +77,77 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _warehouse_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--target", envvar="WAREHOUSE_RCA_TARGET", help="Output of profiles.yml to use (default: the profile's target).")(fn)
-    fn = click.option("--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False), help="Directory holding profiles.yml (default: ./, then ~/.warehouse_rca; none: embedded DuckDB).")(fn)
+    fn = click.option(
+        "--target", envvar="WAREHOUSE_RCA_TARGET",
+        help="Output of profiles.yml to use (default: the profile's target).",
+    )(fn)
+    fn = click.option(
+        "--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False),
+        help=(
+            "Directory holding profiles.yml (default: ./, then ~/.warehouse_rca; "
+            "none: embedded DuckDB)."
+        ),
+    )(fn)
     return fn
 
 
 def _metric_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False), help="Project file declaring the metrics (default: ./warehouse_rca.yml)."),
+        click.option(
+            "--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False),
+            help="Project file declaring the metrics (default: ./warehouse_rca.yml).",
+        ),
         click.option("--table", help="Ad-hoc mode: the table to investigate (schema.table)."),
         click.option("--time-column", help="Ad-hoc mode: the time column."),
-        click.option("--measure", help='Ad-hoc additive metric, e.g. "sum(revenue)" or "count(*)".'),
+        click.option(
+            "--measure", help='Ad-hoc additive metric, e.g. "sum(revenue)" or "count(*)".'
+        ),
         click.option("--numerator", help='Ad-hoc ratio metric numerator, e.g. "sum(converted)".'),
         click.option("--denominator", help='Ad-hoc ratio metric denominator, e.g. "count(*)".'),
         click.option("--dimensions", help="Ad-hoc mode: comma-separated dimension columns."),
-        click.option("--filter", "filters", multiple=True, help="Extra condition on the rows (repeatable), e.g. \"country = 'US'\"."),
-        click.option("--expected-column", help="Expected-vs-actual mode: column holding the expected (forecast) value."),
-        click.option("--actual-column", help="Expected-vs-actual mode: column holding the actual value."),
-        click.option("--baseline", help="Baseline period START:END (inclusive dates or timestamps)."),
+        click.option(
+            "--filter", "filters", multiple=True,
+            help="Extra condition on the rows (repeatable), e.g. \"country = 'US'\".",
+        ),
+        click.option(
+            "--expected-column",
+            help="Expected-vs-actual mode: column holding the expected (forecast) value.",
+        ),
+        click.option(
+            "--actual-column", help="Expected-vs-actual mode: column holding the actual value."
+        ),
+        click.option(
+            "--baseline", help="Baseline period START:END (inclusive dates or timestamps)."
+        ),
         click.option("--current", help="Current period START:END (inclusive dates or timestamps)."),
-        click.option("--max-depth", type=int, default=None, help="Deepest combination of dimensions reported, a cap (default: as deep as the causes lead; the first pass searches combinations of up to 3)."),
-        click.option("--min-support", type=float, default=0.005, show_default=True, help="Smallest share of rows, or of its combination's change, a segment needs to be kept; the rest of each dimension is folded into '(other)'."),
-        click.option("--max-queries", type=click.IntRange(min=2), help="At most this many warehouse queries (the probe and the first pass always run; deeper levels and causal checks only within it)."),
-        click.option("--time-budget", type=click.FloatRange(min=0, min_open=True), help="Seconds after which no further query is started (deeper levels, causal checks); the answer so far is returned and says what was skipped."),
+        click.option(
+            "--max-depth", type=int, default=None,
+            help=(
+                "Deepest combination of dimensions reported, a cap (default: as deep as the "
+                "causes lead; the first pass searches combinations of up to 3)."
+            ),
+        ),
+        click.option(
+            "--min-support", type=float, default=0.005, show_default=True,
+            help=(
+                "Smallest share of rows, or of its combination's change, a segment needs to be "
+                "kept; the rest of each dimension is folded into '(other)'."
+            ),
+        ),
+        click.option(
+            "--max-queries", type=click.IntRange(min=2),
+            help=(
+                "At most this many warehouse queries (the probe and the first pass always run; "
+                "deeper levels and causal checks only within it)."
+            ),
+        ),
+        click.option(
+            "--time-budget", type=click.FloatRange(min=0, min_open=True),
+            help=(
+                "Seconds after which no further query is started (deeper levels, causal "
+                "checks); the answer so far is returned and says what was skipped."
+            ),
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -115,7 +163,9 @@ def _resolve_metric(metric: str | None, project: str | None, **adhoc: Any) -> Me
         raw: dict[str, Any] = {
             "table": table,
             "time_column": adhoc.get("time_column"),
-            "dimensions": [d.strip() for d in (adhoc.get("dimensions") or "").split(",") if d.strip()],
+            "dimensions": [
+                d.strip() for d in (adhoc.get("dimensions") or "").split(",") if d.strip()
+            ],
             "filters": list(adhoc.get("filters") or []),
         }
         for key in ("measure", "numerator", "denominator", "expected_column", "actual_column"):
@@ -126,7 +176,9 @@ def _resolve_metric(metric: str | None, project: str | None, **adhoc: Any) -> Me
             else adhoc.get("measure") or adhoc.get("actual_column")
         )
         if adhoc.get("expected_column") and not adhoc.get("measure"):
-            raw["measure"] = f"sum({adhoc['actual_column']})" if adhoc.get("actual_column") else None
+            raw["measure"] = (
+                f"sum({adhoc['actual_column']})" if adhoc.get("actual_column") else None
+            )
         return metric_from_mapping(table, raw, "command line")
     if not metric:
         raise ConfigError("name a METRIC from the project file, or use ad-hoc mode with --table")
@@ -137,11 +189,15 @@ def _resolve_metric(metric: str | None, project: str | None, **adhoc: Any) -> Me
     return spec
 
 
-def _periods(metric: MetricSpec, baseline: str | None, current: str | None) -> tuple[Period | None, Period | None]:
+def _periods(
+    metric: MetricSpec, baseline: str | None, current: str | None
+) -> tuple[Period | None, Period | None]:
     if metric.expected_column:
         return (None, Period.parse(current, option="--current") if current else None)
     if not baseline or not current:
-        raise ConfigError("--baseline and --current are required (START:END, e.g. 2026-11-10:2026-11-16)")
+        raise ConfigError(
+            "--baseline and --current are required (START:END, e.g. 2026-11-10:2026-11-16)"
+        )
     return Period.parse(baseline, option="--baseline"), Period.parse(current, option="--current")
 
 
@@ -210,7 +266,8 @@ STAGE_COMMANDS = {
     "dimensions": ("warehouse_rca.dimensions", "dimensions_group",
                    "Discover and maintain the dimensional framework."),
     "report": ("warehouse_rca.report", "report_command",
-               "Write RUN_ID's findings as one self-contained HTML report (opens without a network)."),
+               ("Write RUN_ID's findings as one self-contained HTML report "
+                "(opens without a network).")),
     "feedback": ("warehouse_rca.report", "feedback_command",
                  ("Confirm or reject FINDING (its rank or finding id) of RUN_ID; confirmed causes "
                   "rank up in later investigations of the metric, rejected ones down.")),
@@ -246,7 +303,13 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup)
 @click.version_option(__version__, prog_name="warehouse-rca")
-@click.option("--debug", is_flag=True, envvar="WAREHOUSE_RCA_DEBUG", help="Log every statement sent (with its run-id tag and duration) and full error chains; secrets stay redacted.")
+@click.option(
+    "--debug", is_flag=True, envvar="WAREHOUSE_RCA_DEBUG",
+    help=(
+        "Log every statement sent (with its run-id tag and duration) and full error chains; "
+        "secrets stay redacted."
+    ),
+)
 def main(debug: bool = False) -> None:
     """Automated root-cause analysis for business metrics, pushed down into your warehouse."""
     _configure_logging(debug)
@@ -255,11 +318,30 @@ def main(debug: bool = False) -> None:
 @main.command()
 @_metric_options
 @_warehouse_options
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--write/--no-write", default=True, show_default=True, help="Write findings to the warehouse.")
-@click.option("--findings-schema", help="Schema for the findings tables (default: project's findings_schema, profile's schema, or rca).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the run's self-contained HTML report to this file.")
-@click.option("--causal/--no-causal", "causal", default=True, show_default=True, help="Validate root causes causally (ordering, difference-in-differences, confounding, change events): one extra aggregate query.")
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--write/--no-write", default=True, show_default=True, help="Write findings to the warehouse."
+)
+@click.option(
+    "--findings-schema",
+    help=(
+        "Schema for the findings tables (default: project's findings_schema, profile's schema, "
+        "or rca)."
+    ),
+)
+@click.option(
+    "--report", "report_path", type=click.Path(dir_okay=False),
+    help="Also write the run's self-contained HTML report to this file.",
+)
+@click.option(
+    "--causal/--no-causal", "causal", default=True, show_default=True,
+    help=(
+        "Validate root causes causally (ordering, difference-in-differences, confounding, "
+        "change events): one extra aggregate query."
+    ),
+)
 @_handle_errors
 def investigate(metric: str | None, project: str | None, baseline: str | None, current: str | None,
                 max_depth: int, min_support: float, profiles_dir: str | None,
@@ -269,7 +351,9 @@ def investigate(metric: str | None, project: str | None, baseline: str | None, c
     causal = bool(adhoc.pop("causal", True))
     spec = _resolve_metric(metric, project, **adhoc)
     base, cur = _periods(spec, baseline, current)
-    options = _options(max_depth, min_support, adhoc.pop("max_queries", None), adhoc.pop("time_budget", None))
+    options = _options(
+        max_depth, min_support, adhoc.pop("max_queries", None), adhoc.pop("time_budget", None)
+    )
     schema = findings_schema
     if schema is None and not adhoc.get("table"):
         schema = load_project(project).findings_schema
@@ -280,14 +364,21 @@ def investigate(metric: str | None, project: str | None, baseline: str | None, c
 
         # The project's change-events table feeds the causal checks (linked and global events).
         events = None if adhoc.get("table") else load_project(project).events
-        options = dataclasses.replace(options, causal=causal, causal_settings=CausalSettings(events=events))
-    _investigate_and_report(load_target(profiles_dir, target), spec, base, cur, options, output, write, schema,
-                            report_path=report_path)
+        options = dataclasses.replace(
+            options, causal=causal, causal_settings=CausalSettings(events=events)
+        )
+    _investigate_and_report(
+        load_target(profiles_dir, target), spec, base, cur, options, output, write, schema,
+        report_path=report_path,
+    )
 
 
 @main.command("sql")
 @_metric_options
-@click.option("--dialect", default="duckdb", show_default=True, help="Any dialect sqlglot knows: snowflake, bigquery, spark, postgres, trino, ...")
+@click.option(
+    "--dialect", default="duckdb", show_default=True,
+    help="Any dialect sqlglot knows: snowflake, bigquery, spark, postgres, trino, ...",
+)
 @_handle_errors
 def sql_command(metric: str | None, project: str | None, baseline: str | None, current: str | None,
                 max_depth: int, min_support: float, dialect: str, **adhoc: Any) -> None:
@@ -305,15 +396,25 @@ def sql_command(metric: str | None, project: str | None, baseline: str | None, c
         raise ConfigError(f"--dialect: {err}") from None
     spec = _resolve_metric(metric, project, **adhoc)
     base, cur = _periods(spec, baseline, current)
-    plan = plan_cube(spec, None, baseline=base, current=cur, max_depth=3 if max_depth is None else max_depth,
-                     min_support=min_support)
+    plan = plan_cube(
+        spec, None, baseline=base, current=cur,
+        max_depth=3 if max_depth is None else max_depth, min_support=min_support,
+    )
     click.echo(cube_sql(plan, dialect) + ";")
 
 
 @main.command()
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True, help="Where to create warehouse_rca.duckdb and warehouse_rca_demo.yml.")
-@click.option("--sessions-per-day", type=int, default=72_000, show_default=True, help="Demo size (72,000/day is about 2.8M rows).")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True,
+    help="Where to create warehouse_rca.duckdb and warehouse_rca_demo.yml.",
+)
+@click.option(
+    "--sessions-per-day", type=int, default=72_000, show_default=True,
+    help="Demo size (72,000/day is about 2.8M rows).",
+)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @_handle_errors
 def demo(directory: str, sessions_per_day: int, output: str) -> None:
     """Build a demo DuckDB warehouse with an incident in it and investigate the conversion rate."""
@@ -323,7 +424,9 @@ def demo(directory: str, sessions_per_day: int, output: str) -> None:
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    target = Target("demo", "duckdb", {"path": str(folder / DEFAULT_DUCKDB_PATH), "schema": "rca"}, "demo")
+    target = Target(
+        "demo", "duckdb", {"path": str(folder / DEFAULT_DUCKDB_PATH), "schema": "rca"}, "demo"
+    )
     engine = DuckDBEngine(target)
     try:
         if output == "text":
@@ -344,7 +447,8 @@ def demo(directory: str, sessions_per_day: int, output: str) -> None:
     if output == "text":
         click.echo(
             "\nTry it yourself:\n"
-            f"  cd {folder} && warehouse-rca investigate conversion_rate --project warehouse_rca_demo.yml "
+            f"  cd {folder} && warehouse-rca investigate conversion_rate "
+            "--project warehouse_rca_demo.yml "
             f"--baseline {baseline.text} --current {current.text} --format json"
         )
 

@@ -1,4 +1,5 @@
-"""Configuration: dbt-style profiles (where the warehouse is) and the project file (what to analyse).
+"""Configuration: dbt-style profiles (where the warehouse is) and the project file (what to
+analyse).
 
 The project file is the *dimensional framework*: per metric, its source, time column, grain,
 aggregation (additive or ratio), the dimensions it may be sliced by, filters and direction.
@@ -115,7 +116,10 @@ class Target:
 
     def __repr__(self) -> str:
         # The dataclass repr would print settings, password included, into any traceback or log.
-        return f"Target(name={self.name!r}, type={self.type!r}, settings={self.redacted()!r}, source={self.source!r})"
+        return (
+            f"Target(name={self.name!r}, type={self.type!r}, settings={self.redacted()!r}, "
+            f"source={self.source!r})"
+        )
 
 
 def _env_var(name: str, default: str | None = None) -> str:
@@ -123,12 +127,16 @@ def _env_var(name: str, default: str | None = None) -> str:
         return os.environ[name]
     if default is not None:
         return default
-    raise ConfigError(f"environment variable {name!r} is not set (used by env_var() in profiles.yml)")
+    raise ConfigError(
+        f"environment variable {name!r} is not set (used by env_var() in profiles.yml)"
+    )
 
 
 # A secret must be exactly one env_var() reference without a default: a default would be a
 # literal secret again, and any other template expression could compute one.
-_ENV_REFERENCE = re.compile(r"""^\s*\{\{\s*env_var\(\s*(['"])[A-Za-z_][A-Za-z0-9_]*\1\s*\)\s*\}\}\s*$""")
+_ENV_REFERENCE = re.compile(
+    r"""^\s*\{\{\s*env_var\(\s*(['"])[A-Za-z_][A-Za-z0-9_]*\1\s*\)\s*\}\}\s*$"""
+)
 
 
 def _check_secrets(settings: Any, where: str) -> None:
@@ -143,7 +151,8 @@ def _check_secrets(settings: Any, where: str) -> None:
         ):
             raise ConfigError(
                 f"{where}.{key}: secrets must be an env_var() reference without a default, e.g. "
-                f"\"{{{{ env_var('WAREHOUSE_{str(key).upper()}') }}}}\" (the value given is not shown)"
+                f"\"{{{{ env_var('WAREHOUSE_{str(key).upper()}') }}}}\" "
+                "(the value given is not shown)"
             )
 
 
@@ -288,10 +297,15 @@ def metric_from_mapping(name: str, raw: dict[str, Any], origin: str) -> MetricSp
         missing = "numerator" if not raw.get("numerator") else "denominator"
         raise fail(missing, "a ratio metric needs both 'numerator' and 'denominator'")
     if not has_ratio and not raw.get("measure"):
-        raise fail("measure", "missing: give 'measure' (e.g. sum(revenue)) or numerator+denominator")
+        raise fail(
+            "measure", "missing: give 'measure' (e.g. sum(revenue)) or numerator+denominator"
+        )
     expected_mode = raw.get("expected_column") is not None or raw.get("actual_column") is not None
     if expected_mode and not (raw.get("expected_column") and raw.get("actual_column")):
-        raise fail("expected_column", "expected-vs-actual mode needs both expected_column and actual_column")
+        raise fail(
+            "expected_column",
+            "expected-vs-actual mode needs both expected_column and actual_column",
+        )
     if not expected_mode and not raw.get("time_column"):
         raise fail("time_column", "missing")
     grain = raw.get("grain", "day")
@@ -367,13 +381,17 @@ class EventsSpec:
     origin: str = "project"
 
 
-_EVENT_KEYS = {"table", "sql", "time_column", "description_column", "dimension_column", "value_column"}
+_EVENT_KEYS = {
+    "table", "sql", "time_column", "description_column", "dimension_column", "value_column"
+}
 
 
 def events_from_mapping(raw: Any, origin: str) -> EventsSpec:
     """Validate the project's ``events:`` entry; errors name the file and the key."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{origin}: 'events' must be a mapping (table, time_column, description_column, ...)")
+        raise ConfigError(
+            f"{origin}: 'events' must be a mapping (table, time_column, description_column, ...)"
+        )
     unknown = set(raw) - _EVENT_KEYS
     if unknown:
         raise ConfigError(f"{origin}: events, key {min(unknown)!r}: unknown key "
@@ -433,5 +451,7 @@ def load_project(path: str | os.PathLike[str] | None) -> Project:
     schema = doc.get("findings_schema")
     if schema is not None and not isinstance(schema, str):
         raise ConfigError(f"{file}: key 'findings_schema' must be a string")
-    events = events_from_mapping(doc["events"], str(file)) if doc.get("events") is not None else None
+    events = (
+        events_from_mapping(doc["events"], str(file)) if doc.get("events") is not None else None
+    )
     return Project(metrics=metrics, findings_schema=schema, path=str(file), events=events)

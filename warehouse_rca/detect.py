@@ -42,8 +42,9 @@ the trailing residuals (Rousseeuw & Croux, 1993). Two complementary tests flag a
 
 * *point anomaly*: ``|score|`` beyond the threshold -- ``sigma`` for daily data; at finer grains
   the Sidak-equivalent threshold with the same false-alarm rate per day, see
-  :func:`per_day_threshold` (4 -> 4.7 hourly, 5.2 five-minute) -- and the absolute residual exceeds every residual of the
-  trailing two cycles (a novelty bound, so that a series with regular spikes is calibrated on its
+  :func:`per_day_threshold` (4 -> 4.7 hourly, 5.2 five-minute) -- and the absolute residual
+  exceeds every residual of the trailing two cycles (a novelty bound, so that a series with
+  regular spikes is calibrated on its
   own spikes rather than on a Gaussian assumption -- the per-series calibration that NAB rewards);
 * *sustained anomaly*, after Numenta's anomaly likelihood (Ahmad et al., 2017, "Unsupervised
   real-time anomaly detection for streaming data"): the short-term mean of the capped |score| is
@@ -96,8 +97,9 @@ _NOVELTY_CYCLES = 2      # residual history a point anomaly must exceed
 # floor sits clearly below the point threshold (3.5, not 4 -- at 4 the test only re-found what the
 # point test already catches) and the evidence is demanded of the collective instead: 5.5 standard
 # deviations of the short-term mean rather than 5. On NAB (benchmarks/detection.py) this pair found
-# one more window for the same false alarms (59.2 -> 60.8 alone); anywhere in 3.0-3.5 x 5.0-6.0 scores
-# the same within ~0.5, while 6.5 and above loses the artificial level shifts (jumpsup/jumpsdown).
+# one more window for the same false alarms (59.2 -> 60.8 alone); anywhere in 3.0-3.5 x 5.0-6.0
+# scores the same within ~0.5, while 6.5 and above loses the artificial level shifts
+# (jumpsup/jumpsdown).
 _LIKELIHOOD_Z = 5.5      # sustained test: standard deviations of the short-term mean
 _LIKELIHOOD_SIGMA = 3.5  # sustained test: minimum |score| of the point itself
 _SCORE_CAP = 5.0         # cap on |score| inside the short-term mean (one spike is not a shift)
@@ -136,7 +138,9 @@ class DetectionSettings:
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
-            raise ConfigError(f"direction must be one of {', '.join(DIRECTIONS)}, not {self.direction!r}")
+            raise ConfigError(
+                f"direction must be one of {', '.join(DIRECTIONS)}, not {self.direction!r}"
+            )
         if not self.sigma > 0:
             raise ConfigError(f"sigma must be > 0, not {self.sigma}")
         if not self.min_relative_change >= 0 or not self.min_volume >= 0:
@@ -188,7 +192,8 @@ def candidate_periods(step: pd.Timedelta) -> tuple[int, ...]:
 
 
 def _cycle(step: pd.Timedelta) -> int:
-    """Points per cycle: the shortest natural period (a day of hourly data, a week of daily data)."""
+    """Points per cycle: the shortest natural period (a day of hourly data, a week of daily
+    data)."""
     periods = candidate_periods(step)
     return max(2, periods[0]) if periods else _DEFAULT_CYCLE
 
@@ -265,8 +270,13 @@ def seasonal_forecast(history: np.ndarray, periods: tuple[int, ...], horizon: in
         components = [np.asarray(fit.seasonal)]
     else:
         longest = max(periods)
-        fit = MSTL(history, periods=list(periods), stl_kwargs={
-            "seasonal_jump": 1, "trend_jump": _jump(longest), "low_pass_jump": _jump(longest)}).fit()
+        fit = MSTL(
+            history,
+            periods=list(periods),
+            stl_kwargs={
+                "seasonal_jump": 1, "trend_jump": _jump(longest), "low_pass_jump": _jump(longest)
+            },
+        ).fit()
         seasonal = np.asarray(fit.seasonal)
         components = [seasonal[:, j] for j in range(seasonal.shape[1])]
     # Robust=False keeps the fit 5x cheaper; a past anomaly inside the fitted cycles leaks into the
@@ -277,8 +287,9 @@ def seasonal_forecast(history: np.ndarray, periods: tuple[int, ...], horizon: in
     return out
 
 
-def _seasonal_component(values: np.ndarray, filled: np.ndarray, cycle: int, candidates: tuple[int, ...],
-                        start: int) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+def _seasonal_component(
+    values: np.ndarray, filled: np.ndarray, cycle: int, candidates: tuple[int, ...], start: int
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
     """Causal seasonal component per point, the period count in use per point, and the last periods.
 
     Refit schedule: the seasonality test runs every cycle; while a seasonal model is in use it is
@@ -306,7 +317,9 @@ def _seasonal_component(values: np.ndarray, filled: np.ndarray, cycle: int, cand
 # --------------------------------------------------------------------------- detection
 
 
-def detect(series: pd.Series, settings: DetectionSettings | None = None, grain: str | None = None) -> DetectionResult:
+def detect(
+    series: pd.Series, settings: DetectionSettings | None = None, grain: str | None = None
+) -> DetectionResult:
     """Score every point of ``series`` against a model fitted only on the points before it.
 
     ``series``: float values on a sorted, regular ``DatetimeIndex`` (NaN = missing bucket, never
@@ -329,7 +342,9 @@ def detect(series: pd.Series, settings: DetectionSettings | None = None, grain: 
     candidates = candidate_periods(step)
     # Missing buckets are interpolated for model fitting only; they are never scored.
     filled = pd.Series(values).interpolate(limit_direction="both").to_numpy()
-    seasonal, used, periods = _seasonal_component(values, filled, cycle, candidates, settings.min_history)
+    seasonal, used, periods = _seasonal_component(
+        values, filled, cycle, candidates, settings.min_history
+    )
 
     # Level: trailing median of the deseasonalised points *before* t (shift(1) = causal).
     level_window = max(_LEVEL_MIN_POINTS, int(_LEVEL_CYCLES * cycle))
@@ -345,8 +360,13 @@ def detect(series: pd.Series, settings: DetectionSettings | None = None, grain: 
 
     # Robust scale from the trailing residuals; floored (NaN kept: np.maximum) so a perfectly flat
     # history cannot give infinite scores -- the relative-change rule then decides.
-    mad = (abs_resid.rolling(_SCALE_CYCLES * cycle, min_periods=min(settings.min_history - warm, _SCALE_CYCLES * cycle))
-           .median().shift(1).to_numpy())
+    mad = (
+        abs_resid.rolling(
+            _SCALE_CYCLES * cycle,
+            min_periods=min(settings.min_history - warm, _SCALE_CYCLES * cycle),
+        )
+        .median().shift(1).to_numpy()
+    )
     floor = 1e-9 * max(1.0, float(np.nanmax(np.abs(filled))))
     scale = np.maximum(_MAD_TO_SIGMA * mad, floor)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -355,7 +375,8 @@ def detect(series: pd.Series, settings: DetectionSettings | None = None, grain: 
     finite = np.isfinite(score)
     abs_score = np.where(finite, np.abs(score), 0.0)
 
-    # Point anomaly: beyond the threshold and beyond every residual of the trailing cycles (novelty).
+    # Point anomaly: beyond the threshold and beyond every residual of the trailing cycles
+    # (novelty).
     threshold = per_day_threshold(settings.sigma, step)
     novelty = abs_resid.rolling(_NOVELTY_CYCLES * cycle, min_periods=1).max().shift(1).to_numpy()
     point = (abs_score >= threshold) & (abs_resid.to_numpy() > np.nan_to_num(novelty, nan=np.inf))
@@ -368,7 +389,9 @@ def detect(series: pd.Series, settings: DetectionSettings | None = None, grain: 
     # learns its distribution from real scores only, after a learning period.
     capped = np.where(finite, np.minimum(abs_score, _SCORE_CAP), np.nan)
     mean_short = pd.Series(capped).rolling(short, min_periods=short).mean()
-    reference = mean_short.rolling(_NOVELTY_CYCLES * cycle, min_periods=min(_NOVELTY_CYCLES * cycle, 2 * short + 1))
+    reference = mean_short.rolling(
+        _NOVELTY_CYCLES * cycle, min_periods=min(_NOVELTY_CYCLES * cycle, 2 * short + 1)
+    )
     mu = reference.mean().shift(short).to_numpy()
     sd = reference.std().shift(short).to_numpy()
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -21,7 +21,8 @@ entropy), so the most informative slices come first.
           - device
           - region
           - city
-          - {name: price_tier, expr: "CASE WHEN price < 20 THEN 'low' WHEN price < 100 THEN 'mid' ELSE 'high' END"}
+          - {name: price_tier,
+             expr: "CASE WHEN price < 20 THEN 'low' WHEN price < 100 THEN 'mid' ELSE 'high' END"}
           - {name: weekend, expr: "dayofweek(session_start) IN (0, 6)", group: external}
         hierarchies: [[region, city]]            # broadest level first
         dimension_groups: {customer: [customer_type], operational: [device, app_version]}
@@ -114,7 +115,9 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
     error naming the file, the metric and the key."""
     entries = raw.get("dimensions")
     if not isinstance(entries, list) or not entries:
-        raise fail("dimensions", "must be a non-empty list of column names or {name, expr} mappings")
+        raise fail(
+            "dimensions", "must be a non-empty list of column names or {name, expr} mappings"
+        )
     names: list[str] = []
     derived: dict[str, str] = {}
     inline_groups: dict[str, list[str]] = {}
@@ -123,7 +126,9 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
             names.append(entry)
             continue
         if not isinstance(entry, dict):
-            raise fail("dimensions", f"{entry!r} is neither a column name nor a {{name, expr}} mapping")
+            raise fail(
+                "dimensions", f"{entry!r} is neither a column name nor a {{name, expr}} mapping"
+            )
         name = entry.get("name")
         if not isinstance(name, str) or not name:
             raise fail("dimensions", f"derived dimension {entry!r} needs a 'name'")
@@ -133,7 +138,11 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
             raise fail(key, f"unknown key {min(unknown)!r} (allowed: name, expr, group)")
         text = entry.get("expr")
         if not isinstance(text, str) or not text.strip():
-            raise fail(key, "needs 'expr', a SQL expression such as \"CASE WHEN price < 20 THEN 'low' ELSE 'high' END\"")
+            raise fail(
+                key,
+                "needs 'expr', a SQL expression such as "
+                "\"CASE WHEN price < 20 THEN 'low' ELSE 'high' END\"",
+            )
         try:
             sql.parse_dimension_expr(text, _AnyColumns(), "expr")
         except (ConfigError, InputError) as err:
@@ -148,12 +157,20 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
 
     hierarchies_raw = raw.get("hierarchies") or []
     if not isinstance(hierarchies_raw, list):
-        raise fail("hierarchies", "must be a list of level lists, broadest first, e.g. [[region, city]]")
+        raise fail(
+            "hierarchies", "must be a list of level lists, broadest first, e.g. [[region, city]]"
+        )
     hierarchies: list[tuple[str, ...]] = []
     parent_of: dict[str, str] = {}
     for levels in hierarchies_raw:
-        if not isinstance(levels, list) or len(levels) < 2 or not all(isinstance(v, str) for v in levels):
-            raise fail("hierarchies", f"{levels!r} must list at least two dimensions, broadest first")
+        if (
+            not isinstance(levels, list)
+            or len(levels) < 2
+            or not all(isinstance(v, str) for v in levels)
+        ):
+            raise fail(
+                "hierarchies", f"{levels!r} must list at least two dimensions, broadest first"
+            )
         if len(set(levels)) != len(levels):
             raise fail("hierarchies", f"{levels!r} lists a level twice")
         for level in levels:
@@ -161,13 +178,19 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
                 raise fail("hierarchies", f"level {level!r} is not one of the metric's dimensions")
         for parent, child in itertools.pairwise(levels):
             if parent_of.get(child, parent) != parent:
-                raise fail("hierarchies", f"{child!r} has two parents ({parent_of[child]!r} and {parent!r})")
+                raise fail(
+                    "hierarchies",
+                    f"{child!r} has two parents ({parent_of[child]!r} and {parent!r})",
+                )
             parent_of[child] = parent
         hierarchies.append(tuple(levels))
 
     groups_raw = raw.get("dimension_groups") or {}
     if not isinstance(groups_raw, dict):
-        raise fail("dimension_groups", "must map a group name to its dimensions, e.g. {customer: [plan]}")
+        raise fail(
+            "dimension_groups",
+            "must map a group name to its dimensions, e.g. {customer: [plan]}",
+        )
     groups: dict[str, list[str]] = {g: list(d) for g, d in inline_groups.items()}
     for group, members in groups_raw.items():
         if isinstance(members, str):
@@ -176,13 +199,21 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
             raise fail("dimension_groups", f"group {group!r} must list dimension names")
         for member in members:
             if member not in known:
-                raise fail("dimension_groups", f"group {group!r}: {member!r} is not one of the metric's dimensions")
-        groups.setdefault(str(group), []).extend(m for m in members if m not in groups.get(str(group), []))
+                raise fail(
+                    "dimension_groups",
+                    f"group {group!r}: {member!r} is not one of the metric's dimensions",
+                )
+        groups.setdefault(str(group), []).extend(
+            m for m in members if m not in groups.get(str(group), [])
+        )
     seen: dict[str, str] = {}
     for group, members in groups.items():
         for member in members:
             if member in seen and seen[member] != group:
-                raise fail("dimension_groups", f"{member!r} is in two groups ({seen[member]!r} and {group!r})")
+                raise fail(
+                    "dimension_groups",
+                    f"{member!r} is in two groups ({seen[member]!r} and {group!r})",
+                )
             seen[member] = group
 
     priority_raw = raw.get("group_priority") or {}
@@ -192,9 +223,16 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
     for group, value in priority_raw.items():
         if str(group) not in groups:
             raise fail("group_priority", f"{group!r} is not a group of dimension_groups")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not MIN_PRIORITY <= value <= 1:
-            raise fail("group_priority", f"{group!r}: {value!r} must be a number between {MIN_PRIORITY} and 1 "
-                       "(a mild prior: it reorders close causes, it cannot hide a large one)")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not MIN_PRIORITY <= value <= 1
+        ):
+            raise fail(
+                "group_priority",
+                f"{group!r}: {value!r} must be a number between {MIN_PRIORITY} and 1 "
+                "(a mild prior: it reorders close causes, it cannot hide a large one)",
+            )
         priority[str(group)] = float(value)
     return Framework(tuple(names), derived, tuple(hierarchies),
                      {g: tuple(m) for g, m in groups.items()}, priority)
@@ -227,7 +265,9 @@ def profile(engine: Engine, source: Any, *, max_values: int = 1000, unique_share
     types = engine.column_types(source)
     names = [n for n in types if columns is None or n in columns]
     if not names:
-        raise ConfigError("the source has no columns" if columns is None else "no such columns to profile")
+        raise ConfigError(
+            "the source has no columns" if columns is None else "no such columns to profile"
+        )
     stats = engine.query(sql.render("profile_columns.sql.j2", engine.DIALECT, source=source,
                                     columns=[sql.column_ref(n) for n in names])).iloc[0]
     rows = int(stats["n_rows"])
@@ -245,17 +285,27 @@ def profile(engine: Engine, source: Any, *, max_values: int = 1000, unique_share
         elif distinct <= 1:
             reason = "constant: a single value cannot explain a change"
         elif any(t in kind for t in FRACTIONAL_TYPES) and distinct > 50:
-            reason = f"numeric with {distinct:,} values: a measure; bucket it as a derived dimension"
+            reason = (
+                f"numeric with {distinct:,} values: a measure; bucket it as a derived dimension"
+            )
         elif distinct > max_values or distinct >= unique_share * rows:
             if length >= text_length and not any(t in kind for t in NUMERIC_TYPES):
-                reason = f"free text: {distinct:,} distinct values averaging {length:.0f} characters"
+                reason = (
+                    f"free text: {distinct:,} distinct values averaging {length:.0f} characters"
+                )
             else:
-                reason = f"identifier or near-unique key: {distinct:,} distinct values in {rows:,} rows"
+                reason = (
+                    f"identifier or near-unique key: {distinct:,} distinct values in {rows:,} rows"
+                )
         elif any(t in kind for t in NUMERIC_TYPES) and distinct > 50:
-            reason = f"numeric with {distinct:,} values: a measure; bucket it as a derived dimension"
+            reason = (
+                f"numeric with {distinct:,} values: a measure; bucket it as a derived dimension"
+            )
         else:
             proposed = True
-        profiles.append(ColumnProfile(name, kind, distinct, nulls, length, [], None, proposed, reason))
+        profiles.append(
+            ColumnProfile(name, kind, distinct, nulls, length, [], None, proposed, reason)
+        )
     candidates = [p for p in profiles if p.proposed]
     if candidates:
         counts = engine.query(sql.render("profile_values.sql.j2", engine.DIALECT, source=source,
@@ -270,8 +320,10 @@ def profile(engine: Engine, source: Any, *, max_values: int = 1000, unique_share
             h = -float((shares * shares.map(math.log)).sum())
             p.entropy = h / math.log(len(shares)) if len(shares) > 1 else 0.0
             top = p.top_values[0]
-            p.reason = (f"{p.distinct} values, top {top[0]!r} {top[1]:.0%}, evenness {p.entropy:.2f}"
-                        + (f", {p.null_share:.0%} NULL (kept as its own segment)" if p.null_share else ""))
+            p.reason = (
+                f"{p.distinct} values, top {top[0]!r} {top[1]:.0%}, evenness {p.entropy:.2f}"
+                + (f", {p.null_share:.0%} NULL (kept as its own segment)" if p.null_share else "")
+            )
         candidates.sort(key=lambda p: -(p.entropy or 0.0))
     return sorted(profiles, key=lambda p: (not p.proposed, -(p.entropy or 0.0), p.name))
 
@@ -356,7 +408,9 @@ def hierarchy_paths(engine: Engine, plan: CubePlan, segments: Sequence[dict[str,
             exprs = [plan.dim_exprs[plan.dimensions.index(level)] for level in chain]
             frame = engine.query(sql.render(
                 "profile_hierarchy.sql.j2", engine.DIALECT, source=plan.source,
-                levels=[{"expr": e, "alias": exp.to_identifier(f"h{i}")} for i, e in enumerate(exprs)],
+                levels=[
+                    {"expr": e, "alias": exp.to_identifier(f"h{i}")} for i, e in enumerate(exprs)
+                ],
                 child=exprs[-1], values=[sql.literal(v) for v in values], filter=plan.condition,
             ))
             queries += 1
@@ -372,7 +426,9 @@ def hierarchy_paths(engine: Engine, plan: CubePlan, segments: Sequence[dict[str,
     return paths, queries
 
 
-def _completed(segment: dict[str, str], paths: dict[tuple[str, str], dict[str, str]]) -> dict[str, str]:
+def _completed(
+    segment: dict[str, str], paths: dict[tuple[str, str], dict[str, str]]
+) -> dict[str, str]:
     full = dict(segment)
     for dim, value in segment.items():
         for level, parent in paths.get((dim, value), {}).items():
@@ -380,7 +436,9 @@ def _completed(segment: dict[str, str], paths: dict[tuple[str, str], dict[str, s
     return full
 
 
-def _path(metric: MetricSpec, segment: dict[str, str], full: dict[str, str]) -> dict[str, str] | None:
+def _path(
+    metric: MetricSpec, segment: dict[str, str], full: dict[str, str]
+) -> dict[str, str] | None:
     """The hierarchy path (broadest level first) of a segment on some hierarchy level."""
     for levels in metric.hierarchies:
         if any(level in segment for level in levels):
@@ -410,16 +468,24 @@ def arrange_causes(engine: Engine, plan: CubePlan, located: Localization
         items = set(mine.items())
         context = CauseContext(group=group_of(metric, list(cause.segment)),
                                hierarchy=_path(metric, cause.segment, mine))
-        partner = next((k for k in kept if k.segment != cause.segment
-                        and (items <= set(full[id(k)].items()) or set(full[id(k)].items()) <= items)), None)
+        partner = next(
+            (
+                k for k in kept
+                if k.segment != cause.segment
+                and (items <= set(full[id(k)].items()) or set(full[id(k)].items()) <= items)
+            ),
+            None,
+        )
         if partner is None:
             kept.append(cause)
             full[id(cause)], contexts[id(cause)] = mine, context
             continue
         # A parent and its child: report the one with the larger contribution (the parent when
         # the rest of it moved too, the child when it carries the change), attach the other.
-        keep, drop = ((cause, partner) if abs(cause.explained_change) > abs(partner.explained_change)
-                      else (partner, cause))
+        keep, drop = (
+            (cause, partner) if abs(cause.explained_change) > abs(partner.explained_change)
+            else (partner, cause)
+        )
         if keep is cause:
             kept[kept.index(partner)] = cause
             full[id(cause)], contexts[id(cause)] = mine, context
@@ -427,7 +493,9 @@ def arrange_causes(engine: Engine, plan: CubePlan, located: Localization
         keep_items = set(full[id(keep)].items())
         contexts[id(keep)].related.append({
             "segment": dict(drop.segment),
-            "relation": "parent" if set(_completed(drop.segment, paths).items()) < keep_items else "child",
+            "relation": (
+                "parent" if set(_completed(drop.segment, paths).items()) < keep_items else "child"
+            ),
             "contribution": float(drop.explained_change),
         })
     if metric.group_priority:
@@ -540,8 +608,11 @@ def framework_of(metric: MetricSpec) -> dict[str, Any]:
 
 def drift_run_id(metric: MetricSpec, baseline: Period, current: Period) -> str:
     """Same question, same id: a rerun replaces its drift rows."""
-    ask = {"drift": metric.name, "framework": framework_of(metric), "source": metric.table or metric.sql,
-           "periods": [baseline.to_json(), current.to_json()]}
+    ask = {
+        "drift": metric.name, "framework": framework_of(metric),
+        "source": metric.table or metric.sql,
+        "periods": [baseline.to_json(), current.to_json()],
+    }
     return hashlib.sha256(json.dumps(ask, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -550,7 +621,9 @@ def _tables(schema: str) -> dict[str, exp.Table]:
             for name in ("dimension_drift", "dimension_frameworks")}
 
 
-def previous_framework(engine: Engine, schema: str, metric: str, run_id: str) -> tuple[str, list[str]] | None:
+def previous_framework(
+    engine: Engine, schema: str, metric: str, run_id: str
+) -> tuple[str, list[str]] | None:
     """(run id, source columns) the latest other run of ``metric`` recorded; None if none did."""
     table = _tables(schema)["dimension_frameworks"]
     try:
@@ -577,7 +650,9 @@ def detect_drift(engine: Engine, metric: MetricSpec, baseline: Period, current: 
     if not 0 < min_share < 1 or not 0 <= new_share < min_share:
         raise ConfigError("drift needs 0 < min_share < 1 and 0 <= new_share < min_share")
     if metric.time_column is None:
-        raise ConfigError(f"{metric.where('time_column')}: drift compares two periods, so it needs a time column")
+        raise ConfigError(
+            f"{metric.where('time_column')}: drift compares two periods, so it needs a time column"
+        )
     if baseline.overlaps(current):
         raise ConfigError(f"baseline {baseline.text} overlaps current {current.text}")
     run_id = run_id or drift_run_id(metric, baseline, current)
@@ -588,7 +663,9 @@ def detect_drift(engine: Engine, metric: MetricSpec, baseline: Period, current: 
     queries = 1
     frame = engine.query(sql.render(
         "drift_values.sql.j2", engine.DIALECT, source=plan.source,
-        dims=[{"expr": e, "alias": exp.to_identifier(f"d{i}")} for i, e in enumerate(plan.dim_exprs)],
+        dims=[
+            {"expr": e, "alias": exp.to_identifier(f"d{i}")} for i, e in enumerate(plan.dim_exprs)
+        ],
         time=plan.time, weight=plan.den if plan.ratio else plan.num, filter=plan.condition,
         base_start=sql.literal(baseline.start), base_end=sql.literal(baseline.end_exclusive),
         cur_start=sql.literal(current.start), cur_end=sql.literal(current.end_exclusive),
@@ -603,9 +680,11 @@ def detect_drift(engine: Engine, metric: MetricSpec, baseline: Period, current: 
         base_share = float(row["base_share"]) if pd.notna(row["base_share"]) else 0.0
         cur_share = float(row["cur_share"]) if pd.notna(row["cur_share"]) else 0.0
         if int(row["cur_values"]) == 1 and int(row["base_values"]) > 1:
-            items.append(DriftItem("constant_dimension", dim, value, base_share, cur_share,
-                                   f"{dim} had {int(row['base_values'])} values in the baseline and only "
-                                   f"{value!r} in the current period: it can no longer explain a change"))
+            items.append(DriftItem(
+                "constant_dimension", dim, value, base_share, cur_share,
+                f"{dim} had {int(row['base_values'])} values in the baseline and only "
+                f"{value!r} in the current period: it can no longer explain a change",
+            ))
         else:
             items.append(DriftItem("new_value", dim, value, base_share, cur_share,
                                    f"{dim} = {value!r} takes {cur_share:.1%} of {what} now, "
@@ -616,9 +695,11 @@ def detect_drift(engine: Engine, metric: MetricSpec, baseline: Period, current: 
         new_columns = [c for c in types if c.lower() not in used]
         if new_columns:
             for p in profile(engine, source, columns=new_columns):
-                items.append(DriftItem("new_column", p.name, None, None, None,
-                                       ("looks like a dimension: " if p.proposed else "not a dimension: ") + p.reason,
-                                       candidate=p.proposed))
+                items.append(DriftItem(
+                    "new_column", p.name, None, None, None,
+                    ("looks like a dimension: " if p.proposed else "not a dimension: ") + p.reason,
+                    candidate=p.proposed,
+                ))
             queries += 2
     items.sort(key=lambda i: (i.kind, i.dimension, -(i.current_share or 0.0)))
     return DriftReport(metric=metric.name, run_id=run_id, baseline=baseline, current=current,
@@ -640,8 +721,16 @@ def _ensure_drift_tables(engine: Engine, schema: str) -> None:
         for statement in sql.render_all(
             "drift_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema),
             partition_by=engine.partition_column("run_id"),
-            tables=[{"name": tables[n], "columns": [{"name": sql.identifier(c), "type": exp.DataType.build(t)}
-                                                      for c, t in spec]} for n, spec in specs.items()],
+            tables=[
+                {
+                    "name": tables[n],
+                    "columns": [
+                        {"name": sql.identifier(c), "type": exp.DataType.build(t)}
+                        for c, t in spec
+                    ],
+                }
+                for n, spec in specs.items()
+            ],
         ):
             engine.execute(statement)
 
@@ -662,11 +751,15 @@ def write_drift(engine: Engine, schema: str, run_id: str, report: DriftReport) -
     framework_rows = [{
         "run_id": run_id, "metric": report.metric, "recorded_at": now,
         "source_columns": json.dumps(report.source_columns),
-        "dimensions": json.dumps({**report.framework, "included": sorted(included)}, sort_keys=True),
+        "dimensions": json.dumps(
+            {**report.framework, "included": sorted(included)}, sort_keys=True
+        ),
     }]
     with engine.transaction():  # a no-op where the engine overwrites partitions (each one atomic)
         engine.replace_rows(tables["dimension_drift"], DRIFT_COLUMNS, "run_id", run_id, drift_rows)
-        engine.replace_rows(tables["dimension_frameworks"], FRAMEWORK_COLUMNS, "run_id", run_id, framework_rows)
+        engine.replace_rows(
+            tables["dimension_frameworks"], FRAMEWORK_COLUMNS, "run_id", run_id, framework_rows
+        )
 
 
 def with_new_dimensions(metric: MetricSpec, report: DriftReport) -> MetricSpec:
@@ -684,9 +777,14 @@ def dimensions_group() -> None:
 @click.argument("table", required=False)
 @click.option("--metric", help="Profile this project metric's source instead of TABLE.")
 @click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False))
-@click.option("--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False))
+@click.option(
+    "--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False)
+)
 @click.option("--target", envvar="WAREHOUSE_RCA_TARGET")
-@click.option("--max-values", type=int, default=1000, show_default=True, help="More distinct values than this is a key, not a dimension.")
+@click.option(
+    "--max-values", type=int, default=1000, show_default=True,
+    help="More distinct values than this is a key, not a dimension.",
+)
 def suggest(table: str | None, metric: str | None, project: str | None, profiles_dir: str | None,
             target: str | None, max_values: int) -> None:
     """Profile TABLE's columns in the warehouse and propose dimensions, with reasons."""
@@ -724,13 +822,35 @@ def suggest(table: str | None, metric: str | None, project: str | None, profiles
 @click.option("--baseline", required=True, help="Baseline period START:END.")
 @click.option("--current", required=True, help="Current period START:END.")
 @click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False))
-@click.option("--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False))
+@click.option(
+    "--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False)
+)
 @click.option("--target", envvar="WAREHOUSE_RCA_TARGET")
-@click.option("--min-share", type=float, default=0.05, show_default=True, help="A new value is reported when it takes at least this share of the metric now.")
-@click.option("--include-new", is_flag=True, help="Also investigate METRIC for these periods with the new dimension-like columns included (this run only).")
-@click.option("--write/--no-write", default=True, show_default=True, help="Record the framework and the drift in the findings schema.")
-@click.option("--findings-schema", help="Schema for dimension_drift / dimension_frameworks (default: project's findings_schema, profile's schema, or rca).")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--min-share", type=float, default=0.05, show_default=True,
+    help="A new value is reported when it takes at least this share of the metric now.",
+)
+@click.option(
+    "--include-new", is_flag=True,
+    help=(
+        "Also investigate METRIC for these periods with the new dimension-like columns "
+        "included (this run only)."
+    ),
+)
+@click.option(
+    "--write/--no-write", default=True, show_default=True,
+    help="Record the framework and the drift in the findings schema.",
+)
+@click.option(
+    "--findings-schema",
+    help=(
+        "Schema for dimension_drift / dimension_frameworks (default: project's "
+        "findings_schema, profile's schema, or rca)."
+    ),
+)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 def drift(metric: str, baseline: str, current: str, project: str | None, profiles_dir: str | None,
           target: str | None, min_share: float, include_new: bool, write: bool,
           findings_schema: str | None, output: str) -> None:
@@ -752,8 +872,10 @@ def drift(metric: str, baseline: str, current: str, project: str | None, profile
             if include_new:
                 from warehouse_rca.investigate import InvestigationOptions, investigate
 
-                investigation = investigate(engine, spec, baseline=base, current=cur, options=InvestigationOptions(
-                    extra_dimensions=tuple(report.new_dimensions)))
+                investigation = investigate(
+                    engine, spec, baseline=base, current=cur,
+                    options=InvestigationOptions(extra_dimensions=tuple(report.new_dimensions)),
+                )
         finally:
             engine.close()
     except RcaError as err:
@@ -766,16 +888,24 @@ def drift(metric: str, baseline: str, current: str, project: str | None, profile
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
         return
     if not report.items:
-        click.echo(f"No drift in {metric}'s dimensional framework between {base.text} and {cur.text}.")
+        click.echo(
+            f"No drift in {metric}'s dimensional framework between {base.text} and {cur.text}."
+        )
     for item in report.items:
         click.echo(f"  {item.kind}: {item.detail}")
     if report.previous_run is None:
         click.echo("(no earlier framework recorded: new columns are found from the next run on)")
     if write:
-        click.echo(f"run {report.run_id}: recorded in {schema}.dimension_frameworks / {schema}.dimension_drift")
+        click.echo(
+            f"run {report.run_id}: recorded in {schema}.dimension_frameworks / "
+            f"{schema}.dimension_drift"
+        )
     if investigation is not None:
         inv = investigation.to_json()
-        click.echo(f"\nWith new dimensions {', '.join(report.new_dimensions) or '(none)'}: {inv['summary']}")
+        click.echo(
+            f"\nWith new dimensions {', '.join(report.new_dimensions) or '(none)'}: "
+            f"{inv['summary']}"
+        )
         for cause in inv["root_causes"]:
             click.echo(f"  {cause['rank']}. {cause['narrative']}")
 

@@ -167,9 +167,12 @@ def ensure_tables(engine: Engine, schema: str) -> None:
     specs = {"runs": RUNS_COLUMNS, "root_causes": ROOT_CAUSE_COLUMNS}
 
     def missing_now() -> dict[str, list[tuple[str, str]] | None] | None:
-        missing = {name: _missing_columns(engine, tables[name], spec) for name, spec in specs.items()}
+        missing = {
+            name: _missing_columns(engine, tables[name], spec) for name, spec in specs.items()
+        }
         views_exist = all(
-            _missing_columns(engine, tables[v], ()) is not None for v in ("latest_runs", "latest_root_causes")
+            _missing_columns(engine, tables[v], ()) is not None
+            for v in ("latest_runs", "latest_root_causes")
         )
         return None if views_exist and all(m == [] for m in missing.values()) else missing
 
@@ -209,8 +212,10 @@ def _create_tables(engine: Engine, schema: str, tables: dict[str, exp.Table],
         for name, cols in missing.items():
             for column, kind in cols or ():
                 # Tables from an older version: add the column (NULL in existing rows).
-                engine.execute(sql.render("add_column.sql.j2", engine.DIALECT, table=tables[name],
-                                          column=sql.identifier(column), type=exp.DataType.build(kind)))
+                engine.execute(sql.render(
+                    "add_column.sql.j2", engine.DIALECT, table=tables[name],
+                    column=sql.identifier(column), type=exp.DataType.build(kind),
+                ))
         for statement in sql.render_all("findings_views.sql.j2", engine.DIALECT, **tables):
             engine.execute(statement)
 
@@ -246,7 +251,9 @@ def replace_run(engine: Engine, schema: str, run_row: dict[str, Any],
         # each atomic; the runs row goes last, so the views never show a run without its causes.
         # (The DELETE_INSERT path below stays here rather than in the engine: it stages the rows
         # before taking the per-run lock and supersedes earlier attempts in the same transaction.)
-        engine.replace_rows(tables["root_causes"], ROOT_CAUSE_COLUMNS, "run_id", run_row["run_id"], cause_rows)
+        engine.replace_rows(
+            tables["root_causes"], ROOT_CAUSE_COLUMNS, "run_id", run_row["run_id"], cause_rows
+        )
         engine.replace_rows(tables["runs"], RUNS_COLUMNS, "run_id", run_row["run_id"], [run_row])
         return
     run_id = sql.literal(run_row["run_id"])
@@ -262,11 +269,14 @@ def replace_run(engine: Engine, schema: str, run_row: dict[str, Any],
                                       table=tables["root_causes"], run_id=run_id))
             engine.execute(sql.render(
                 "runs_supersede.sql.j2", engine.DIALECT, table=tables["runs"], run_id=run_id,
-                attempt_id=sql.literal(run_row["attempt_id"]), started_at=sql.literal(run_row["started_at"]),
+                attempt_id=sql.literal(run_row["attempt_id"]),
+                started_at=sql.literal(run_row["started_at"]),
             ))
             _pause_for_tests()
-            engine.execute(sql.render("findings_merge.sql.j2", engine.DIALECT, table=tables["root_causes"],
-                                      columns=cause_columns, stage=stage))
+            engine.execute(sql.render(
+                "findings_merge.sql.j2", engine.DIALECT, table=tables["root_causes"],
+                columns=cause_columns, stage=stage,
+            ))
             _insert(engine, tables["runs"], RUNS_COLUMNS, [run_row])
     finally:
         # A lost connection took the TEMPORARY table with it: nothing to clean up then.
@@ -317,12 +327,16 @@ def fail_run(engine: Engine, attempt: RunAttempt, error: BaseException | str) ->
     message = str(error)[:2000]
     statement = sql.render(
         "runs_fail.sql.j2", engine.DIALECT, table=findings_tables(attempt.schema)["runs"],
-        finished_at=sql.literal(_naive_utc(datetime.now(timezone.utc))), error=sql.literal(message.replace("\x00", "")),
+        finished_at=sql.literal(_naive_utc(datetime.now(timezone.utc))),
+        error=sql.literal(message.replace("\x00", "")),
         run_id=sql.literal(attempt.run_id), attempt_id=sql.literal(attempt.attempt_id),
     )
-    failed_row = {"run_id": attempt.run_id, "attempt_id": attempt.attempt_id, "metric": attempt.metric,
-                  "status": "failed", "started_at": attempt.started_at, "error": message.replace("\x00", ""),
-                  "finished_at": _naive_utc(datetime.now(timezone.utc))}
+    failed_row = {
+        "run_id": attempt.run_id, "attempt_id": attempt.attempt_id, "metric": attempt.metric,
+        "status": "failed", "started_at": attempt.started_at,
+        "error": message.replace("\x00", ""),
+        "finished_at": _naive_utc(datetime.now(timezone.utc)),
+    }
     for _ in range(2):
         try:
             if engine.is_disconnected():
@@ -330,8 +344,9 @@ def fail_run(engine: Engine, attempt: RunAttempt, error: BaseException | str) ->
             with sql.query_tag(attempt.run_id):
                 # No UPDATE (plain Spark tables): a failed row next to the running one; the views
                 # read succeeded runs only.
-                engine.update_or_append(statement, findings_tables(attempt.schema)["runs"], RUNS_COLUMNS,
-                                        [failed_row])
+                engine.update_or_append(
+                    statement, findings_tables(attempt.schema)["runs"], RUNS_COLUMNS, [failed_row]
+                )
             return True
         except RcaError as err:
             log.warning("could not record the failed run %s: %s", attempt.run_id, err)
@@ -383,7 +398,9 @@ def write_investigation(engine: Engine, investigation: Investigation, schema: st
     return schema
 
 
-def _write(engine: Engine, investigation: Investigation, schema: str, attempt: RunAttempt | None) -> None:
+def _write(
+    engine: Engine, investigation: Investigation, schema: str, attempt: RunAttempt | None
+) -> None:
     doc = investigation.to_json()
     now = _naive_utc(datetime.now(timezone.utc))
     baseline, current = investigation.periods.get("baseline"), investigation.periods.get("current")
@@ -451,12 +468,16 @@ def _write(engine: Engine, investigation: Investigation, schema: str, attempt: R
     replace_run(engine, schema, run_row, cause_rows)
 
 
-def _verification_sql(engine: Engine, investigation: Investigation, doc: dict[str, Any]) -> dict[str, str]:
+def _verification_sql(
+    engine: Engine, investigation: Investigation, doc: dict[str, Any]
+) -> dict[str, str]:
     """finding_id -> the SQL (warehouse dialect) reproducing its numbers; best effort."""
     from warehouse_rca.report import verification_sqls
 
     try:
-        return verification_sqls(engine, investigation.metric, investigation.periods, doc["root_causes"])
+        return verification_sqls(
+            engine, investigation.metric, investigation.periods, doc["root_causes"]
+        )
     except RcaError as err:
         log.warning("could not build verification SQL: %s", err)
         return {}

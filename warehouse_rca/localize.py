@@ -43,10 +43,13 @@ _log = logging.getLogger(__name__)
 class LocalizeSettings:
     alpha: float = 0.05  # significance (FDR level for segments, two-sided level for the total)
     min_share: float = 0.02  # smallest share of the total change worth reporting
-    rest_ratio: float = 0.5  # a parent's rest moving at >= this fraction of the candidate's intensity
-    #                          means the candidate is only a slice of a broader cause
-    rest_ratio_significant: float = 0.1  # ... or at >= this fraction when the rest's move is significant
-    child_share: float = 0.5  # a specific child carrying this much of its parent's change replaces it
+    # a parent's rest moving at >= this fraction of the candidate's intensity means the
+    # candidate is only a slice of a broader cause
+    rest_ratio: float = 0.5
+    # ... or at >= this fraction when the rest's move is significant
+    rest_ratio_significant: float = 0.1
+    # a specific child carrying this much of its parent's change replaces it
+    child_share: float = 0.5
     max_causes: int = 10
 
 
@@ -145,7 +148,10 @@ def _relations(
     relation: ``same`` (the candidate is its parent), ``over`` (an over-specified slice of the
     parent: the parent's rest moved too) or ``specific`` (it stands out of its parent).
     """
-    pairs = [(c, index[keys[c] - {pair}]) for c in cands for pair in keys[c] if keys[c] - {pair} in index]
+    pairs = [
+        (c, index[keys[c] - {pair}])
+        for c in cands for pair in keys[c] if keys[c] - {pair} in index
+    ]
     # Parents by the data, too: another candidate that holds all of a candidate's rows (a short-
     # haul flight's destination lies inside `distance_band = short`). Against it, the candidate
     # is only a slice when the rest of the holder moved alike.
@@ -156,7 +162,11 @@ def _relations(
             if h == c or len(keys[h]) == 0 or len(keys[h]) > len(keys[c]) or keys[h] <= keys[c]:
                 continue
             inter = index.get(keys[h] | keys[c])
-            if inter is not None and size[h] > size[c] and abs(size[inter] - size[c]) <= 1e-9 * max(1.0, abs(size[c])):
+            if (
+                inter is not None
+                and size[h] > size[c]
+                and abs(size[inter] - size[c]) <= 1e-9 * max(1.0, abs(size[c]))
+            ):
                 pairs.append((c, h))
     if not pairs:
         return []
@@ -188,7 +198,9 @@ def _relations(
             own_sd = np.where(valued, shift_sd, own_sd)
             other = np.where(valued, rest_shift, other)
             other_sd = np.where(valued, rest_shift_sd, other_sd)
-    support_parent = comp[parent, COMPONENTS.index("base_den")] + comp[parent, COMPONENTS.index("cur_den")]
+    support_parent = (
+        comp[parent, COMPONENTS.index("base_den")] + comp[parent, COMPONENTS.index("cur_den")]
+    )
     support_rest = rest["base_den"].to_numpy() + rest["cur_den"].to_numpy()
     base_den, cur_den = COMPONENTS.index("base_den"), COMPONENTS.index("cur_den")
     out = []
@@ -278,7 +290,8 @@ def sibling_of(keys: list[Key], cause: Key) -> np.ndarray:
 
 def holders_of(keys: list[Key], index: dict[Key, int], comp: np.ndarray, cause: int) -> np.ndarray:
     """Segments other than ``cause``'s ancestors whose rows hold all of its rows (by the data, not
-    by name: ``device = iOS`` holds every row of ``app_version = 8.5`` when 8.5 runs on iOS only)."""
+    by name: ``device = iOS`` holds every row of ``app_version = 8.5`` when 8.5 runs on iOS
+    only)."""
     den = [COMPONENTS.index("base_den"), COMPONENTS.index("cur_den")]
     size = comp[cause, den].sum()
     out = np.zeros(len(keys), dtype=bool)
@@ -347,7 +360,8 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
         top = stats.loc[stats["depth"] >= 1].assign(az=lambda f: f["z"].abs()).nlargest(8, "az")
         _log.debug("dispersion %.3g; total z %.2f; %d eligible; strongest %s", phi,
                    float(stats.loc[stats["depth"] == 0, "z"].iloc[0]), int(eligible.sum()),
-                   [({d: r[d] for d in dims if pd.notna(r[d])}, round(r["z"], 1), f"{r['q_value']:.2g}")
+                   [({d: r[d] for d in dims if pd.notna(r[d])}, round(r["z"], 1),
+                     f"{r['q_value']:.2g}")
                     for _, r in top.iterrows()])
     total_moved = bool(total["p_value"] < settings.alpha)
     # One answer: the run is significant exactly when its test of "the metric moved" is, and
@@ -616,7 +630,9 @@ def ripple_residual(n: np.ndarray, total: np.ndarray, squares: np.ndarray) -> np
     with np.errstate(divide="ignore", invalid="ignore"):
         mean_sq = np.where(n > 0, squares / np.where(n > 0, n, 1.0), 0.0)
         mean = np.where(n > 0, total / np.where(n > 0, n, 1.0), 0.0)
-        share = np.where(mean_sq > 1e-12, 1.0 - mean**2 / np.where(mean_sq > 1e-12, mean_sq, 1.0), 0.0)
+        share = np.where(
+            mean_sq > 1e-12, 1.0 - mean**2 / np.where(mean_sq > 1e-12, mean_sq, 1.0), 0.0
+        )
     return np.sqrt(np.clip(share, 0.0, 1.0))
 
 

@@ -115,7 +115,8 @@ def fetch_series(engine: Engine, metric: MetricSpec, start: datetime, end: datet
     assert plan.time is not None
     bucket = exp.TimestampTrunc(this=plan.time.copy(), unit=exp.var(metric.grain.upper()))
     frame = engine.query(sql.render(
-        "series.sql.j2", engine.DIALECT, bucket=bucket, num=plan.num, den=plan.den, source=plan.source,
+        "series.sql.j2", engine.DIALECT, bucket=bucket, num=plan.num, den=plan.den,
+        source=plan.source,
         time=plan.time, start=sql.literal(start), end=sql.literal(end), filter=plan.condition,
     ))
     if frame.empty:
@@ -129,10 +130,14 @@ def fetch_series(engine: Engine, metric: MetricSpec, start: datetime, end: datet
 
 
 def _ensure(engine: Engine, schema: str) -> dict[str, exp.Table]:
-    tables = {n: exp.Table(this=sql.identifier(n), db=sql.identifier(schema)) for n in ("anomalies", "monitor_state")}
+    tables = {
+        n: exp.Table(this=sql.identifier(n), db=sql.identifier(schema))
+        for n in ("anomalies", "monitor_state")
+    }
     for statement in sql.render_all(
         "findings_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema),
-        # Both tables are replaced per metric: partitioned by it where the engine overwrites partitions.
+        # Both tables are replaced per metric: partitioned by it where the engine overwrites
+        # partitions.
         partition_by=engine.partition_column("metric"),
         tables=[{"name": tables["anomalies"], "columns": _columns(ANOMALY_COLUMNS)},
                 {"name": tables["monitor_state"], "columns": _columns(STATE_COLUMNS)}],
@@ -142,7 +147,9 @@ def _ensure(engine: Engine, schema: str) -> dict[str, exp.Table]:
 
 
 def _last_processed(engine: Engine, table: exp.Table, metric: str) -> datetime | None:
-    frame = engine.query(sql.render("state_read.sql.j2", engine.DIALECT, table=table, metric=sql.literal(metric)))
+    frame = engine.query(
+        sql.render("state_read.sql.j2", engine.DIALECT, table=table, metric=sql.literal(metric))
+    )
     if frame.empty or pd.isna(frame.iloc[0, 0]):
         return None
     return pd.Timestamp(frame.iloc[0, 0]).to_pydatetime()
@@ -177,15 +184,23 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
         run_id = None
         if investigate_anomalies:
             start = excursion.start.to_pydatetime()
-            baseline = Period(start - BASELINE_BUCKETS[metric.grain] * step, start, "seasonal baseline")
+            baseline = Period(
+                start - BASELINE_BUCKETS[metric.grain] * step, start, "seasonal baseline"
+            )
             current = Period(start, excursion.end.to_pydatetime() + step, "anomaly")
             try:
-                extra = _record_drift(engine, metric, schema, baseline, current, include_new_dimensions)
-                options = InvestigationOptions(causal_settings=CausalSettings(events=events),
-                                               extra_dimensions=extra,
-                                               baseline_scale=_forecast_scale(metric, series, result, baseline, current))
-                inv = investigate(engine, metric, baseline=baseline, current=current, options=options,
-                                  knowledge=load_knowledge(engine, schema, metric.name))
+                extra = _record_drift(
+                    engine, metric, schema, baseline, current, include_new_dimensions
+                )
+                options = InvestigationOptions(
+                    causal_settings=CausalSettings(events=events),
+                    extra_dimensions=extra,
+                    baseline_scale=_forecast_scale(metric, series, result, baseline, current),
+                )
+                inv = investigate(
+                    engine, metric, baseline=baseline, current=current, options=options,
+                    knowledge=load_knowledge(engine, schema, metric.name),
+                )
             except InputError as err:  # e.g. no baseline rows yet: keep the anomaly, say why
                 outcome.investigations.append({"error": str(err)})
             else:
@@ -196,7 +211,8 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
         rows.append({
             "metric": metric.name, "bucket_start": excursion.start.to_pydatetime(),
             "bucket_end": excursion.end.to_pydatetime(), "peak": excursion.peak.to_pydatetime(),
-            "direction": excursion.direction, "expected": excursion.expected, "actual": excursion.actual,
+            "direction": excursion.direction, "expected": excursion.expected,
+            "actual": excursion.actual,
             "score": excursion.score, "model": result.model, "investigation_run_id": run_id,
             "detected_at": now,
         })
@@ -210,7 +226,9 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
     # them; without, the anomalies go first: a failure in between leaves the old bookmark, so the
     # next run redoes the window, which is idempotent).
     with engine.transaction():
-        engine.replace_where(tables["anomalies"], ANOMALY_COLUMNS, window, rows, partition=("metric", metric.name))
+        engine.replace_where(
+            tables["anomalies"], ANOMALY_COLUMNS, window, rows, partition=("metric", metric.name)
+        )
         engine.replace_rows(tables["monitor_state"], STATE_COLUMNS, "metric", metric.name,
                             [{"metric": metric.name, "last_bucket": newest, "updated_at": now}])
     return outcome
@@ -233,12 +251,20 @@ def _forecast_scale(metric: MetricSpec, series: pd.Series, result: Any, baseline
     return expected / base_total
 
 
-def _record_drift(engine: Engine, metric: MetricSpec, schema: str, baseline: Period, current: Period,
-                  include_new: bool) -> tuple[str, ...]:
+def _record_drift(
+    engine: Engine,
+    metric: MetricSpec,
+    schema: str,
+    baseline: Period,
+    current: Period,
+    include_new: bool,
+) -> tuple[str, ...]:
     """Record the framework this run uses and its drift; the new dimensions to add, if asked.
     Drift is advice: when it cannot be computed the investigation still runs (logged)."""
     try:
-        report = detect_drift(engine, metric, baseline, current, schema=schema, include_new=include_new)
+        report = detect_drift(
+            engine, metric, baseline, current, schema=schema, include_new=include_new
+        )
         write_drift(engine, schema, report.run_id, report)
     except (ConfigError, InputError) as err:
         log.warning("metric %s: dimension drift not recorded: %s", metric.name, err)
@@ -248,12 +274,16 @@ def _record_drift(engine: Engine, metric: MetricSpec, schema: str, baseline: Per
 
 def run_monitor(engine: Engine, metrics: list[MetricSpec], schema: str, *, as_of: datetime,
                 backfill: Period | None = None, **kwargs: Any) -> MonitorResult:
-    """Monitor ``metrics`` up to ``as_of`` (or over ``backfill``); the orchestrators' entry point."""
+    """Monitor ``metrics`` up to ``as_of`` (or over ``backfill``); the orchestrators' entry
+    point."""
     outcomes = []
     for metric in metrics:
         if backfill is not None:
-            outcomes.append(monitor_metric(engine, metric, schema, as_of=backfill.end_exclusive - GRAIN_STEP[metric.grain],
-                                           window_start=backfill.start, **kwargs))
+            outcomes.append(monitor_metric(
+                engine, metric, schema,
+                as_of=backfill.end_exclusive - GRAIN_STEP[metric.grain],
+                window_start=backfill.start, **kwargs,
+            ))
         else:
             outcomes.append(monitor_metric(engine, metric, schema, as_of=as_of, **kwargs))
     return MonitorResult(outcomes)
@@ -279,10 +309,15 @@ def _report(result: MonitorResult, output: str) -> None:
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
         return
     for o in result.outcomes:
-        click.echo(f"{o.metric}: {len(o.anomalies)} anomaly(ies) in {o.window[0]:%Y-%m-%d %H:%M} .. "
-                   f"{o.window[1]:%Y-%m-%d %H:%M} (model {o.model})")
+        click.echo(
+            f"{o.metric}: {len(o.anomalies)} anomaly(ies) in {o.window[0]:%Y-%m-%d %H:%M} .. "
+            f"{o.window[1]:%Y-%m-%d %H:%M} (model {o.model})"
+        )
         for e, doc in zip(o.anomalies, o.investigations + [{}] * len(o.anomalies)):
-            click.echo(f"  {e.start:%Y-%m-%d %H:%M}: {e.direction}, {e.actual:.4g} vs expected {e.expected:.4g} (score {e.score:.1f})")
+            click.echo(
+                f"  {e.start:%Y-%m-%d %H:%M}: {e.direction}, {e.actual:.4g} vs expected "
+                f"{e.expected:.4g} (score {e.score:.1f})"
+            )
             if doc.get("summary"):
                 click.echo(f"    {doc['summary']}")
             elif doc.get("error"):
@@ -292,29 +327,56 @@ def _report(result: MonitorResult, output: str) -> None:
 def _common(fn: Any) -> Any:
     options = [
         click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False)),
-        click.option("--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False)),
+        click.option(
+            "--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False)
+        ),
         click.option("--target", envvar="WAREHOUSE_RCA_TARGET"),
         click.option("--as-of", help="Last bucket to process (default: yesterday)."),
-        click.option("--backfill", help="Process this window START:END instead of resuming from the last run."),
-        click.option("--sigma", type=float, help="Score threshold in robust standard deviations (default 4)."),
-        click.option("--min-relative-change", type=float, help="Smallest relative change that alarms (default 0.10)."),
+        click.option(
+            "--backfill",
+            help="Process this window START:END instead of resuming from the last run.",
+        ),
+        click.option(
+            "--sigma", type=float,
+            help="Score threshold in robust standard deviations (default 4).",
+        ),
+        click.option(
+            "--min-relative-change", type=float,
+            help="Smallest relative change that alarms (default 0.10).",
+        ),
         click.option("--min-volume", type=float, help="Values below this never alarm (default 0)."),
         click.option("--no-investigate", is_flag=True, help="Detect only."),
         click.option("--format", "output", type=click.Choice(["text", "json"]), default="text"),
-        click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write the investigated anomaly's HTML report to this file (several: NAME-<run_id>.html)."),
-        click.option("--report-dir", type=click.Path(file_okay=False), help="Write each investigated anomaly's HTML report here (<run_id>.html)."),
-        click.option("--include-new-dimensions", is_flag=True, help="Add new dimension-like source columns (drift) to this run's investigations."),
-        click.option("--alerts/--no-alerts", default=True, show_default=True, help="Send the project's webhook/email alerts, one per incident."),
+        click.option(
+            "--report", "report_path", type=click.Path(dir_okay=False),
+            help=(
+                "Write the investigated anomaly's HTML report to this file "
+                "(several: NAME-<run_id>.html)."
+            ),
+        ),
+        click.option(
+            "--report-dir", type=click.Path(file_okay=False),
+            help="Write each investigated anomaly's HTML report here (<run_id>.html).",
+        ),
+        click.option(
+            "--include-new-dimensions", is_flag=True,
+            help="Add new dimension-like source columns (drift) to this run's investigations.",
+        ),
+        click.option(
+            "--alerts/--no-alerts", default=True, show_default=True,
+            help="Send the project's webhook/email alerts, one per incident.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str | None, target: str | None,
-         as_of: str | None, backfill: str | None, sigma: float | None, min_relative_change: float | None,
-         min_volume: float | None, no_investigate: bool, output: str, report_dir: str | None = None,
-         include_new_dimensions: bool = False, alerts: bool = True, report_path: str | None = None) -> None:
+def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str | None,
+         target: str | None, as_of: str | None, backfill: str | None, sigma: float | None,
+         min_relative_change: float | None, min_volume: float | None, no_investigate: bool,
+         output: str, report_dir: str | None = None, include_new_dimensions: bool = False,
+         alerts: bool = True, report_path: str | None = None) -> None:
     from warehouse_rca.api import monitor_project  # the library's entry point (CLI wrapper)
 
     try:
@@ -322,7 +384,9 @@ def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str 
         if report_dir is not None and not Path(report_dir).is_dir():
             raise ConfigError(f"--report-dir {report_dir}: not an existing folder")
         if report_path is not None and not Path(report_path).resolve().parent.is_dir():
-            raise ConfigError(f"--report {report_path}: folder {Path(report_path).parent} does not exist")
+            raise ConfigError(
+                f"--report {report_path}: folder {Path(report_path).parent} does not exist"
+            )
         with connect(load_target(profiles_dir, target)) as engine:
             run = monitor_project(
                 engine, spec, as_of=_as_of(as_of),

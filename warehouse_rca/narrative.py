@@ -59,14 +59,19 @@ def segment_label(segment: dict[str, Any]) -> str:
 _CAUSE = _ENV.from_string(
     "{{ label }}"
     "{% if presence == 'new' %}, new in the current period: {{ cur_share }} of {{ volume }}"
-    "{% if rest %}, {{ metric }} {{ cur }} against {{ rest }} for the rest{% else %}, {{ cur }}{% endif %}"
-    "{% elif presence == 'vanished' %}, gone from the current period: it held {{ base_share }} of {{ volume }}"
+    "{% if rest %}, {{ metric }} {{ cur }} against {{ rest }} for the rest"
+    "{% else %}, {{ cur }}{% endif %}"
+    "{% elif presence == 'vanished' %}, gone from the current period: "
+    "it held {{ base_share }} of {{ volume }}"
     "{% if rest %} at {{ base }} against {{ rest }} for the rest{% else %}, {{ base }}{% endif %}"
     "{% else %}: {{ metric }} {{ verb }} from {{ base }} to {{ cur }}"
-    "{% if effect == 'mix' %}, but what moved is its share of {{ volume }} ({{ base_share }} -> {{ cur_share }}); "
-    "a mix shift{% elif effect == 'both' %} while its share of {{ volume }} went {{ base_share }} -> {{ cur_share }}; "
+    "{% if effect == 'mix' %}, but what moved is its share of {{ volume }} "
+    "({{ base_share }} -> {{ cur_share }}); "
+    "a mix shift{% elif effect == 'both' %} while its share of {{ volume }} went "
+    "{{ base_share }} -> {{ cur_share }}; "
     "a rate and mix change{% elif effect == 'rate' %}; a rate change{% endif %}{% endif %}"
-    "{{ ';' if presence else '' }} {{ explaining }} {{ share }} of the {{ direction }} (confidence {{ confidence }})."
+    "{{ ';' if presence else '' }} {{ explaining }} {{ share }} of the {{ direction }} "
+    "(confidence {{ confidence }})."
 )
 
 _HEADLINE = _ENV.from_string(
@@ -74,9 +79,11 @@ _HEADLINE = _ENV.from_string(
     "{% if top %} {{ top_share }} of the {{ direction }}: {{ top_label }}"
     "{% if top_presence == 'new' %}, new in the current period{% if top_rest %}, at {{ top_cur }} "
     "against {{ top_rest }} for the rest{% endif %}"
-    "{% elif top_presence == 'vanished' %}, gone from the current period{% if top_rest %} (it was at "
+    "{% elif top_presence == 'vanished' %}, gone from the current period"
+    "{% if top_rest %} (it was at "
     "{{ top_base }} against {{ top_rest }} for the rest){% endif %}"
-    "{% else %}, whose {{ metric_lower }} {{ top_verb }} from {{ top_base }} to {{ top_cur }}{% endif %}"
+    "{% else %}, whose {{ metric_lower }} {{ top_verb }} from {{ top_base }} to {{ top_cur }}"
+    "{% endif %}"
     " (confidence {{ top_conf }})."
     "{% if more %} {{ more }} more cause(s) below.{% endif %}{% else %} {{ message }}{% endif %}"
 )
@@ -122,7 +129,10 @@ def cause_sentence(cause: dict[str, Any], metric: str, value_format: str, total_
 def headline(doc: dict[str, Any], metric: str, value_format: str, message: str) -> str:
     causes = doc["root_causes"]
     # the headline leads with what explains the change, not with what offsets it
-    top = next((c for c in causes if (c.get("share_of_change") or 0) >= 0), causes[0] if causes else None)
+    top = next(
+        (c for c in causes if (c.get("share_of_change") or 0) >= 0),
+        causes[0] if causes else None,
+    )
     explaining, share = share_phrase(top["share_of_change"]) if top else ("", "")
     rest = top.get("rest_value") if top else None
     return _HEADLINE.render(
@@ -158,7 +168,8 @@ _CAUSAL = _ENV.from_string(
     "{% if method %}; {{ method }}{% if control %} against {{ control }}{% endif %}"
     "{% if estimate is not none %} estimates {{ estimate }}{% endif %}"
     "{% if p is not none %} (p = {{ p }}){% endif %}{% endif %}"
-    "{% if start %}; its change started {{ start }}{% if ordering %}, {{ ordering }} the metric's{% endif %}{% endif %}"
+    "{% if start %}; its change started {{ start }}"
+    "{% if ordering %}, {{ ordering }} the metric's{% endif %}{% endif %}"
     "{% if events %}; linked change: {{ events }}{% endif %}"
     "{% if explained_by %}; explained by {{ explained_by }}{% endif %}."
 )
@@ -175,10 +186,13 @@ _SEEN = _ENV.from_string(
 
 
 def causal_sentence(causal: dict[str, Any] | None, value_format: str = "number") -> str:
-    """One sentence from a cause's causal evidence (``causal`` JSON); empty when there is none."""
+    """One sentence from a cause's causal evidence (``causal`` JSON); empty when there is
+    none."""
     if not causal or not isinstance(causal, dict):
         return ""
-    ordering = {"leads": "leading", "coincides": "with", "lags": "after"}.get(causal.get("ordering") or "")
+    ordering = {"leads": "leading", "coincides": "with", "lags": "after"}.get(
+        causal.get("ordering") or ""
+    )
     start = causal.get("change_start")
     events = ", ".join(
         str(e.get("description") or e.get("event") or e) for e in (causal.get("events") or [])[:3]
@@ -204,6 +218,8 @@ def seen_before_sentence(items: list[dict[str, Any]], status: str | None) -> str
     """"Seen before: also the cause on 2026-10-03, confirmed by alice." (empty when new)."""
     if not items:
         return ""
-    shown = [{**i, "date": i.get("date") or "an earlier run", "author": i.get("author") or "an analyst"}
-             for i in items]
+    shown = [
+        {**i, "date": i.get("date") or "an earlier run", "author": i.get("author") or "an analyst"}
+        for i in items
+    ]
     return _SEEN.render(items=shown, status=status)

@@ -80,8 +80,10 @@ def verification_sql(plan: Any, segment: dict[str, Any], dialect: str) -> str | 
     }
     if plan.mode == "periods":
         context.update(
-            base_start=sql.literal(plan.baseline.start), base_end=sql.literal(plan.baseline.end_exclusive),
-            cur_start=sql.literal(plan.current.start), cur_end=sql.literal(plan.current.end_exclusive),
+            base_start=sql.literal(plan.baseline.start),
+            base_end=sql.literal(plan.baseline.end_exclusive),
+            cur_start=sql.literal(plan.current.start),
+            cur_end=sql.literal(plan.current.end_exclusive),
         )
     # Rendered without the run's query tag: this text is for people to paste and run.
     (tree,) = sql.render_tree("series_verify.sql.j2", **context)
@@ -126,7 +128,9 @@ def _clean(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_run(engine: Engine, schema: str, run_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def load_run(
+    engine: Engine, schema: str, run_id: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The succeeded run row and its root causes (rank order), from the findings tables."""
     from warehouse_rca.feedback import eq, select, table_exists
 
@@ -136,13 +140,17 @@ def load_run(engine: Engine, schema: str, run_id: str) -> tuple[dict[str, Any], 
     frame = select(engine, runs, where=eq("run_id", run_id),
                    order=[exp.Ordered(this=sql.column_ref("finished_at"), desc=True)])
     if frame.empty:
-        raise InputError(f"no run {run_id!r} in {schema}.runs (`warehouse-rca history METRIC` lists runs)")
+        raise InputError(
+            f"no run {run_id!r} in {schema}.runs (`warehouse-rca history METRIC` lists runs)"
+        )
     rows = [_clean(r) for r in frame.to_dict("records")]
     done = [r for r in rows if r.get("status") == "succeeded"]
     if not done:
         latest = rows[0]
         why = f": {latest['error']}" if latest.get("error") else ""
-        raise InputError(f"run {run_id!r} has no succeeded attempt (latest is {latest.get('status')}{why})")
+        raise InputError(
+            f"run {run_id!r} has no succeeded attempt (latest is {latest.get('status')}{why})"
+        )
     causes = select(engine, _table(schema, "root_causes"), where=eq("run_id", run_id),
                     order=[sql.column_ref("rank")])
     return done[0], [_clean(r) for r in causes.to_dict("records")]
@@ -230,18 +238,23 @@ BLUE, ORANGE, RED, GREEN, GREY = "#1f77b4", "#ff7f0e", "#d62728", "#2ca02c", "#7
 def series_chart(series: pd.DataFrame, run: dict[str, Any], fmt: str, title: str) -> str:
     """The metric's series with the baseline and current periods shaded and their values drawn."""
     fig, ax = _new_figure(10, 3.4)
-    ax.plot(series["bucket"], series["value"], color="#333333", lw=1.6, marker="o", ms=2.5, label=title)
+    ax.plot(
+        series["bucket"], series["value"], color="#333333", lw=1.6, marker="o", ms=2.5, label=title
+    )
     if "expected" in series:
         ax.plot(series["bucket"], series["expected"], color=GREY, lw=1.2, ls="--", label="expected")
     periods = _periods_of(run)
-    for side, colour, value_key in (("baseline", BLUE, "baseline_value"), ("current", ORANGE, "current_value")):
+    for side, colour, value_key in (
+        ("baseline", BLUE, "baseline_value"), ("current", ORANGE, "current_value")
+    ):
         p = periods[side]
         if p is None:
             continue
         ax.axvspan(p.start, p.end_exclusive, color=colour, alpha=0.13, label=f"{side} {p.text}")
         value = run.get(value_key)
         if value is not None and fmt != "currency" and run.get("metric_kind") == "ratio":
-            # A ratio's period value is comparable to its points; totals of additive metrics are not.
+            # A ratio's period value is comparable to its points; totals of additive metrics are
+            # not.
             ax.hlines(value, p.start, p.end_exclusive, colors=colour, lw=2.2,
                       label=f"{side} value {narrative.fmt_value(value, fmt)}")
     ax.yaxis.set_major_formatter(_formatter(fmt))
@@ -257,7 +270,10 @@ def _short(text: str, n: int = 42) -> str:
 def waterfall_chart(run: dict[str, Any], causes: list[dict[str, Any]], fmt: str) -> str:
     """Baseline -> each cause's contribution -> the rest -> current, as horizontal steps."""
     base, cur = run.get("baseline_value") or 0.0, run.get("current_value") or 0.0
-    steps = [(f"#{c['rank']} {_short(c['segment_label'])}", c.get("contribution") or 0.0) for c in causes]
+    steps = [
+        (f"#{c['rank']} {_short(c['segment_label'])}", c.get("contribution") or 0.0)
+        for c in causes
+    ]
     rest = (cur - base) - sum(v for _, v in steps)
     steps.append(("everything else", rest))
     labels = ["baseline"] + [s for s, _ in steps] + ["current"]
@@ -302,8 +318,10 @@ def segments_chart(run: dict[str, Any], causes: list[dict[str, Any]], fmt: str) 
     if run.get("metric_kind") == "ratio":
         for key, colour in (("baseline_value", BLUE), ("current_value", ORANGE)):
             if run.get(key) is not None:
-                ax.axvline(run[key], color=colour, ls=":", lw=1.2,
-                           label=f"overall {key.split('_')[0]} {narrative.fmt_value(run[key], fmt)}")
+                ax.axvline(
+                    run[key], color=colour, ls=":", lw=1.2,
+                    label=f"overall {key.split('_')[0]} {narrative.fmt_value(run[key], fmt)}",
+                )
     ax.plot([], [], "o", color=BLUE, label="segment baseline")
     ax.plot([], [], "o", color=ORANGE, label="segment current")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / max(1, len(causes))), ncol=4,
@@ -318,8 +336,10 @@ def segments_chart(run: dict[str, Any], causes: list[dict[str, Any]], fmt: str) 
 
 
 def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True,
-                               undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
     env.filters["value"] = narrative.fmt_value
     env.filters["points"] = lambda x, kind: "n/a" if x is None else narrative.fmt_points(x, kind)
     env.filters["pct"] = lambda x: "n/a" if x is None else f"{x:.0%}"
@@ -365,8 +385,13 @@ def render_report(run: dict[str, Any], causes: list[dict[str, Any]], series: pd.
             "feedback": feedback.get(str(cause["finding_id"])),
         })
     charts = {
-        "series": series_chart(series, run, fmt, title) if series is not None and not series.empty else None,
-        "waterfall": waterfall_chart(run, causes, fmt) if run.get("baseline_value") is not None else None,
+        "series": (
+            series_chart(series, run, fmt, title)
+            if series is not None and not series.empty else None
+        ),
+        "waterfall": (
+            waterfall_chart(run, causes, fmt) if run.get("baseline_value") is not None else None
+        ),
         "segments": segments_chart(run, causes, fmt) if causes else None,
     }
     periods = _periods_of(run)
@@ -375,7 +400,8 @@ def render_report(run: dict[str, Any], causes: list[dict[str, Any]], series: pd.
         params = json.loads(run.get("parameters") or "{}")
     return _environment().get_template("report.html.j2").render(
         run=run, causes=items, charts=charts, title=title, fmt=fmt, periods=periods, params=params,
-        series_note=series_note, version=__version__, generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
+        series_note=series_note, version=__version__,
+        generated=datetime.now().strftime("%Y-%m-%d %H:%M"),
     )
 
 
@@ -400,8 +426,10 @@ def build_report(engine: Engine, schema: str, run_id: str, project: Project | No
         metric = project.metrics.get(run["metric"]) if project is not None else None
     series, note = None, None
     if metric is None:
-        note = (f"metric {run['metric']!r} is not declared in the project file, so the series chart "
-                "is left out (pass --project)")
+        note = (
+            f"metric {run['metric']!r} is not declared in the project file, so the series chart "
+            "is left out (pass --project)"
+        )
     else:
         try:
             with progress(f"Querying the {metric.grain}ly series of {metric.name} ..."):
@@ -429,9 +457,14 @@ def _connection_options(fn: Any) -> Any:
     options = [
         click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False),
                      help="Project file (default: ./warehouse_rca.yml when it exists)."),
-        click.option("--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False)),
+        click.option(
+            "--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False)
+        ),
         click.option("--target", envvar="WAREHOUSE_RCA_TARGET"),
-        click.option("--findings-schema", help="Schema of the findings tables (default: project's, profile's, or rca)."),
+        click.option(
+            "--findings-schema",
+            help="Schema of the findings tables (default: project's, profile's, or rca).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -458,7 +491,10 @@ def _fail(err: RcaError) -> None:
 @click.command("report")
 @click.argument("run_id")
 @_connection_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="HTML file to write (default: rca_report_RUN_ID.html).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False),
+    help="HTML file to write (default: rca_report_RUN_ID.html).",
+)
 def report_command(run_id: str, project: str | None, profiles_dir: str | None, target: str | None,
                    findings_schema: str | None, output: str | None) -> None:
     """Write RUN_ID's findings as one self-contained HTML report (opens without a network)."""
@@ -480,7 +516,10 @@ def report_command(run_id: str, project: str | None, profiles_dir: str | None, t
 @click.option("--confirm", "verdict", flag_value="confirmed", help="The finding is a real cause.")
 @click.option("--reject", "verdict", flag_value="rejected", help="The finding is not a cause.")
 @click.option("--note", help="Why (shown when the segment comes up again).")
-@click.option("--by", "author", envvar="WAREHOUSE_RCA_USER", help="Who (default: $WAREHOUSE_RCA_USER or the login name).")
+@click.option(
+    "--by", "author", envvar="WAREHOUSE_RCA_USER",
+    help="Who (default: $WAREHOUSE_RCA_USER or the login name).",
+)
 @_connection_options
 def feedback_command(run_id: str, finding: str, verdict: str | None, note: str | None,
                      author: str | None, project: str | None, profiles_dir: str | None,
@@ -511,15 +550,22 @@ def history(engine: Engine, schema: str, metric: str, limit: int = 20) -> list[d
     runs_table, causes_table = _table(schema, "runs"), _table(schema, "root_causes")
     if not table_exists(engine, runs_table):
         return []
-    runs = select(engine, runs_table, where=exp.and_(eq("metric", metric), eq("status", "succeeded")),
-                  order=[exp.Ordered(this=sql.column_ref("current_start"), desc=True),
-                         exp.Ordered(this=sql.column_ref("finished_at"), desc=True)], limit=limit)
-    causes = select(engine, causes_table, where=eq("metric", metric), order=[sql.column_ref("rank")])
+    runs = select(
+        engine, runs_table, where=exp.and_(eq("metric", metric), eq("status", "succeeded")),
+        order=[exp.Ordered(this=sql.column_ref("current_start"), desc=True),
+               exp.Ordered(this=sql.column_ref("finished_at"), desc=True)],
+        limit=limit,
+    )
+    causes = select(
+        engine, causes_table, where=eq("metric", metric), order=[sql.column_ref("rank")]
+    )
     verdicts: dict[tuple[str, str], dict[str, Any]] = {}
     feedback_table = _table(schema, "feedback")
     if table_exists(engine, feedback_table):
-        for row in select(engine, feedback_table, where=eq("metric", metric),
-                          order=[sql.column_ref("created_at"), sql.column_ref("feedback_id")]).to_dict("records"):
+        for row in select(
+            engine, feedback_table, where=eq("metric", metric),
+            order=[sql.column_ref("created_at"), sql.column_ref("feedback_id")],
+        ).to_dict("records"):
             verdicts[(str(row["run_id"]), str(row["finding_id"]))] = _clean(row)
     out = []
     for run in (_clean(r) for r in runs.to_dict("records")):
@@ -532,7 +578,8 @@ def history(engine: Engine, schema: str, metric: str, limit: int = 20) -> list[d
             "relative_change": run.get("relative_change"), "summary": run.get("summary"),
             "finished_at": _iso(run.get("finished_at")),
             "root_causes": [{
-                "rank": c["rank"], "finding_id": c["finding_id"], "segment": json.loads(c["segment"] or "{}"),
+                "rank": c["rank"], "finding_id": c["finding_id"],
+                "segment": json.loads(c["segment"] or "{}"),
                 "segment_label": c["segment_label"], "effect": c.get("effect"),
                 "share_of_change": c.get("share_of_change"), "confidence": c.get("confidence"),
                 "feedback": {k: _iso(v) if isinstance(v, datetime) else v
@@ -549,11 +596,16 @@ def _iso(value: Any) -> str | None:
 
 @click.command("history")
 @click.argument("metric")
-@click.option("--limit", type=int, default=20, show_default=True, help="Most recent incidents shown.")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option(
+    "--limit", type=int, default=20, show_default=True, help="Most recent incidents shown."
+)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
 @_connection_options
-def history_command(metric: str, limit: int, output: str, project: str | None, profiles_dir: str | None,
-                    target: str | None, findings_schema: str | None) -> None:
+def history_command(metric: str, limit: int, output: str, project: str | None,
+                    profiles_dir: str | None, target: str | None,
+                    findings_schema: str | None) -> None:
     """List METRIC's past incidents (succeeded runs) with their causes and analysts' verdicts."""
     try:
         engine, schema, _ = _open(project, profiles_dir, target, findings_schema)
@@ -575,8 +627,15 @@ def history_command(metric: str, limit: int, output: str, project: str | None, p
         click.echo(f"  {inc['summary']}")
         for c in inc["root_causes"]:
             fb = c["feedback"]
-            verdict = f" -- {fb['verdict']} by {fb['author']}" + (f": {fb['note']}" if fb.get("note") else "") if fb else ""
-            share = f"{abs(c['share_of_change']):.0%} of the change, " if c.get("share_of_change") is not None else ""
+            verdict = (
+                f" -- {fb['verdict']} by {fb['author']}"
+                + (f": {fb['note']}" if fb.get("note") else "")
+                if fb else ""
+            )
+            share = (
+                f"{abs(c['share_of_change']):.0%} of the change, "
+                if c.get("share_of_change") is not None else ""
+            )
             click.echo(f"  {c['rank']}. {c['segment_label']} ({c['effect']}, {share}confidence "
                        f"{c['confidence']:.2f}){verdict}")
         if not inc["root_causes"]:

@@ -74,7 +74,9 @@ class Budget:
 
 def _segments_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.Expr:
     """Rows of any of ``segments`` (non-empty), compared the way the cube labels them."""
-    alternatives = [c for segment in segments if (c := segment_condition(plan, segment)) is not None]
+    alternatives = [
+        c for segment in segments if (c := segment_condition(plan, segment)) is not None
+    ]
     return exp.or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
 
 
@@ -120,7 +122,10 @@ def deepen(
     run = query or engine.query
     queries = 0
     depth = max((len(s) for s in plan.sets), default=0)
-    limit = len(plan.dimensions) if max_levels is None else min(len(plan.dimensions), depth + max_levels)
+    limit = (
+        len(plan.dimensions) if max_levels is None
+        else min(len(plan.dimensions), depth + max_levels)
+    )
     while depth < limit:
         frontier = [c.segment for c in located.root_causes if len(c.segment) == depth]
         if not frontier or (budget is not None and not budget.allows(f"search level {depth + 1}")):
@@ -129,7 +134,9 @@ def deepen(
         deeper = dataclasses.replace(
             plan,
             sets=_children_sets(plan, frontier),
-            condition=exp.and_(plan.condition, condition) if plan.condition is not None else condition,
+            condition=(
+                exp.and_(plan.condition, condition) if plan.condition is not None else condition
+            ),
         )
         raw = run(cube_sql(deeper, engine.DIALECT))
         queries += 1
@@ -191,7 +198,9 @@ def leaf_cube_sql(plan: CubePlan, dialect: str, frontier: tuple[tuple[int, ...],
         dialect,
         expected=plan.mode == "expected",
         source=plan.source,
-        dims=[{"expr": e, "alias": exp.to_identifier(f"d{i}")} for i, e in enumerate(plan.dim_exprs)],
+        dims=[
+            {"expr": e, "alias": exp.to_identifier(f"d{i}")} for i, e in enumerate(plan.dim_exprs)
+        ],
         time=plan.time,
         num=plan.num,
         base_num=plan.base_num,
@@ -285,8 +294,9 @@ def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
         if budget is not None:
             budget.spend()
         children = _label_leaf_cube(raw, deeper).frame
-        children = children[(children["depth"] == depth)
-                            & _within(children, plan.dimensions, grown_segments)].reset_index(drop=True)
+        children = children[
+            (children["depth"] == depth) & _within(children, plan.dimensions, grown_segments)
+        ].reset_index(drop=True)
         if children.empty:
             break
         cube = dataclasses.replace(cube, frame=pd.concat([cube.frame, children], ignore_index=True),
@@ -341,7 +351,9 @@ def value_deviations(cube: Cube) -> pd.DataFrame:
     stats = segment_stats(cube)
     total = stats.loc[stats["depth"] == 0].iloc[0]
     seg = stats.loc[stats["depth"] == 1].reset_index(drop=True)
-    relative = float(total["rate_intensity"]) if np.isfinite(float(total["rate_intensity"])) else 0.0
+    relative = (
+        float(total["rate_intensity"]) if np.isfinite(float(total["rate_intensity"])) else 0.0
+    )
     base = np.nan_to_num(seg["base_value"].to_numpy(dtype="float64"))
     if cube.kind == "ratio":
         base = base * np.nan_to_num(seg["cur_share"].to_numpy(dtype="float64"))
@@ -393,7 +405,9 @@ def select_dimensions(cube: Cube, depth: int, alpha: float, min_share: float) ->
     return [d for d in cube.dimensions if d in chosen]  # the framework's order
 
 
-def combined_values(cube: Cube, dimensions: list[str], min_share: float) -> dict[str, tuple[str, ...]]:
+def combined_values(
+    cube: Cube, dimensions: list[str], min_share: float
+) -> dict[str, tuple[str, ...]]:
     """Per dimension, the values the second level combines; the rest is folded into '(other)'.
 
     Apriori on deviation: a combination's deviation from a uniform move shows in each of its
@@ -462,7 +476,9 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
         for name in plan.dimensions:
             if name not in deeper:
                 deeper[name] = pd.Series([None] * len(deeper), dtype="object")
-        frame = pd.concat([cube.frame, deeper.reindex(columns=cube.frame.columns)], ignore_index=True)
+        frame = pd.concat(
+            [cube.frame, deeper.reindex(columns=cube.frame.columns)], ignore_index=True
+        )
         cube = dataclasses.replace(cube, frame=frame, queries=queries,
                                    extra={**cube.extra, "combined_dimensions": chosen})
     elif depth >= 2:  # fewer than two dimensions hold a value to combine

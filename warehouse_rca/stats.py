@@ -59,7 +59,9 @@ def _ratio_variance(num: np.ndarray, den: np.ndarray, nn: np.ndarray, dd: np.nda
     return np.where(np.isnan(var), np.inf, var)
 
 
-def _share_variance(share: np.ndarray, dd: np.ndarray, dd_total: float, den_total: float) -> np.ndarray:
+def _share_variance(
+    share: np.ndarray, dd: np.ndarray, dd_total: float, den_total: float
+) -> np.ndarray:
     # Linearised Var(D_s / D) with per-row denominators d_i as the units.
     if den_total <= _EPS:
         return np.full_like(share, np.inf)
@@ -91,7 +93,8 @@ def _day_variance(sq: np.ndarray, cross: np.ndarray, total_sq: np.ndarray, w: np
     return days / (days - 1) * np.maximum(np.nan_to_num(v), 0.0)
 
 
-#: The design-effect columns :func:`describe` reads (of the rate and of the share), for both periods.
+#: The design-effect columns :func:`describe` reads (of the rate and of the share), for both
+#: periods.
 DEFF_COLUMNS = ("deff_rate", "deff_mix")
 
 
@@ -205,7 +208,10 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
         db, dc = float(total["base_den"]), float(total["cur_den"])
         rate_total_b = float(total["base_num"]) / db if db > _EPS else np.nan
         rb, rc = _div(c["base_num"], c["base_den"]), _div(c["cur_num"], c["cur_den"])
-        wb, wc = c["base_den"] / db if db > _EPS else np.nan, c["cur_den"] / dc if dc > _EPS else np.nan
+        wb, wc = (
+            c["base_den"] / db if db > _EPS else np.nan,
+            c["cur_den"] / dc if dc > _EPS else np.nan,
+        )
         wb, wc = np.asarray(wb, dtype="float64"), np.asarray(wc, dtype="float64")
         new = ~np.isfinite(rb)
         gone = ~np.isfinite(rc)
@@ -213,26 +219,38 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
         rate_effect = np.where(new | gone, 0.0, wc * (np.nan_to_num(rc) - rb_eff))
         mix_effect = np.where(
             gone, -wb * (rb_eff - rate_total_b),
-            np.where(new, wc * (np.nan_to_num(rc) - rate_total_b), (wc - wb) * (rb_eff - rate_total_b)),
+            np.where(
+                new, wc * (np.nan_to_num(rc) - rate_total_b), (wc - wb) * (rb_eff - rate_total_b)
+            ),
         )
         if is_proportion(total):
             # Successes out of trials: the sampling units are the trials, whether a row holds one
             # trial or an aggregate of many (the delta method over rows would count stable
             # differences between pre-aggregated rows as noise). Agresti-Caffo style +0.5/+1.
-            var_rb, var_rc = _binomial_variance(c["base_num"], c["base_den"]), _binomial_variance(c["cur_num"], c["cur_den"])
+            var_rb, var_rc = (
+                _binomial_variance(c["base_num"], c["base_den"]),
+                _binomial_variance(c["cur_num"], c["cur_den"]),
+            )
             var_wb = np.where(db > _EPS, wb * (1 - wb) / max(db, _EPS), np.inf)
             var_wc = np.where(dc > _EPS, wc * (1 - wc) / max(dc, _EPS), np.inf)
         else:
-            var_rb = _ratio_variance(c["base_num"], c["base_den"], c["base_nn"], c["base_dd"], c["base_nd"])
-            var_rc = _ratio_variance(c["cur_num"], c["cur_den"], c["cur_nn"], c["cur_dd"], c["cur_nd"])
+            var_rb = _ratio_variance(
+                c["base_num"], c["base_den"], c["base_nn"], c["base_dd"], c["base_nd"]
+            )
+            var_rc = _ratio_variance(
+                c["cur_num"], c["cur_den"], c["cur_nn"], c["cur_dd"], c["cur_nd"]
+            )
             var_wb = _share_variance(wb, c["base_dd"], float(total["base_dd"]), db)
             var_wc = _share_variance(wc, c["cur_dd"], float(total["cur_dd"]), dc)
         var_rb, var_rc = var_rb * f["deff_rate"], var_rc * f["deff_rate"]
         var_wb, var_wc = var_wb * f["deff_mix"], var_wc * f["deff_mix"]
         var_rate = np.where(new | gone, np.inf, var_rb + var_rc)
         var_mix = var_wb + var_wc
-        z_rate = np.where(np.isfinite(var_rate) & (var_rate > 0),
-                          (np.nan_to_num(rc) - rb_eff) / np.sqrt(np.where(var_rate > 0, var_rate, 1)), 0.0)
+        z_rate = np.where(
+            np.isfinite(var_rate) & (var_rate > 0),
+            (np.nan_to_num(rc) - rb_eff) / np.sqrt(np.where(var_rate > 0, var_rate, 1)),
+            0.0,
+        )
         z_mix = np.where(var_mix > 0, (wc - wb) / np.sqrt(np.where(var_mix > 0, var_mix, 1)), 0.0)
         # Var(change) ~ w_c^2 Var(r_c - r_b) + (r_b - R_b)^2 Var(w_c - w_b), cross terms ignored.
         finite_rate = np.isfinite(var_rate)
@@ -253,7 +271,9 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
         out["z_rate"], out["z_mix"] = z_rate, z_mix
         out["rate_intensity"] = _div(np.nan_to_num(rc) - rb_eff, rb_eff)
         out["mix_intensity"] = _div(wc - wb, wb)
-        out["rate_intensity_sd"] = _div(np.sqrt(np.where(np.isfinite(var_rate), var_rate, np.inf)), np.abs(rb_eff))
+        out["rate_intensity_sd"] = _div(
+            np.sqrt(np.where(np.isfinite(var_rate), var_rate, np.inf)), np.abs(rb_eff)
+        )
         out["mix_intensity_sd"] = _div(np.sqrt(var_mix), np.abs(wb))
         if is_proportion(total):
             # Rates of events compared on the log scale (smoothed log relative risk): a rare
@@ -263,7 +283,10 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
             both = (bd > 0) & (cd > 0)
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_change = np.log((cn + 0.5) / (cd + 1.0)) - np.log((bn + 0.5) / (bd + 1.0))
-                log_var = (1 / (cn + 0.5) - 1 / (cd + 1.0) + 1 / (bn + 0.5) - 1 / (bd + 1.0)) * f["deff_rate"]
+                log_var = (
+                    (1 / (cn + 0.5) - 1 / (cd + 1.0) + 1 / (bn + 0.5) - 1 / (bd + 1.0))
+                    * f["deff_rate"]
+                )
             out["rate_log_change"] = np.where(both, log_change, np.nan)
             out["rate_log_change_sd"] = np.where(both, np.sqrt(np.maximum(log_var, 0.0)), np.inf)
         else:
@@ -285,12 +308,17 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
         out["mix_intensity"] = 0.0
         out["rate_intensity_sd"] = _div(np.sqrt(np.maximum(var_change, 0.0)), np.abs(base))
         out["mix_intensity_sd"] = np.inf
-        out["rate_log_change"], out["rate_log_change_sd"] = out["rate_intensity"], out["rate_intensity_sd"]
+        out["rate_log_change"], out["rate_log_change_sd"] = (
+            out["rate_intensity"], out["rate_intensity_sd"]
+        )
     sd = np.sqrt(np.maximum(var_change, 0.0))
     out["z"] = np.where(sd > 0, out["change"].to_numpy() / np.where(sd > 0, sd, 1.0),
                         np.where(np.abs(out["change"].to_numpy()) > _EPS, np.inf, 0.0))
     out["p_value"] = 2 * sps.norm.sf(np.abs(out["z"].to_numpy()))
-    out["support"] = _div(c["base_den"] + c["cur_den"], np.full(len(out), float(total["base_den"] + total["cur_den"])))
+    out["support"] = _div(
+        c["base_den"] + c["cur_den"],
+        np.full(len(out), float(total["base_den"] + total["cur_den"])),
+    )
     return out
 
 
@@ -368,10 +396,13 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
     volume = np.divide(base_den + out["cur_den"].to_numpy(dtype="float64"), base_den,
                        out=np.zeros(len(out)), where=base_den > 0)
     if cube.kind == "ratio" and is_proportion(total):
-        events = out["base_num"].abs().to_numpy(dtype="float64") * volume  # expected under no change
+        # expected under no change
+        events = out["base_num"].abs().to_numpy(dtype="float64") * volume
     else:
         events = out["base_rows"].to_numpy(dtype="float64") * volume
-    seg = ((out["depth"] >= 1) & (events >= 20) & (out["base_den"] > 0) & (out["cur_den"] > 0)).to_numpy()
+    seg = (
+        (out["depth"] >= 1) & (events >= 20) & (out["base_den"] > 0) & (out["cur_den"] > 0)
+    ).to_numpy()
     # Period mode: sampling noise is a floor (dispersion >= 1). Expected mode: the model's scale is
     # arbitrary (forecast error, not sampling), so it may shrink too.
     # Where the incident is not, smaller segments are read too (rare events: a week of flights
@@ -435,7 +466,10 @@ def volume_weights(frame: pd.DataFrame, kind: str, scale: float) -> np.ndarray:
     size (weighted BH, Genovese, Roeder & Wasserman 2006: the weights average 1 over the tests)
     spends the error budget where causes can be, and small noise slices need stronger evidence."""
     if kind == "ratio":
-        vol = frame["base_den"].to_numpy(dtype="float64") + frame["cur_den"].to_numpy(dtype="float64")
+        vol = (
+            frame["base_den"].to_numpy(dtype="float64")
+            + frame["cur_den"].to_numpy(dtype="float64")
+        )
     else:
         vol = (np.abs(scale * frame["base_num"].to_numpy(dtype="float64"))
                + np.abs(frame["cur_num"].to_numpy(dtype="float64")))
@@ -458,7 +492,8 @@ def weighted_fdr(p: np.ndarray, weights: np.ndarray, tested: np.ndarray,
 
 
 def finite_or_none(x: Any) -> float | None:
-    """``x`` as a float for JSON and findings tables; None when missing, not numeric or not finite."""
+    """``x`` as a float for JSON and findings tables; None when missing, not numeric or not
+    finite."""
     try:
         x = float(x)
     except (TypeError, ValueError):

@@ -89,14 +89,17 @@ class Engine:
         cur.close()
 
     def _result_name(self, name: str) -> str:
-        """A result column's name as the tool's lower-case aliases expect it (see SnowflakeEngine)."""
+        """A result column's name as the tool's lower-case aliases expect it (see
+        SnowflakeEngine)."""
         return name
 
     def overwrite_partition(self, table: exp.Table, columns: Sequence[tuple[str, str]], key: str,
                             value: str, rows: Sequence[dict[str, Any]]) -> None:
         """Replace the ``key = value`` partition of ``table`` with ``rows`` in one statement; only
         PARTITION_OVERWRITE engines have it (the others replace rows with DELETE + INSERT)."""
-        raise NotImplementedError(f"{self.target.type} replaces findings with DELETE, not by partition")
+        raise NotImplementedError(
+            f"{self.target.type} replaces findings with DELETE, not by partition"
+        )
 
     # -- write strategies -------------------------------------------------------------------------
     def partition_column(self, key: str) -> exp.Identifier | None:
@@ -122,8 +125,14 @@ class Engine:
                                columns=[sql.identifier(n) for n, _ in columns])
         self.executemany(statement, [[row.get(n) for n, _ in columns] for row in rows])
 
-    def replace_rows(self, table: exp.Table, columns: Sequence[tuple[str, str]], key: str, value: Any,
-                     rows: Sequence[dict[str, Any]]) -> None:
+    def replace_rows(
+        self,
+        table: exp.Table,
+        columns: Sequence[tuple[str, str]],
+        key: str,
+        value: Any,
+        rows: Sequence[dict[str, Any]],
+    ) -> None:
         """Make ``rows`` the only rows of ``table`` with ``key = value`` (a run's rows, a metric's
         bookmark). DELETE_INSERT: ``DELETE ... WHERE key = value`` then the inserts, in the
         caller's transaction or one of their own. PARTITION_OVERWRITE: one overwrite of the
@@ -133,11 +142,20 @@ class Engine:
             return
         condition = exp.EQ(this=exp.column(key), expression=sql.literal(value))
         with self._atomic():
-            self.execute(sql.render("delete_where.sql.j2", self.DIALECT, table=table, condition=condition))
+            self.execute(
+                sql.render("delete_where.sql.j2", self.DIALECT, table=table, condition=condition)
+            )
             self.insert_rows(table, columns, rows)
 
-    def replace_where(self, table: exp.Table, columns: Sequence[tuple[str, str]], condition: exp.Expr,
-                      rows: Sequence[dict[str, Any]], *, partition: tuple[str, Any]) -> None:
+    def replace_where(
+        self,
+        table: exp.Table,
+        columns: Sequence[tuple[str, str]],
+        condition: exp.Expr,
+        rows: Sequence[dict[str, Any]],
+        *,
+        partition: tuple[str, Any],
+    ) -> None:
         """Replace the rows of ``table`` matching ``condition`` by ``rows`` (a metric's window of
         anomalies). ``condition`` must only match rows of the ``partition`` (key, value) and
         every row of ``rows`` must belong to it.
@@ -151,17 +169,27 @@ class Engine:
         key, value = partition
         stray = [r for r in rows if r.get(key) != value]
         if stray:
-            raise ValueError(f"replace_where: {len(stray)} row(s) outside partition {key} = {value!r}")
+            raise ValueError(
+                f"replace_where: {len(stray)} row(s) outside partition {key} = {value!r}"
+            )
         if self.WRITE_STRATEGY is WriteStrategy.DELETE_INSERT:
             with self._atomic():
-                self.execute(sql.render("delete_where.sql.j2", self.DIALECT, table=table, condition=condition))
+                self.execute(
+                    sql.render(
+                        "delete_where.sql.j2", self.DIALECT, table=table, condition=condition
+                    )
+                )
                 self.insert_rows(table, columns, rows)
             return
         # The partition's rows the condition does not match (a NULL condition keeps a row, as
         # DELETE would), read back with the findings tables' select.
         rest = exp.and_(
             exp.EQ(this=exp.Column(this=sql.identifier(key)), expression=sql.literal(value)),
-            exp.Not(this=exp.Coalesce(this=exp.Paren(this=condition.copy()), expressions=[exp.false()])),
+            exp.Not(
+                this=exp.Coalesce(
+                    this=exp.Paren(this=condition.copy()), expressions=[exp.false()]
+                )
+            ),
         )
         kept = self.query(sql.render(
             "feedback_select.sql.j2", self.DIALECT, columns=[sql.identifier(n) for n, _ in columns],
@@ -186,7 +214,8 @@ class Engine:
             self.insert_rows(table, columns, rows)
 
     def _is_transient(self, err: BaseException) -> bool:
-        """A driver error worth retrying (lost connection, serialization failure): none by default."""
+        """A driver error worth retrying (lost connection, serialization failure): none by
+        default."""
         return False
 
     def _is_disconnected(self) -> bool:
@@ -307,7 +336,9 @@ class Engine:
         if self._is_missing_relation(err):
             return InputError(f"{self.target.type}: {first}")
         if self._is_disconnected():
-            return WarehouseError(f"{self.target.type}: the connection was lost during a statement: {first}")
+            return WarehouseError(
+                f"{self.target.type}: the connection was lost during a statement: {first}"
+            )
         return WarehouseError(f"{self.target.type} refused a statement: {first}")
 
     # -- catalog ----------------------------------------------------------------------------------
