@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from importlib import resources
 from pathlib import Path
 
@@ -19,15 +18,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from tests.test_golden_sql import GOLDEN, assert_golden
 from tests.test_investigate import BASE, CUR, load, make_sessions, ratio_metric, run_cli
 from warehouse_rca.cli import main
 from warehouse_rca.config import Period, metric_from_mapping
 from warehouse_rca.demo import BASELINE, CURRENT
 from warehouse_rca.engines.duckdb import DuckDBEngine
 from warehouse_rca.investigate import InvestigationOptions, investigate, run_id_for
-
-SNAPSHOTS = Path(__file__).parent / "golden"
-UPDATE = os.environ.get("RCA_UPDATE_GOLDEN") == "1"
 
 
 def schema() -> dict:
@@ -104,9 +101,4 @@ PINNED_FINDING_ID = "3eb9ce894dfa7816"
 @pytest.mark.parametrize("args", [[], ["investigate"], ["monitor"]], ids=["main", "investigate", "monitor"])
 def test_help_is_pinned(args: list[str]) -> None:
     text = CliRunner().invoke(main, [*args, "--help"], terminal_width=100).output
-    path = SNAPSHOTS / f"help_{'_'.join(args) or 'main'}.txt"
-    if UPDATE or not path.exists():
-        if not UPDATE and os.environ.get("CI"):
-            pytest.fail(f"snapshot {path.name} missing: run with RCA_UPDATE_GOLDEN=1")
-        path.write_text(text)
-    assert text == path.read_text(), f"{path.name} changed: review, then RCA_UPDATE_GOLDEN=1"
+    assert_golden(GOLDEN / f"help_{'_'.join(args) or 'main'}.txt", text)

@@ -220,11 +220,6 @@ def _create_tables(engine: Engine, schema: str, tables: dict[str, exp.Table],
             engine.execute(statement)
 
 
-def _insert(engine: Engine, table: exp.Table, spec: Sequence[tuple[str, str]],
-            rows: Sequence[dict[str, Any]]) -> None:
-    engine.insert_rows(table, spec, rows)
-
-
 def _pause_for_tests() -> None:
     marker = os.environ.get(TEST_PAUSE_ENV)
     if not marker:
@@ -262,7 +257,7 @@ def replace_run(engine: Engine, schema: str, run_row: dict[str, Any],
     engine.execute(sql.render("findings_stage.sql.j2", engine.DIALECT, stage=stage,
                               columns=_columns(ROOT_CAUSE_COLUMNS)))
     try:
-        _insert(engine, stage, ROOT_CAUSE_COLUMNS, cause_rows)
+        engine.insert_rows(stage, ROOT_CAUSE_COLUMNS, cause_rows)
         with engine.transaction():
             engine.lock(_lock_key("run", run_row["run_id"]))
             engine.execute(sql.render("delete_run.sql.j2", engine.DIALECT,
@@ -277,7 +272,7 @@ def replace_run(engine: Engine, schema: str, run_row: dict[str, Any],
                 "findings_merge.sql.j2", engine.DIALECT, table=tables["root_causes"],
                 columns=cause_columns, stage=stage,
             ))
-            _insert(engine, tables["runs"], RUNS_COLUMNS, [run_row])
+            engine.insert_rows(tables["runs"], RUNS_COLUMNS, [run_row])
     finally:
         # A lost connection took the TEMPORARY table with it: nothing to clean up then.
         if not engine.is_disconnected():
@@ -307,7 +302,7 @@ def start_run(engine: Engine, run_id: str, metric: str, schema: str | None = Non
     try:
         with sql.query_tag(run_id):
             ensure_tables(engine, schema)
-            _insert(engine, findings_tables(schema)["runs"], RUNS_COLUMNS, [{
+            engine.insert_rows(findings_tables(schema)["runs"], RUNS_COLUMNS, [{
                 "run_id": run_id, "attempt_id": attempt.attempt_id, "metric": metric,
                 "status": "running", "started_at": attempt.started_at,
             }])
