@@ -18,7 +18,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from warehouse_rca.cli import main as cli_main
-from warehouse_rca.config import PROFILE_NAME
+from warehouse_rca.spec.profiles import PROFILE_NAME
 
 
 def element(pairs: dict[str, object]) -> str:

@@ -34,10 +34,13 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.harness import element
-from warehouse_rca.config import MetricSpec, Period, Target, metric_from_mapping
+from warehouse_rca.contract import InvestigationOptions
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.duckdb import DuckDBEngine
-from warehouse_rca.investigate import InvestigationOptions, investigate
+from warehouse_rca.investigate import investigate
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.profiles import Target
+from warehouse_rca.spec.project import MetricSpec, metric_from_mapping
 
 REFERENCE = {  # published exact-set F1 (data README)
     "B0": {"RiskLoc": 0.96, "Squeeze": 0.93, "AutoRoot": 0.92, "Adtributor": 0.16},

@@ -227,8 +227,8 @@ def ensure_data(path: Path, rows: int, n_dims: int, scenarios: list, threads: in
 
 def _counting_engine(threads: int | None, memory_limit: str | None):
     """The embedded DuckDB engine, counting every statement, its time, rows and fetched bytes."""
-    from warehouse_rca.config import Target
     from warehouse_rca.engines.duckdb import DuckDBEngine
+    from warehouse_rca.spec.profiles import Target
 
     class CountingEngine(DuckDBEngine):
         def __init__(self, target: Target) -> None:
@@ -273,7 +273,7 @@ def _counting_engine(threads: int | None, memory_limit: str | None):
 
 
 def _metric(n_dims: int, numerator: str = "converted", table: str = "facts"):
-    from warehouse_rca.config import metric_from_mapping
+    from warehouse_rca.spec.project import metric_from_mapping
 
     return metric_from_mapping(f"conversion_rate_{numerator}", {
         "table": table, "time_column": "ts", "grain": "day",
@@ -287,9 +287,9 @@ def _periods_from_detection(engine, metric) -> tuple[Any, Any, dict[str, Any]]:
     """The monitor's recipe: daily series -> detector -> last excursion vs the 28 days before."""
     import warnings
 
-    from warehouse_rca.config import Period
     from warehouse_rca.detect import detect
     from warehouse_rca.monitor import BASELINE_BUCKETS, GRAIN_STEP, fetch_series, settings_for
+    from warehouse_rca.spec.periods import Period
 
     series = fetch_series(engine, metric, START, END)
     with warnings.catch_warnings():
@@ -321,8 +321,9 @@ def run_config(path: Path, n_dims: int, max_depth: int, threads: int | None, mem
     from speed import bare_query
 
     from warehouse_rca import causal, detect, monitor  # noqa: F401
-    from warehouse_rca.cube import cube_sql, plan_cube, source_expression
-    from warehouse_rca.investigate import InvestigationOptions, investigate
+    from warehouse_rca.contract import InvestigationOptions
+    from warehouse_rca.cube.plan import cube_sql, plan_cube, source_expression
+    from warehouse_rca.investigate import investigate
 
     global DEFAULT_DATA_DIR
     DEFAULT_DATA_DIR = path.parent
@@ -445,8 +446,9 @@ def run_correctness(path: Path, n_dims: int, scenarios: list, max_depth: int, th
                     wisepizza_python: Path | None, work: Path, wp_timeout: float,
                     top_values: int = 8, wp_memory: int = 10 * 2**30) -> dict[str, Any]:
     """warehouse-rca and wise-pizza on the same incidents (known periods), exact-set F1."""
-    from warehouse_rca.config import Period
-    from warehouse_rca.investigate import InvestigationOptions, investigate
+    from warehouse_rca.contract import InvestigationOptions
+    from warehouse_rca.investigate import investigate
+    from warehouse_rca.spec.periods import Period
 
     engine = _counting_engine(threads, None)
     engine.execute(f"CREATE VIEW facts AS SELECT * FROM read_parquet('{path}')")

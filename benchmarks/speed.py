@@ -36,11 +36,13 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from warehouse_rca.config import Period, Target, load_target, metric_from_mapping
-from warehouse_rca.cube import cube_sql, plan_cube, source_expression
+from warehouse_rca.cube.plan import cube_sql, plan_cube, source_expression
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.investigate import investigate
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.profiles import Target, load_target
+from warehouse_rca.spec.project import metric_from_mapping
 
 DIMENSIONS = {  # name -> cardinality
     "device": 4, "region": 8, "channel": 6, "customer_type": 3,

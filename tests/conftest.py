@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from warehouse_rca.config import Target
 from warehouse_rca.engines.duckdb import DuckDBEngine
+from warehouse_rca.spec.profiles import Target
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -15,16 +15,14 @@ import pandas as pd
 import pytest
 
 from warehouse_rca.alerts import (
-    AlertSettings,
-    EmailSettings,
     Incident,
     WebhookSettings,
     incidents_from_outcome,
     send_alerts,
     send_incidents,
-    settings_from_mapping,
 )
 from warehouse_rca.errors import ConfigError
+from warehouse_rca.spec.alerts import AlertSettings, EmailSettings, settings_from_mapping
 
 
 class Hook(BaseHTTPRequestHandler):

@@ -30,10 +30,13 @@ import pytest
 from click.testing import CliRunner
 
 from warehouse_rca.cli import main
-from warehouse_rca.config import Period, Target, metric_from_mapping
+from warehouse_rca.contract import InvestigationOptions
 from warehouse_rca.engines.duckdb import DuckDBEngine
 from warehouse_rca.errors import InputError, WarehouseError
-from warehouse_rca.investigate import RESERVED_NAMES, InvestigationOptions, investigate
+from warehouse_rca.investigate import RESERVED_NAMES, investigate
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.profiles import Target
+from warehouse_rca.spec.project import metric_from_mapping
 
 BASE, CUR = Period.parse("2026-11-10:2026-11-16"), Period.parse("2026-11-17:2026-11-23")
 

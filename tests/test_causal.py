@@ -17,12 +17,15 @@ import pandas as pd
 import pytest
 import sqlglot
 
-from warehouse_rca.causal import CausalSettings, analysis_window, cusum_onset, series_sql
-from warehouse_rca.config import EventsSpec, Period, metric_from_mapping
-from warehouse_rca.cube import plan_cube
+from warehouse_rca.causal.series import analysis_window, series_sql
+from warehouse_rca.causal.validate import CausalSettings, cusum_onset
+from warehouse_rca.contract import InvestigationOptions
+from warehouse_rca.cube.plan import plan_cube
 from warehouse_rca.engines.duckdb import DuckDBEngine
-from warehouse_rca.findings import write_investigation
-from warehouse_rca.investigate import InvestigationOptions, investigate
+from warehouse_rca.findings.store import write_investigation
+from warehouse_rca.investigate import investigate
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.project import EventsSpec, metric_from_mapping
 
 BASE = Period.parse("2026-11-10:2026-11-16")
 CUR = Period.parse("2026-11-17:2026-11-23")
@@ -295,7 +298,7 @@ def test_cli_reads_the_projects_events_and_can_skip_causal_checks(tmp_path, monk
     from click.testing import CliRunner
 
     from warehouse_rca.cli import main
-    from warehouse_rca.config import Target
+    from warehouse_rca.spec.profiles import Target
 
     duck = DuckDBEngine(Target("t", "duckdb", {"path": str(tmp_path / "warehouse_rca.duckdb")}, "t"))
     rng = np.random.default_rng(4)
@@ -321,8 +324,8 @@ def test_cli_reads_the_projects_events_and_can_skip_causal_checks(tmp_path, monk
 
 
 def test_events_declaration_errors_are_clear(tmp_path) -> None:
-    from warehouse_rca.config import load_project
     from warehouse_rca.errors import ConfigError
+    from warehouse_rca.spec.project import load_project
 
     path = tmp_path / "p.yml"
     path.write_text("metrics: {}\nevents: {table: ev, time_column: t, dimension_column: d}\n")

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from warehouse_rca.config import Period, load_project, load_target
 from warehouse_rca.errors import ConfigError
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.profiles import load_target
+from warehouse_rca.spec.project import load_project
 
 PROFILES = """
 warehouse_rca:

@@ -21,10 +21,12 @@ from click.testing import CliRunner
 from tests.test_golden_sql import GOLDEN, assert_golden
 from tests.test_investigate import BASE, CUR, load, make_sessions, ratio_metric, run_cli
 from warehouse_rca.cli import main
-from warehouse_rca.config import Period, metric_from_mapping
+from warehouse_rca.contract import InvestigationOptions, run_id_for
 from warehouse_rca.demo import BASELINE, CURRENT
 from warehouse_rca.engines.duckdb import DuckDBEngine
-from warehouse_rca.investigate import InvestigationOptions, investigate, run_id_for
+from warehouse_rca.investigate import investigate
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.project import metric_from_mapping
 
 
 def schema() -> dict:

@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from warehouse_rca.config import Period, metric_from_mapping
+from warehouse_rca.contract import InvestigationOptions
 from warehouse_rca.engines.duckdb import DuckDBEngine
-from warehouse_rca.findings import write_investigation
-from warehouse_rca.investigate import InvestigationOptions, investigate
+from warehouse_rca.findings.store import write_investigation
+from warehouse_rca.investigate import investigate
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.project import metric_from_mapping
 
 BASE = Period.parse("2026-11-09:2026-11-15")
 CUR = Period.parse("2026-11-16:2026-11-22")

@@ -11,7 +11,7 @@ import pandas as pd
 from click.testing import CliRunner
 
 from warehouse_rca.cli import main
-from warehouse_rca.dimensions import profile
+from warehouse_rca.dimensions.profile import profile
 from warehouse_rca.sql import table_ref
 
 
@@ -60,8 +60,8 @@ def test_suggest_picks_dimensions_and_rejects_with_reasons(tmp_path: Path) -> No
 
 def test_profile_reports_top_values_and_evenness(tmp_path: Path) -> None:
     make_table(tmp_path)
-    from warehouse_rca.config import Target
     from warehouse_rca.engines import connect
+    from warehouse_rca.spec.profiles import Target
 
     engine = connect(Target("t", "duckdb", {"path": str(tmp_path / "warehouse_rca.duckdb")}, "t"))
     try:
@@ -79,11 +79,13 @@ import json as _json
 
 import pytest
 
-from warehouse_rca.config import MetricSpec, Period, metric_from_mapping
-from warehouse_rca.dimensions import detect_drift, write_drift
+from warehouse_rca.contract import InvestigationOptions
+from warehouse_rca.dimensions.drift import detect_drift, write_drift
 from warehouse_rca.engines.duckdb import DuckDBEngine
 from warehouse_rca.errors import ConfigError, InputError
-from warehouse_rca.investigate import InvestigationOptions, investigate
+from warehouse_rca.investigate import investigate
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.project import MetricSpec, metric_from_mapping
 
 CITIES = {"EU": ["Berlin", "Paris", "Madrid"], "US": ["NYC", "LA", "Chicago"], "APAC": ["Tokyo", "Sydney"]}
 BASELINE, CURRENT = Period.parse("2026-11-01:2026-11-07"), Period.parse("2026-11-08:2026-11-14")

@@ -13,9 +13,9 @@ import yaml
 from click.testing import CliRunner
 
 from warehouse_rca.cli import main
-from warehouse_rca.config import Target
+from warehouse_rca.contract import PRIOR_CONFIRMED, KnowledgeBase, PastIncident
 from warehouse_rca.engines.duckdb import DuckDBEngine
-from warehouse_rca.feedback import PRIOR_CONFIRMED, KnowledgeBase, PastIncident
+from warehouse_rca.spec.profiles import Target
 
 BASELINE, CURRENT = "2026-11-10:2026-11-16", "2026-11-17:2026-11-23"
 DIMS = ["device", "region", "channel"]

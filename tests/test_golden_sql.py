@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import sqlglot
 
-from warehouse_rca.config import Period, metric_from_mapping
-from warehouse_rca.cube import cube_sql, plan_cube
+from warehouse_rca.cube.plan import cube_sql, plan_cube
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.project import metric_from_mapping
 
 GOLDEN = Path(__file__).parent / "golden"
 DIALECTS = ("duckdb", "postgres", "snowflake", "spark", "databricks", "bigquery", "trino")
@@ -38,7 +39,7 @@ def _findings_statements() -> dict[str, Callable[[str], str]]:
     from sqlglot import exp
 
     from warehouse_rca import sql
-    from warehouse_rca.findings import _columns, findings_tables
+    from warehouse_rca.findings.store import _columns, findings_tables
 
     # A fixed small column spec: the goldens pin the templates' shape, not the findings schema
     # (which grows with features); one column of every type the findings tables use.
@@ -90,7 +91,7 @@ def _series(dialect: str) -> str:
     from sqlglot import exp
 
     from warehouse_rca import sql
-    from warehouse_rca.cube import plan_cube
+    from warehouse_rca.cube.plan import plan_cube
 
     base, cur = Period.parse("2026-11-10:2026-11-16"), Period.parse("2026-11-17:2026-11-23")
     plan = plan_cube(RATIO, None, baseline=base, current=cur, max_depth=1)
@@ -105,7 +106,7 @@ def _level_statements() -> dict[str, Callable[[str], str]]:
     """The level-wise search's two cube queries (search.level_wise) and the causal series."""
     import dataclasses
 
-    from warehouse_rca.causal import series_sql
+    from warehouse_rca.causal.series import series_sql
 
     base, cur = Period.parse("2026-11-10:2026-11-16"), Period.parse("2026-11-17:2026-11-23")
     plan = plan_cube(RATIO, None, baseline=base, current=cur, max_depth=3)
@@ -163,7 +164,7 @@ def _search_statements() -> dict[str, Callable[[str], str]]:
     """The leaf-evidence search's queries (search.leaf_search) for additive metrics."""
     import dataclasses
 
-    from warehouse_rca.search import grouping_sets_upto, leaf_cube_sql
+    from warehouse_rca.localize.levelwise import grouping_sets_upto, leaf_cube_sql
 
     base, cur = Period.parse("2026-11-10:2026-11-16"), Period.parse("2026-11-17:2026-11-23")
     plan = plan_cube(LEAF, None, baseline=base, current=cur, max_depth=3)
@@ -187,7 +188,7 @@ def _report_statements() -> dict[str, Callable[[str], str]]:
     from sqlglot import exp
 
     from warehouse_rca import sql
-    from warehouse_rca.report import verification_sql
+    from warehouse_rca.cube.verify import verification_sql
 
     base, cur = Period.parse("2026-11-10:2026-11-16"), Period.parse("2026-11-17:2026-11-23")
     start, end = Period.parse("2026-10-27:2026-11-30").start, cur.end_exclusive
@@ -218,8 +219,8 @@ def _report_statements() -> dict[str, Callable[[str], str]]:
 
 def _causal_statements() -> dict[str, Callable[[str], str]]:
     """The change events of causal validation (causal.events_sql), from a table and from a SELECT."""
-    from warehouse_rca.causal import events_sql
-    from warehouse_rca.config import EventsSpec
+    from warehouse_rca.causal.series import events_sql
+    from warehouse_rca.spec.project import EventsSpec
 
     window = Period.parse("2026-10-01:2026-11-23")
     table = EventsSpec(table="ops.change_events", time_column="happened_at", description_column="description",
@@ -258,7 +259,7 @@ def _dimension_statements() -> dict[str, Callable[[str], str]]:
     from sqlglot import exp
 
     from warehouse_rca import sql
-    from warehouse_rca.dimensions import _tables
+    from warehouse_rca.dimensions.drift import _tables
 
     source = sql.table_ref("analytics.sessions")
     columns = [sql.column_ref(n) for n in ("device", "region", "amount")]
@@ -312,7 +313,7 @@ def _feedback_statements() -> dict[str, Callable[[str], str]]:
     from sqlglot import exp
 
     from warehouse_rca import sql
-    from warehouse_rca.feedback import _table, eq, select
+    from warehouse_rca.findings.feedback import _table, eq, select
 
     def runs_history(d: str) -> str:
         return select(_Capture(d), _table("rca", "runs"),  # type: ignore[arg-type,return-value]
@@ -342,7 +343,7 @@ def _engine_statements() -> dict[str, Callable[[str], str]]:
     from sqlglot import exp
 
     from warehouse_rca import sql
-    from warehouse_rca.findings import _lock_key
+    from warehouse_rca.findings.store import _lock_key
 
     table = sql.table_ref("sessions")
     return {

@@ -11,11 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from warehouse_rca.cli import main
-from warehouse_rca.config import Period, metric_from_mapping
 from warehouse_rca.demo import BASELINE, CURRENT, INCIDENT
 from warehouse_rca.engines.duckdb import DuckDBEngine
-from warehouse_rca.findings import write_investigation
+from warehouse_rca.findings.store import write_investigation
 from warehouse_rca.investigate import investigate
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.project import metric_from_mapping
 
 BASE = Period.parse("2026-11-10:2026-11-16")
 CUR = Period.parse("2026-11-17:2026-11-23")
@@ -271,7 +272,7 @@ def test_query_and_time_budgets_stop_further_queries_and_say_so(duck: DuckDBEngi
     """--max-queries / --time-budget: the probe and first pass run; a deeper level and the causal
     checks run only within the budget, and the JSON lists what was skipped."""
     from warehouse_rca import investigate as module
-    from warehouse_rca.investigate import InvestigationOptions
+    from warehouse_rca.contract import InvestigationOptions
 
     monkeypatch.setattr(module, "FIRST_PASS_DEPTH", 1)  # so that depth 2 is a deeper level
 

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from warehouse_rca.cube import COMPONENTS, Cube
-from warehouse_rca.localize import localize
+from warehouse_rca.cube.plan import COMPONENTS, Cube
+from warehouse_rca.localize.segments import localize
 
 DIMS = ("a", "b", "c", "d")
 CARD = {"a": 4, "b": 6, "c": 5, "d": 3}
@@ -131,7 +131,7 @@ def test_pure_mix_shift_on_a_ratio_cube() -> None:
     assert located.root_causes
     top = located.root_causes[0]
     assert set(top.segment) == {"device"}
-    from warehouse_rca.localize import effect_of
+    from warehouse_rca.localize.segments import effect_of
 
     assert effect_of(top.row, "ratio", 0.05) == "mix"
 
@@ -143,10 +143,11 @@ def test_pure_mix_shift_on_a_ratio_cube() -> None:
 
 import pytest
 
-from warehouse_rca.config import Target, metric_from_mapping
 from warehouse_rca.engines.duckdb import DuckDBEngine
 from warehouse_rca.investigate import investigate
-from warehouse_rca.search import leaf_depth
+from warehouse_rca.localize.levelwise import leaf_depth
+from warehouse_rca.spec.profiles import Target
+from warehouse_rca.spec.project import metric_from_mapping
 
 
 @pytest.fixture(scope="module")
@@ -248,7 +249,7 @@ def test_leaf_pure_mix_shift(mem: DuckDBEngine) -> None:
 
 
 def test_beyond_noise_needs_two_abnormal_leaves_or_a_far_one() -> None:
-    from warehouse_rca.localize import LEAF_COLUMNS, beyond_noise
+    from warehouse_rca.localize.leaves import LEAF_COLUMNS, beyond_noise
 
     ev = np.zeros((4, len(LEAF_COLUMNS)))
     col = {c: i for i, c in enumerate(LEAF_COLUMNS)}

@@ -25,9 +25,9 @@ import pytest
 from click.testing import CliRunner
 
 from warehouse_rca.cli import main
-from warehouse_rca.config import Target
-from warehouse_rca.findings import TEST_PAUSE_ENV
-from warehouse_rca.retry import retry
+from warehouse_rca.engines.retry import retry
+from warehouse_rca.findings.store import TEST_PAUSE_ENV
+from warehouse_rca.spec.profiles import Target
 
 BASELINE, CURRENT = "2026-11-10:2026-11-16", "2026-11-17:2026-11-23"
 REPO = Path(__file__).resolve().parent.parent

@@ -12,9 +12,10 @@ import pytest
 
 from tests.test_feedback import cli, investigate_json, make_project
 from warehouse_rca import narrative
-from warehouse_rca.config import Target, load_project
 from warehouse_rca.engines.duckdb import DuckDBEngine
-from warehouse_rca.report import build_report, render_report
+from warehouse_rca.report.html import build_report, render_report
+from warehouse_rca.spec.profiles import Target
+from warehouse_rca.spec.project import load_project
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +132,8 @@ def test_findings_tables_for_bi_with_verification_sql(investigated: tuple[Path, 
     finally:
         engine.close()
     lookml = (Path(__file__).resolve().parent.parent / "bi" / "looker" / "warehouse_rca.view.lkml").read_text()
-    from warehouse_rca.feedback import FEEDBACK_COLUMNS
-    from warehouse_rca.findings import ROOT_CAUSE_COLUMNS, RUNS_COLUMNS
+    from warehouse_rca.findings.feedback import FEEDBACK_COLUMNS
+    from warehouse_rca.findings.store import ROOT_CAUSE_COLUMNS, RUNS_COLUMNS
 
     for name, _ in RUNS_COLUMNS + ROOT_CAUSE_COLUMNS + FEEDBACK_COLUMNS:  # every column documented
         assert f"${{TABLE}}.{name} " in lookml or f"${{TABLE}}.{name};;" in lookml, name

@@ -10,19 +10,25 @@ import numpy as np
 import pandas as pd
 
 from tests.test_investigate import BASE, CUR, load, make_sessions, ratio_metric
-from warehouse_rca.causal import series_sql
-from warehouse_rca.config import Period
-from warehouse_rca.cube import COMPONENTS, cube_sql, label_cube, plan_cube, source_expression
+from warehouse_rca.causal.series import series_sql
+from warehouse_rca.cube.plan import (
+    COMPONENTS,
+    OTHER,
+    cube_sql,
+    label_cube,
+    plan_cube,
+    source_expression,
+)
 from warehouse_rca.engines.duckdb import DuckDBEngine
 from warehouse_rca.investigate import investigate
-from warehouse_rca.search import (
+from warehouse_rca.localize.levelwise import (
     DEVIATION_FLOOR,
-    OTHER,
     combined_values,
     max_dimensions,
     select_dimensions,
     value_deviations,
 )
+from warehouse_rca.spec.periods import Period
 
 
 def _zipf(k: int) -> list[float]:

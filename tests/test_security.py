@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from warehouse_rca.cli import main
-from warehouse_rca.config import Period, metric_from_mapping
 from warehouse_rca.engines import connect
 from warehouse_rca.errors import ConfigError, InputError, WarehouseError
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.project import metric_from_mapping
 
 HOSTILE = [
     'a"b', "x'; DROP TABLE t; --", "semi;colon", "/* comment */", "ünï-cødé 名前", "a" * 300,
@@ -150,7 +151,7 @@ def test_connection_dropped_mid_write_keeps_previous_findings(postgres_target, m
     import psycopg
 
     from tests.engines.test_conformance import BASE, CUR, METRIC, generated_sessions, load_sessions
-    from warehouse_rca import findings
+    from warehouse_rca.findings import store as findings
     from warehouse_rca.investigate import investigate
 
     engine = connect(postgres_target)
@@ -216,7 +217,7 @@ def test_missing_secret_variable_names_itself(tmp_path: Path, monkeypatch: pytes
 
 
 def test_target_repr_redacts_secrets() -> None:
-    from warehouse_rca.config import Target
+    from warehouse_rca.spec.profiles import Target
 
     target = Target("t", "postgres", {"host": "h", "password": SECRET, "private_key": SECRET, "token": SECRET}, "x")
     assert SECRET not in repr(target) and SECRET not in str(target) and "***" in repr(target)

@@ -23,25 +23,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from warehouse_rca.alerts import (
-    AlertResult,
-    incidents_from_outcome,
-    load_alert_settings,
-    send_incidents,
-)
-from warehouse_rca.config import MetricSpec, Period, Project
+from warehouse_rca.alerts import AlertResult, incidents_from_outcome, send_incidents
+from warehouse_rca.contract import Investigation, InvestigationOptions, run_id_for, value_format
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import RcaError
-from warehouse_rca.feedback import load_knowledge
-from warehouse_rca.findings import RunAttempt, fail_run, start_run, write_investigation
-from warehouse_rca.investigate import (
-    Investigation,
-    InvestigationOptions,
-    investigate,
-    run_id_for,
-    value_format,
-)
+from warehouse_rca.findings.feedback import load_knowledge
+from warehouse_rca.findings.store import RunAttempt, fail_run, start_run, write_investigation
+from warehouse_rca.investigate import investigate
 from warehouse_rca.monitor import MonitorResult, run_monitor
+from warehouse_rca.report.html import build_report, write_report
+from warehouse_rca.spec.alerts import load_alert_settings
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.project import MetricSpec, Project
 
 
 @dataclass
@@ -135,8 +128,6 @@ def write_reports(engine: Engine, schema: str, project: Project | None, result: 
     ``<folder>/<run_id>.html``, or ``path`` (``<stem>-<run_id><suffix>`` when there are several).
     Returns the files written."""
     # matplotlib: only when reports are asked for
-    from warehouse_rca.report import build_report, write_report
-
     run_ids = [d["run_id"] for o in result.outcomes for d in o.investigations if d.get("run_id")]
     written: list[Path] = []
     for run_id in run_ids:

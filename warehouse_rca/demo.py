@@ -12,8 +12,8 @@ from pathlib import Path
 import yaml
 
 from warehouse_rca import sql
-from warehouse_rca.config import Period
 from warehouse_rca.engines.duckdb import DuckDBEngine
+from warehouse_rca.spec.periods import Period
 
 DEMO_TABLE = "shop.sessions"
 DEMO_START = date(2026, 10, 13)

@@ -40,7 +40,7 @@ import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from warehouse_rca.cube import COMPONENTS, Cube
+from warehouse_rca.cube.plan import COMPONENTS, Cube
 
 _EPS = 1e-12
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.engineservers import fakesnow_binary, fakesnow_server, spark_connect_server, spark_home
-from warehouse_rca.config import Target
+from warehouse_rca.spec.profiles import Target
 
 
 @pytest.fixture(scope="session")

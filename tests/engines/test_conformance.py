@@ -22,13 +22,15 @@ from sqlglot import exp
 
 from warehouse_rca import sql
 from warehouse_rca.cli import main
-from warehouse_rca.config import Period, Target, metric_from_mapping
-from warehouse_rca.cube import cube_sql, label_cube, plan_cube, source_expression
+from warehouse_rca.cube.plan import cube_sql, label_cube, plan_cube, source_expression
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
-from warehouse_rca.findings import fail_run, findings_tables, start_run, write_investigation
+from warehouse_rca.findings.store import fail_run, findings_tables, start_run, write_investigation
 from warehouse_rca.investigate import investigate
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.profiles import Target
+from warehouse_rca.spec.project import metric_from_mapping
 
 BASE = Period.parse("2026-11-10:2026-11-16")
 CUR = Period.parse("2026-11-17:2026-11-23")
@@ -297,7 +299,7 @@ def _monitor_metric(name: str) -> object:
 
 
 def _stored(engine: Engine, name: str) -> pd.DataFrame:
-    from warehouse_rca.feedback import select
+    from warehouse_rca.findings.feedback import select
 
     table = exp.Table(this=sql.identifier(name), db=sql.identifier(MONITOR_SCHEMA))
     frame = select(engine, table, order=[sql.column_ref("metric")])

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from warehouse_rca.config import Target
 from warehouse_rca.engines import ENGINES, connect
 from warehouse_rca.errors import ConfigError
+from warehouse_rca.spec.profiles import Target
 
 
 def test_every_engine_module_is_registered() -> None:

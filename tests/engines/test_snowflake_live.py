@@ -20,11 +20,11 @@ from tests.engines.test_conformance import (
     generated_sessions,
 )
 from warehouse_rca import sql
-from warehouse_rca.config import Target
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.base import Engine
-from warehouse_rca.findings import findings_tables, write_investigation
+from warehouse_rca.findings.store import findings_tables, write_investigation
 from warehouse_rca.investigate import investigate
+from warehouse_rca.spec.profiles import Target
 
 REQUIRED = ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_PASSWORD", "SNOWFLAKE_DATABASE", "SNOWFLAKE_WAREHOUSE")
 pytestmark = [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib
 
-from warehouse_rca.config import Target
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import ConfigError
+from warehouse_rca.spec.profiles import Target
 
 #: profile type -> (module, class). Modules import their driver lazily, so extras stay optional.
 ENGINES: dict[str, tuple[str, str]] = {

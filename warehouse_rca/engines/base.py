@@ -17,9 +17,9 @@ import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.config import Target
+from warehouse_rca.engines.retry import retry
 from warehouse_rca.errors import InputError, WarehouseError
-from warehouse_rca.retry import retry
+from warehouse_rca.spec.profiles import Target
 
 log = logging.getLogger("warehouse_rca.sql")
 

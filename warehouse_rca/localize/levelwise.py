@@ -25,7 +25,7 @@ import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.cube import (
+from warehouse_rca.cube.plan import (
     OTHER,
     Cube,
     CubePlan,
@@ -35,7 +35,9 @@ from warehouse_rca.cube import (
     segment_condition,
 )
 from warehouse_rca.engines.base import Engine
-from warehouse_rca.localize import Localization, LocalizeSettings, localize
+from warehouse_rca.localize.leaves import LEAF_COLUMNS, localize_leaves
+from warehouse_rca.localize.segments import Localization, LocalizeSettings, localize
+from warehouse_rca.stats import segment_stats
 
 
 @dataclass
@@ -230,8 +232,6 @@ def _alias_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.Expr
 
 def _label_leaf_cube(raw: pd.DataFrame, plan: CubePlan) -> Cube:
     """label_cube plus the leaf-evidence columns (kept aligned by pre-sorting on depth)."""
-    from warehouse_rca.localize import LEAF_COLUMNS
-
     n = len(plan.dimensions)
     sets = raw["rca_set"].astype("int64").to_numpy()
     depth = n - np.array([int(s).bit_count() for s in sets], dtype="int64")
@@ -254,8 +254,6 @@ def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
     sets only extend the frontier segments that still hold unexplained abnormal leaves; segments
     without an abnormal leaf never come back, so 20 dimensions cost a bounded number of rows.
     """
-    from warehouse_rca.localize import localize_leaves
-
     run = query or engine.query
     n = len(plan.dimensions)
     limit = n if max_depth is None else max(1, min(n, max_depth))  # --max-depth is a cap
@@ -346,8 +344,6 @@ def value_deviations(cube: Cube) -> pd.DataFrame:
     deviation is its contribution minus what a uniform move would give it (``base value x total's
     relative change``, times its current share for a rate); ``deviation_sd`` its standard error
     and ``deviation_share`` its size as a share of the total change."""
-    from warehouse_rca.stats import segment_stats
-
     stats = segment_stats(cube)
     total = stats.loc[stats["depth"] == 0].iloc[0]
     seg = stats.loc[stats["depth"] == 1].reset_index(drop=True)

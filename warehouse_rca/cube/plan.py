@@ -17,8 +17,9 @@ import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.config import MetricSpec, Period
 from warehouse_rca.errors import ConfigError, InputError
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.project import MetricSpec
 
 #: Columns of the cube frame besides the dimensions. ``num``/``den`` are the metric's numerator and
 #: denominator (for additive metrics ``num`` is the measure and ``den`` the row count);

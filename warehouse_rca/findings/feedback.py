@@ -23,25 +23,24 @@ was a root cause, with their verdicts), and its narrative says so
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
 from sqlglot import exp
 
-from warehouse_rca import narrative, sql
+from warehouse_rca import sql
+from warehouse_rca.contract import (
+    CONFIRMED,
+    REJECTED,
+    KnowledgeBase,
+    PastIncident,
+    canonical_segment,
+)
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
-
-CONFIRMED, REJECTED = "confirmed", "rejected"
-#: Ranking prior of a segment by its verdicts (see the module docstring).
-PRIOR_CONFIRMED, PRIOR_REJECTED, PRIOR_NEUTRAL = 3.0, 1 / 3, 1.0
-#: How many earlier incidents a cause's "seen before" note names.
-SEEN_BEFORE_LIMIT = 3
 
 FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("feedback_id", "VARCHAR"),
@@ -60,15 +59,6 @@ FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def _table(schema: str, name: str) -> exp.Table:
     return exp.Table(this=sql.identifier(name), db=sql.identifier(schema))
-
-
-def canonical_segment(segment: dict[str, Any] | str | None) -> str:
-    """The segment as the findings tables store it: JSON with sorted keys."""
-    if segment is None:
-        return "{}"
-    if isinstance(segment, str):
-        segment = json.loads(segment) if segment.strip() else {}
-    return json.dumps(segment, sort_keys=True, ensure_ascii=False)
 
 
 def select(engine: Engine, table: exp.Table, *, columns: Sequence[str] | None = None,
@@ -174,64 +164,6 @@ def record_feedback(engine: Engine, schema: str, run_id: str, finding: str, verd
                            columns=[sql.identifier(n) for n, _ in FEEDBACK_COLUMNS])
     engine.executemany(statement, [[row[n] for n, _ in FEEDBACK_COLUMNS]])
     return row
-
-
-# --------------------------------------------------------------------------- knowledge base
-
-
-@dataclass
-class PastIncident:
-    """An earlier run of the metric in which a segment was a root cause."""
-
-    run_id: str
-    date: datetime | None
-    verdict: str | None = None
-    author: str | None = None
-    note: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "date": self.date.date().isoformat() if self.date else None,
-                "verdict": self.verdict, "author": self.author, "note": self.note}
-
-
-@dataclass
-class KnowledgeBase:
-    """What analysts said about a metric's past findings, keyed by canonical segment JSON."""
-
-    metric: str
-    #: segment -> (confirmations, rejections), latest verdict per finding
-    verdicts: dict[str, tuple[int, int]] = field(default_factory=dict)
-    #: segment -> earlier incidents where it was a root cause, newest first
-    incidents: dict[str, list[PastIncident]] = field(default_factory=dict)
-
-    def prior(self, segment: dict[str, Any]) -> tuple[float, str | None]:
-        """The ranking prior of a segment and its knowledge status (see the module docstring)."""
-        c, r = self.verdicts.get(canonical_segment(segment), (0, 0))
-        if c > r:
-            return PRIOR_CONFIRMED, CONFIRMED
-        if r > c:
-            return PRIOR_REJECTED, REJECTED
-        return PRIOR_NEUTRAL, None
-
-    def rank(self, causes: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
-        """Re-rank an investigation's causes by the documented rule; annotate each one."""
-        scored = []
-        for position, cause in enumerate(causes):
-            prior, status = self.prior(cause["segment"])
-            seen = [i for i in self.incidents.get(canonical_segment(cause["segment"]), [])
-                    if i.run_id != run_id]
-            cause["prior"] = prior
-            cause["knowledge"] = status
-            cause["ranking_score"] = abs(cause.get("contribution") or 0.0) * prior
-            cause["seen_before"] = [i.to_json() for i in seen[:SEEN_BEFORE_LIMIT]]
-            note = narrative.seen_before_sentence(cause["seen_before"], status)
-            if note:
-                cause["narrative"] = f"{cause['narrative']} {note}"
-            scored.append((-cause["ranking_score"], position, cause))
-        ranked = [c for _, _, c in sorted(scored, key=lambda t: (t[0], t[1]))]
-        for rank, cause in enumerate(ranked, start=1):
-            cause["rank"] = rank
-        return ranked
 
 
 def load_knowledge(engine: Engine, schema: str, metric: str) -> KnowledgeBase:

@@ -1,223 +1,20 @@
-"""Configuration: dbt-style profiles (where the warehouse is) and the project file (what to
-analyse).
-
-The project file is the *dimensional framework*: per metric, its source, time column, grain,
-aggregation (additive or ratio), the dimensions it may be sliced by, filters and direction.
-
->>> p = Period.parse("2026-11-10:2026-11-16")
->>> p.start.isoformat(), p.end_exclusive.isoformat()
-('2026-11-10T00:00:00', '2026-11-17T00:00:00')
-"""
+"""The project file: per metric, its source, time column, grain, aggregation (additive or
+ratio), the dimensional framework it may be sliced by, filters and direction; change events."""
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
-from jinja2.sandbox import SandboxedEnvironment
 
 from warehouse_rca.errors import ConfigError
+from warehouse_rca.spec.framework import parse_framework
+from warehouse_rca.spec.periods import GRAINS
 
-PROFILE_NAME = "warehouse_rca"
 DEFAULT_PROJECT_FILE = "warehouse_rca.yml"
-DEFAULT_DUCKDB_PATH = "warehouse_rca.duckdb"
-DEFAULT_FINDINGS_SCHEMA = "rca"
-GRAINS = ("hour", "day", "week")
-
-
-# --------------------------------------------------------------------------- periods
-
-_DATE_START = re.compile(r":(?=\d{4}-\d{2}-\d{2})")
-
-
-@dataclass(frozen=True)
-class Period:
-    """An inclusive range of dates or timestamps, held as ``[start, end_exclusive)``."""
-
-    start: datetime
-    end_exclusive: datetime
-    text: str
-
-    @classmethod
-    def parse(cls, text: str, *, option: str = "period") -> Period:
-        """Parse ``START:END``; a date END includes that whole day, a timestamp END is inclusive."""
-        text = text.strip()
-        # Timestamps contain colons too: split where the second date starts, or at a lone colon.
-        parts = text.split(":") if text.count(":") == 1 else _DATE_START.split(text)
-        if len(parts) != 2:
-            raise ConfigError(
-                f"{option} {text!r} is not a range: expected START:END, e.g. 2026-11-10:2026-11-16"
-            )
-        start, _ = _parse_instant(parts[0], option, text)
-        end, end_is_date = _parse_instant(parts[1], option, text)
-        end_exclusive = end + timedelta(days=1) if end_is_date else end + timedelta(microseconds=1)
-        if end_exclusive <= start:
-            raise ConfigError(f"{option} {text!r} ends before it starts")
-        return cls(start=start, end_exclusive=end_exclusive, text=text.strip())
-
-    @property
-    def seconds(self) -> float:
-        return (self.end_exclusive - self.start).total_seconds()
-
-    def overlaps(self, other: Period) -> bool:
-        return self.start < other.end_exclusive and other.start < self.end_exclusive
-
-    def to_json(self) -> dict[str, str]:
-        return {"start": self.start.isoformat(), "end_exclusive": self.end_exclusive.isoformat()}
-
-
-def _parse_instant(value: str, option: str, text: str) -> tuple[datetime, bool]:
-    value = value.strip()
-    try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time()), True
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            f"{option} {text!r}: {value!r} is not a date (YYYY-MM-DD) or timestamp "
-            "(YYYY-MM-DD HH:MM[:SS])"
-        ) from None
-    if parsed.tzinfo is not None:
-        # Compare in UTC, as naive timestamps: warehouses disagree on zone-aware literals.
-        # (astimezone(None) would convert to the machine's local zone, not UTC.)
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed, False
-
-
-# --------------------------------------------------------------------------- profiles
-
-
-@dataclass(frozen=True)
-class Target:
-    """One ``outputs.<name>`` entry of profiles.yml, with env_var() already resolved.
-
-    ``secrets`` lists the keys whose values must never be printed.
-    """
-
-    name: str
-    type: str
-    settings: dict[str, Any]
-    source: str
-
-    SECRET_KEYS = ("password", "token", "private_key", "private_key_passphrase", "secret")
-
-    @classmethod
-    def is_secret_key(cls, key: str) -> bool:
-        return any(s in str(key).lower() for s in cls.SECRET_KEYS)
-
-    def redacted(self) -> dict[str, Any]:
-        return {k: ("***" if self.is_secret_key(k) else v) for k, v in self.settings.items()}
-
-    def __repr__(self) -> str:
-        # The dataclass repr would print settings, password included, into any traceback or log.
-        return (
-            f"Target(name={self.name!r}, type={self.type!r}, settings={self.redacted()!r}, "
-            f"source={self.source!r})"
-        )
-
-
-def _env_var(name: str, default: str | None = None) -> str:
-    if name in os.environ:
-        return os.environ[name]
-    if default is not None:
-        return default
-    raise ConfigError(
-        f"environment variable {name!r} is not set (used by env_var() in profiles.yml)"
-    )
-
-
-# A secret must be exactly one env_var() reference without a default: a default would be a
-# literal secret again, and any other template expression could compute one.
-_ENV_REFERENCE = re.compile(
-    r"""^\s*\{\{\s*env_var\(\s*(['"])[A-Za-z_][A-Za-z0-9_]*\1\s*\)\s*\}\}\s*$"""
-)
-
-
-def _check_secrets(settings: Any, where: str) -> None:
-    """Refuse literal secrets in profiles.yml, naming the key but never echoing the value."""
-    if not isinstance(settings, dict):
-        return
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            _check_secrets(value, f"{where}.{key}")
-        elif Target.is_secret_key(key) and value not in (None, "") and not (
-            isinstance(value, str) and _ENV_REFERENCE.match(value)
-        ):
-            raise ConfigError(
-                f"{where}.{key}: secrets must be an env_var() reference without a default, e.g. "
-                f"\"{{{{ env_var('WAREHOUSE_{str(key).upper()}') }}}}\" "
-                "(the value given is not shown)"
-            )
-
-
-def _render_env(value: Any) -> Any:
-    """Resolve ``{{ env_var('X') }}`` in every string of a parsed YAML tree, as dbt does."""
-    if isinstance(value, dict):
-        return {k: _render_env(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_render_env(v) for v in value]
-    if isinstance(value, str) and "{{" in value:
-        env = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
-        try:
-            return env.from_string(value).render(env_var=_env_var)
-        except jinja2.TemplateError as err:
-            # The template text, not a rendered value: secrets are only env_var() references.
-            raise ConfigError(f"profiles.yml: cannot render {value!r}: {err}") from None
-    return value
-
-
-def load_target(profiles_dir: str | None = None, target: str | None = None) -> Target:
-    """Find the warehouse target: ``--profiles-dir``/``WAREHOUSE_RCA_PROFILES_DIR``, then the
-    working directory, then ``~/.warehouse_rca``; with no profiles.yml at all, an embedded DuckDB
-    file in the working directory."""
-    candidates = (
-        [Path(profiles_dir)]
-        if profiles_dir
-        else [Path.cwd(), Path.home() / ".warehouse_rca"]
-    )
-    for directory in candidates:
-        path = directory / "profiles.yml"
-        if path.is_file():
-            return _target_from_file(path, target)
-    if profiles_dir:
-        raise ConfigError(f"no profiles.yml in --profiles-dir {profiles_dir}")
-    return Target(
-        name=target or "default",
-        type="duckdb",
-        settings={"path": DEFAULT_DUCKDB_PATH, "schema": DEFAULT_FINDINGS_SCHEMA},
-        source="(built-in default: embedded DuckDB)",
-    )
-
-
-def _target_from_file(path: Path, target: str | None) -> Target:
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    profile = doc.get(PROFILE_NAME)
-    if not isinstance(profile, dict):
-        raise ConfigError(f"{path}: no profile named {PROFILE_NAME!r}")
-    outputs = profile.get("outputs")
-    if not isinstance(outputs, dict) or not outputs:
-        raise ConfigError(f"{path}: profile {PROFILE_NAME!r} has no outputs")
-    name = target or profile.get("target") or next(iter(outputs))
-    if name not in outputs:
-        raise ConfigError(
-            f"{path}: target {name!r} is not among outputs ({', '.join(sorted(outputs))})"
-        )
-    _check_secrets(outputs[name], f"{path}: outputs.{name}")
-    settings = _render_env(outputs[name])
-    if not isinstance(settings, dict) or "type" not in settings:
-        raise ConfigError(f"{path}: outputs.{name} needs a 'type' (duckdb, postgres, ...)")
-    settings = dict(settings)
-    kind = str(settings.pop("type")).lower()
-    return Target(name=name, type=kind, settings=settings, source=str(path))
 
 
 # --------------------------------------------------------------------------- metric spec
@@ -311,8 +108,6 @@ def metric_from_mapping(name: str, raw: dict[str, Any], origin: str) -> MetricSp
     grain = raw.get("grain", "day")
     if grain not in GRAINS:
         raise fail("grain", f"{grain!r} is not one of {', '.join(GRAINS)}")
-    from warehouse_rca.dimensions import parse_framework  # the framework's own validation
-
     framework = parse_framework(raw, fail)
     dims = list(framework.dimensions)
     if len(set(dims)) != len(dims):

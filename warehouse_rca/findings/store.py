@@ -26,16 +26,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlglot import exp
 
 from warehouse_rca import sql
+from warehouse_rca.contract import Investigation
+from warehouse_rca.cube.verify import verification_sqls
 from warehouse_rca.engines.base import Engine, WriteStrategy
 from warehouse_rca.errors import InputError, RcaError, WarehouseError
-
-if TYPE_CHECKING:
-    from warehouse_rca.investigate import Investigation
 
 RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("run_id", "VARCHAR"),
@@ -467,8 +466,6 @@ def _verification_sql(
     engine: Engine, investigation: Investigation, doc: dict[str, Any]
 ) -> dict[str, str]:
     """finding_id -> the SQL (warehouse dialect) reproducing its numbers; best effort."""
-    from warehouse_rca.report import verification_sqls
-
     try:
         return verification_sqls(
             engine, investigation.metric, investigation.periods, doc["root_causes"]

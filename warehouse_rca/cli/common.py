@@ -1,0 +1,188 @@
+"""What every command shares: exit codes, error handling, logging, warehouse and metric
+options, and the metric and periods they resolve to."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+
+from warehouse_rca.errors import ConfigError, RcaError
+from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.project import MetricSpec, load_project, metric_from_mapping
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_BAD_INPUT = 2
+EXIT_WAREHOUSE = 3
+
+
+class _ClickHandler(logging.Handler):
+    """Log records to stderr through click, so they follow click's (and tests') stream."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(f"{record.levelname.lower()}: {self.format(record)}", err=True)
+        except Exception:  # noqa: BLE001 - logging must never break a run
+            self.handleError(record)
+
+
+def _configure_logging(debug: bool) -> None:
+    """Warnings (retries, a failed-run row that could not be written) always; with --debug, every
+    statement sent and its duration. Nothing logged holds a credential: targets are logged
+    redacted, statements hold names and literals, never connection settings."""
+    logger = logging.getLogger("warehouse_rca")
+    for handler in [h for h in logger.handlers if isinstance(h, _ClickHandler)]:
+        logger.removeHandler(handler)
+    logger.addHandler(_ClickHandler())
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def _debug_enabled() -> bool:
+    return logging.getLogger("warehouse_rca").isEnabledFor(logging.DEBUG)
+
+
+def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except RcaError as err:
+            if _debug_enabled():
+                # The chain (driver error included) helps debugging; tracebacks show code and
+                # messages, not local variables, so settings and passwords stay out.
+                click.echo("".join(traceback.format_exception(err)), err=True)
+            click.echo(f"error: {err}", err=True)
+            sys.exit(err.exit_code)
+
+    return wrapper
+
+
+def _warehouse_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option(
+        "--target", envvar="WAREHOUSE_RCA_TARGET",
+        help="Output of profiles.yml to use (default: the profile's target).",
+    )(fn)
+    fn = click.option(
+        "--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False),
+        help=(
+            "Directory holding profiles.yml (default: ./, then ~/.warehouse_rca; "
+            "none: embedded DuckDB)."
+        ),
+    )(fn)
+    return fn
+
+
+def _metric_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False),
+            help="Project file declaring the metrics (default: ./warehouse_rca.yml).",
+        ),
+        click.option("--table", help="Ad-hoc mode: the table to investigate (schema.table)."),
+        click.option("--time-column", help="Ad-hoc mode: the time column."),
+        click.option(
+            "--measure", help='Ad-hoc additive metric, e.g. "sum(revenue)" or "count(*)".'
+        ),
+        click.option("--numerator", help='Ad-hoc ratio metric numerator, e.g. "sum(converted)".'),
+        click.option("--denominator", help='Ad-hoc ratio metric denominator, e.g. "count(*)".'),
+        click.option("--dimensions", help="Ad-hoc mode: comma-separated dimension columns."),
+        click.option(
+            "--filter", "filters", multiple=True,
+            help="Extra condition on the rows (repeatable), e.g. \"country = 'US'\".",
+        ),
+        click.option(
+            "--expected-column",
+            help="Expected-vs-actual mode: column holding the expected (forecast) value.",
+        ),
+        click.option(
+            "--actual-column", help="Expected-vs-actual mode: column holding the actual value."
+        ),
+        click.option(
+            "--baseline", help="Baseline period START:END (inclusive dates or timestamps)."
+        ),
+        click.option("--current", help="Current period START:END (inclusive dates or timestamps)."),
+        click.option(
+            "--max-depth", type=int, default=None,
+            help=(
+                "Deepest combination of dimensions reported, a cap (default: as deep as the "
+                "causes lead; the first pass searches combinations of up to 3)."
+            ),
+        ),
+        click.option(
+            "--min-support", type=float, default=0.005, show_default=True,
+            help=(
+                "Smallest share of rows, or of its combination's change, a segment needs to be "
+                "kept; the rest of each dimension is folded into '(other)'."
+            ),
+        ),
+        click.option(
+            "--max-queries", type=click.IntRange(min=2),
+            help=(
+                "At most this many warehouse queries (the probe and the first pass always run; "
+                "deeper levels and causal checks only within it)."
+            ),
+        ),
+        click.option(
+            "--time-budget", type=click.FloatRange(min=0, min_open=True),
+            help=(
+                "Seconds after which no further query is started (deeper levels, causal "
+                "checks); the answer so far is returned and says what was skipped."
+            ),
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return click.argument("metric", required=False)(fn)
+
+
+def _resolve_metric(metric: str | None, project: str | None, **adhoc: Any) -> MetricSpec:
+    """A metric from the project file, or one built from ad-hoc options."""
+    table = adhoc.get("table")
+    if table:
+        if metric:
+            raise ConfigError("give either a METRIC from the project or --table (ad-hoc), not both")
+        raw: dict[str, Any] = {
+            "table": table,
+            "time_column": adhoc.get("time_column"),
+            "dimensions": [
+                d.strip() for d in (adhoc.get("dimensions") or "").split(",") if d.strip()
+            ],
+            "filters": list(adhoc.get("filters") or []),
+        }
+        for key in ("measure", "numerator", "denominator", "expected_column", "actual_column"):
+            if adhoc.get(key):
+                raw[key] = adhoc[key]
+        raw["label"] = (
+            f"{adhoc['numerator']} / {adhoc['denominator']}" if adhoc.get("numerator")
+            else adhoc.get("measure") or adhoc.get("actual_column")
+        )
+        if adhoc.get("expected_column") and not adhoc.get("measure"):
+            raw["measure"] = (
+                f"sum({adhoc['actual_column']})" if adhoc.get("actual_column") else None
+            )
+        return metric_from_mapping(table, raw, "command line")
+    if not metric:
+        raise ConfigError("name a METRIC from the project file, or use ad-hoc mode with --table")
+    spec = load_project(project).metric(metric)
+    extra = tuple(adhoc.get("filters") or ())
+    if extra:
+        spec = MetricSpec(**{**spec.__dict__, "filters": spec.filters + extra})
+    return spec
+
+
+def _periods(
+    metric: MetricSpec, baseline: str | None, current: str | None
+) -> tuple[Period | None, Period | None]:
+    if metric.expected_column:
+        return (None, Period.parse(current, option="--current") if current else None)
+    if not baseline or not current:
+        raise ConfigError(
+            "--baseline and --current are required (START:END, e.g. 2026-11-10:2026-11-16)"
+        )
+    return Period.parse(baseline, option="--baseline"), Period.parse(current, option="--current")
