@@ -222,7 +222,7 @@ def test_derived_dimension_on_unknown_column_fails_at_plan_time(duck: DuckDBEngi
 
 
 def test_drift_cli_writes_and_prints_json(tmp_path: Path) -> None:
-    engine = DuckDBEngine(__import__("warehouse_rca.config", fromlist=["Target"]).Target(
+    engine = DuckDBEngine(__import__("warehouse_rca.spec", fromlist=["Target"]).Target(
         "t", "duckdb", {"path": str(tmp_path / "warehouse_rca.duckdb")}, "t"))
     try:
         frame = sessions(5_000, 6, {})

@@ -1,4 +1,4 @@
-"""The level-wise search (warehouse_rca.search.level_wise) on DuckDB: the folded second level is
+"""The level-wise search (warehouse_rca.localize.levelwise.level_wise) on DuckDB: the folded second level is
 exact where it keeps values, a wide framework combines the dimensions that hold the cause, and
 the causal series rolled up to leaves equal the segments' own sums."""
 

@@ -112,7 +112,7 @@ def test_filters_allow_only_comparisons_on_known_columns(tmp_path: Path, conditi
 @given(name=st.text(min_size=1, max_size=80), value=st.text(max_size=80))
 def test_property_names_and_values_are_rejected_clearly_or_treated_as_data(tmp_path: Path, name: str, value: str) -> None:
     """Any dimension name and filter value: a clean error (exit 2) or a normal run, never SQL."""
-    engine = connect(__import__("warehouse_rca.config", fromlist=["Target"]).Target(
+    engine = connect(__import__("warehouse_rca.spec", fromlist=["Target"]).Target(
         "h", "duckdb", {"path": str(tmp_path / "h.duckdb")}, "tests"))
     try:
         quoted = '"' + name.replace('"', '""') + '"'
