@@ -258,3 +258,14 @@ def test_bad_data_through_the_cli_exits_2_with_a_message(tmp_path: Path) -> None
     finally:
         os.chdir(old)
     assert result.exit_code == 2 and "baseline period 2026-11-10:2026-11-16 has no rows" in result.output
+
+
+def test_a_filter_sqlglot_cannot_parse_at_all_is_a_clean_config_error() -> None:
+    """Found by the hostile-input property on PostgreSQL: sqlglot raised TypeError on "->"."""
+    import pytest
+
+    from warehouse_rca import sql
+    from warehouse_rca.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot parse"):
+        sql.parse_condition("->", ["a"], "filters")

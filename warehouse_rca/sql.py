@@ -122,6 +122,10 @@ def _parse_one(text: str, where: str) -> exp.Expr:
         statements = sqlglot.parse(text, read=TEMPLATE_DIALECT)
     except sqlglot.errors.SqlglotError as err:
         raise ConfigError(f"{where}: cannot parse {text!r}: {str(err).splitlines()[0]}") from None
+    except (TypeError, ValueError, AttributeError):
+        # sqlglot's compiled parser fails some malformed input (e.g. a bare "->") with a
+        # TypeError instead of a ParseError: still the user's text, still a clean error
+        raise ConfigError(f"{where}: cannot parse {text!r}") from None
     if len(statements) != 1 or statements[0] is None:
         raise ConfigError(f"{where}: {text!r} must be a single expression, not several statements")
     return statements[0]
