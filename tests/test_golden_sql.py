@@ -313,7 +313,8 @@ def _feedback_statements() -> dict[str, Callable[[str], str]]:
     from sqlglot import exp
 
     from warehouse_rca import sql
-    from warehouse_rca.findings.feedback import _table, eq, select
+    from warehouse_rca.findings.feedback import eq, select
+    from warehouse_rca.findings.store import findings_table as _table
 
     def runs_history(d: str) -> str:
         return select(_Capture(d), _table("rca", "runs"),  # type: ignore[arg-type,return-value]

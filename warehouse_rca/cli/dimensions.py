@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 from sqlglot import exp
 
 from warehouse_rca import sql
+from warehouse_rca.cli.common import _handle_errors, _warehouse_options
 from warehouse_rca.contract import InvestigationOptions
 from warehouse_rca.cube.plan import source_expression
 from warehouse_rca.dimensions.drift import detect_drift, write_drift
 from warehouse_rca.dimensions.profile import profile, yaml_block
 from warehouse_rca.engines import connect
-from warehouse_rca.errors import ConfigError, RcaError
+from warehouse_rca.errors import ConfigError
 from warehouse_rca.investigate import investigate
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.profiles import load_target
@@ -30,34 +30,25 @@ def dimensions_group() -> None:
 @click.argument("table", required=False)
 @click.option("--metric", help="Profile this project metric's source instead of TABLE.")
 @click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False))
-@click.option(
-    "--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False)
-)
-@click.option("--target", envvar="WAREHOUSE_RCA_TARGET")
+@_warehouse_options
 @click.option(
     "--max-values", type=int, default=1000, show_default=True,
     help="More distinct values than this is a key, not a dimension.",
 )
+@_handle_errors
 def suggest(table: str | None, metric: str | None, project: str | None, profiles_dir: str | None,
             target: str | None, max_values: int) -> None:
     """Profile TABLE's columns in the warehouse and propose dimensions, with reasons."""
-    try:
-        if bool(table) == bool(metric):
-            raise ConfigError("give a TABLE or --metric NAME")
-        source: exp.Expr
-        if table:
-            source = sql.table_ref(table)
-        else:
-            assert metric is not None  # exactly one of TABLE / --metric, checked above
-            source = source_expression(load_project(project).metric(metric))
-        engine = connect(load_target(profiles_dir, target))
-        try:
-            profiles = profile(engine, source, max_values=max_values)
-        finally:
-            engine.close()
-    except RcaError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
+    if bool(table) == bool(metric):
+        raise ConfigError("give a TABLE or --metric NAME")
+    source: exp.Expr
+    if table:
+        source = sql.table_ref(table)
+    else:
+        assert metric is not None  # exactly one of TABLE / --metric, checked above
+        source = source_expression(load_project(project).metric(metric))
+    with connect(load_target(profiles_dir, target)) as engine:
+        profiles = profile(engine, source, max_values=max_values)
     click.echo("Proposed dimensions:")
     for p in profiles:
         if p.proposed:
@@ -75,10 +66,7 @@ def suggest(table: str | None, metric: str | None, project: str | None, profiles
 @click.option("--baseline", required=True, help="Baseline period START:END.")
 @click.option("--current", required=True, help="Current period START:END.")
 @click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False))
-@click.option(
-    "--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False)
-)
-@click.option("--target", envvar="WAREHOUSE_RCA_TARGET")
+@_warehouse_options
 @click.option(
     "--min-share", type=float, default=0.05, show_default=True,
     help="A new value is reported when it takes at least this share of the metric now.",
@@ -104,34 +92,28 @@ def suggest(table: str | None, metric: str | None, project: str | None, profiles
 @click.option(
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+@_handle_errors
 def drift(metric: str, baseline: str, current: str, project: str | None, profiles_dir: str | None,
           target: str | None, min_share: float, include_new: bool, write: bool,
           findings_schema: str | None, output: str) -> None:
     """Report what METRIC's dimensional framework misses now: new columns, new values that take a
     material share of the metric, dimensions that became constant."""
-    try:
-        loaded = load_project(project)
-        spec = loaded.metric(metric)
-        base = Period.parse(baseline, option="--baseline")
-        cur = Period.parse(current, option="--current")
-        engine = connect(load_target(profiles_dir, target))
-        investigation = None
-        try:
-            schema = findings_schema or loaded.findings_schema or engine.findings_schema
-            report = detect_drift(engine, spec, base, cur, schema=schema, min_share=min_share,
-                                  include_new=include_new)
-            if write:
-                write_drift(engine, schema, report.run_id, report)
-            if include_new:
-                investigation = investigate(
-                    engine, spec, baseline=base, current=cur,
-                    options=InvestigationOptions(extra_dimensions=tuple(report.new_dimensions)),
-                )
-        finally:
-            engine.close()
-    except RcaError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(err.exit_code)
+    loaded = load_project(project)
+    spec = loaded.metric(metric)
+    base = Period.parse(baseline, option="--baseline")
+    cur = Period.parse(current, option="--current")
+    investigation = None
+    with connect(load_target(profiles_dir, target)) as engine:
+        schema = findings_schema or loaded.findings_schema or engine.findings_schema
+        report = detect_drift(engine, spec, base, cur, schema=schema, min_share=min_share,
+                              include_new=include_new)
+        if write:
+            write_drift(engine, schema, report.run_id, report)
+        if include_new:
+            investigation = investigate(
+                engine, spec, baseline=base, current=cur,
+                options=InvestigationOptions(extra_dimensions=tuple(report.new_dimensions)),
+            )
     doc = report.to_json()
     if investigation is not None:
         doc["investigation"] = investigation.to_json()

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
+from warehouse_rca.cli.common import _handle_errors, _warehouse_options
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.base import Engine
-from warehouse_rca.errors import ConfigError, RcaError
+from warehouse_rca.errors import ConfigError
 from warehouse_rca.findings.feedback import record_feedback
 from warehouse_rca.findings.history import history
 from warehouse_rca.report.html import build_report, write_report
@@ -27,32 +29,25 @@ def _connection_options(fn: Any) -> Any:
         click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False),
                      help="Project file (default: ./warehouse_rca.yml when it exists)."),
         click.option(
-            "--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False)
-        ),
-        click.option("--target", envvar="WAREHOUSE_RCA_TARGET"),
-        click.option(
             "--findings-schema",
             help="Schema of the findings tables (default: project's, profile's, or rca).",
         ),
     ]
     for option in reversed(options):
         fn = option(fn)
-    return fn
+    return _warehouse_options(fn)
 
 
+@contextlib.contextmanager
 def _open(project: str | None, profiles_dir: str | None, target: str | None,
-          findings_schema: str | None) -> tuple[Engine, str, Project | None]:
+          findings_schema: str | None) -> Iterator[tuple[Engine, str, Project | None]]:
+    """The warehouse, the findings schema and the project (when there is one), closed after."""
     spec: Project | None = None
     if project or Path("warehouse_rca.yml").is_file():
         spec = load_project(project)
-    engine = connect(load_target(profiles_dir, target))
-    schema = findings_schema or (spec.findings_schema if spec else None) or engine.findings_schema
-    return engine, schema, spec
-
-
-def _fail(err: RcaError) -> None:
-    click.echo(f"error: {err}", err=True)
-    sys.exit(err.exit_code)
+    with connect(load_target(profiles_dir, target)) as engine:
+        schema = findings_schema or (spec.findings_schema if spec else None)
+        yield engine, schema or engine.findings_schema, spec
 
 
 @click.command("report")
@@ -62,18 +57,13 @@ def _fail(err: RcaError) -> None:
     "-o", "--output", type=click.Path(dir_okay=False),
     help="HTML file to write (default: rca_report_RUN_ID.html).",
 )
+@_handle_errors
 def report_command(run_id: str, project: str | None, profiles_dir: str | None, target: str | None,
                    findings_schema: str | None, output: str | None) -> None:
     """Write RUN_ID's findings as one self-contained HTML report (opens without a network)."""
-    try:
-        engine, schema, spec = _open(project, profiles_dir, target, findings_schema)
-        try:
-            html = build_report(engine, schema, run_id, spec)
-        finally:
-            engine.close()
-        path = write_report(output or f"rca_report_{run_id}.html", html)
-    except RcaError as err:
-        _fail(err)
+    with _open(project, profiles_dir, target, findings_schema) as (engine, schema, spec):
+        html = build_report(engine, schema, run_id, spec)
+    path = write_report(output or f"rca_report_{run_id}.html", html)
     click.echo(f"report written to {path}")
 
 
@@ -88,22 +78,17 @@ def report_command(run_id: str, project: str | None, profiles_dir: str | None, t
     help="Who (default: $WAREHOUSE_RCA_USER or the login name).",
 )
 @_connection_options
+@_handle_errors
 def feedback_command(run_id: str, finding: str, verdict: str | None, note: str | None,
                      author: str | None, project: str | None, profiles_dir: str | None,
                      target: str | None, findings_schema: str | None) -> None:
     """Confirm or reject FINDING (its rank or finding id) of RUN_ID; confirmed causes rank up in
     later investigations of the metric, rejected ones down."""
-    try:
-        if verdict is None:
-            raise ConfigError("say --confirm or --reject")
-        engine, schema, _ = _open(project, profiles_dir, target, findings_schema)
-        try:
-            row = record_feedback(engine, schema, run_id, finding, verdict,
-                                  author or getpass.getuser(), note)
-        finally:
-            engine.close()
-    except RcaError as err:
-        _fail(err)
+    if verdict is None:
+        raise ConfigError("say --confirm or --reject")
+    with _open(project, profiles_dir, target, findings_schema) as (engine, schema, _):
+        row = record_feedback(engine, schema, run_id, finding, verdict,
+                              author or getpass.getuser(), note)
     click.echo(f"{row['verdict']}: {row['segment_label']} ({row['metric']}, run {run_id}, "
                f"finding {row['finding_id']}) by {row['author']}; recorded in {schema}.feedback")
 
@@ -117,18 +102,13 @@ def feedback_command(run_id: str, finding: str, verdict: str | None, note: str |
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @_connection_options
+@_handle_errors
 def history_command(metric: str, limit: int, output: str, project: str | None,
                     profiles_dir: str | None, target: str | None,
                     findings_schema: str | None) -> None:
     """List METRIC's past incidents (succeeded runs) with their causes and analysts' verdicts."""
-    try:
-        engine, schema, _ = _open(project, profiles_dir, target, findings_schema)
-        try:
-            incidents = history(engine, schema, metric, limit)
-        finally:
-            engine.close()
-    except RcaError as err:
-        _fail(err)
+    with _open(project, profiles_dir, target, findings_schema) as (engine, schema, _):
+        incidents = history(engine, schema, metric, limit)
     if output == "json":
         click.echo(json.dumps(incidents, indent=2, ensure_ascii=False, default=str))
         return

@@ -41,6 +41,7 @@ from warehouse_rca.contract import (
 )
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
+from warehouse_rca.findings.store import findings_table
 
 FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("feedback_id", "VARCHAR"),
@@ -56,9 +57,6 @@ FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("created_at", "TIMESTAMP"),
 )
 
-
-def _table(schema: str, name: str) -> exp.Table:
-    return exp.Table(this=sql.identifier(name), db=sql.identifier(schema))
 
 
 def select(engine: Engine, table: exp.Table, *, columns: Sequence[str] | None = None,
@@ -85,8 +83,9 @@ def eq(column: str, value: Any) -> exp.Expr:
 
 def ensure_feedback_table(engine: Engine, schema: str) -> exp.Table:
     """Create the feedback table and its views when missing (no DDL when they exist)."""
-    table = _table(schema, "feedback")
-    if table_exists(engine, table) and table_exists(engine, _table(schema, "knowledge_base")):
+    table = findings_table(schema, "feedback")
+    knowledge_base = findings_table(schema, "knowledge_base")
+    if table_exists(engine, table) and table_exists(engine, knowledge_base):
         return table
     for statement in sql.render_all(
         "findings_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema), partition_by=None,
@@ -97,8 +96,8 @@ def ensure_feedback_table(engine: Engine, schema: str) -> exp.Table:
         engine.execute(statement)
     for statement in sql.render_all(
         "feedback_views.sql.j2", engine.DIALECT, feedback=table,
-        latest_feedback=_table(schema, "latest_feedback"),
-        knowledge_base=_table(schema, "knowledge_base"),
+        latest_feedback=findings_table(schema, "latest_feedback"),
+        knowledge_base=knowledge_base,
     ):
         engine.execute(statement)
     return table
@@ -110,7 +109,7 @@ def _naive_utc(value: datetime) -> datetime:
 
 def find_finding(engine: Engine, schema: str, run_id: str, finding: str) -> dict[str, Any]:
     """A finding of a run by rank (``1``) or finding id (or a unique prefix of it)."""
-    causes_table = _table(schema, "root_causes")
+    causes_table = findings_table(schema, "root_causes")
     if not table_exists(engine, causes_table):
         raise InputError(f"no findings tables in schema {schema!r}: run an investigation first")
     causes = select(engine, causes_table, where=eq("run_id", run_id),
@@ -140,7 +139,7 @@ def record_feedback(engine: Engine, schema: str, run_id: str, finding: str, verd
         raise InputError("feedback needs an author (--by NAME or WAREHOUSE_RCA_USER)")
     cause = find_finding(engine, schema, run_id, finding)
     incident_start = None
-    runs = _table(schema, "runs")
+    runs = findings_table(schema, "runs")
     if table_exists(engine, runs):
         frame = select(engine, runs, columns=["current_start"],
                        where=exp.and_(eq("run_id", run_id), eq("status", "succeeded")))
@@ -170,7 +169,7 @@ def load_knowledge(engine: Engine, schema: str, metric: str) -> KnowledgeBase:
     """The metric's knowledge base from the findings schema: two small reads of the findings
     tables (never fact rows). Missing tables mean an empty knowledge base; nothing is created."""
     kb = KnowledgeBase(metric)
-    tables = {n: _table(schema, n) for n in ("runs", "root_causes", "feedback")}
+    tables = {n: findings_table(schema, n) for n in ("runs", "root_causes", "feedback")}
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     if table_exists(engine, tables["feedback"]):
         rows = select(engine, tables["feedback"], where=eq("metric", metric),
@@ -205,7 +204,7 @@ def load_knowledge(engine: Engine, schema: str, metric: str) -> KnowledgeBase:
 
 def feedback_for_run(engine: Engine, schema: str, run_id: str) -> dict[str, dict[str, Any]]:
     """finding_id -> its latest feedback row, for one run (empty without a feedback table)."""
-    table = _table(schema, "feedback")
+    table = findings_table(schema, "feedback")
     if not table_exists(engine, table):
         return {}
     rows = select(engine, table, where=eq("run_id", run_id),

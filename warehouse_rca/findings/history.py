@@ -13,12 +13,12 @@ from sqlglot import exp
 from warehouse_rca import sql
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.findings.feedback import eq, select, table_exists
-from warehouse_rca.findings.store import _table
+from warehouse_rca.findings.store import findings_table
 
 
 def history(engine: Engine, schema: str, metric: str, limit: int = 20) -> list[dict[str, Any]]:
     """Past succeeded runs of ``metric`` (newest incident first) with their causes and verdicts."""
-    runs_table, causes_table = _table(schema, "runs"), _table(schema, "root_causes")
+    runs_table, causes_table = findings_table(schema, "runs"), findings_table(schema, "root_causes")
     if not table_exists(engine, runs_table):
         return []
     runs = select(
@@ -31,7 +31,7 @@ def history(engine: Engine, schema: str, metric: str, limit: int = 20) -> list[d
         engine, causes_table, where=eq("metric", metric), order=[sql.column_ref("rank")]
     )
     verdicts: dict[tuple[str, str], dict[str, Any]] = {}
-    feedback_table = _table(schema, "feedback")
+    feedback_table = findings_table(schema, "feedback")
     if table_exists(engine, feedback_table):
         for row in select(
             engine, feedback_table, where=eq("metric", metric),

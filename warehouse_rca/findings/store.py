@@ -117,13 +117,13 @@ ROOT_CAUSE_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _table(schema: str, name: str) -> exp.Table:
+def findings_table(schema: str, name: str) -> exp.Table:
     return exp.Table(this=sql.identifier(name), db=sql.identifier(schema))
 
 
 def findings_tables(schema: str) -> dict[str, exp.Table]:
     return {
-        name: _table(schema, name)
+        name: findings_table(schema, name)
         for name in ("runs", "root_causes", "latest_runs", "latest_root_causes")
     }
 

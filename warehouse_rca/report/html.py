@@ -30,7 +30,7 @@ from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import ConfigError, InputError
 from warehouse_rca.findings.feedback import eq, feedback_for_run, select, table_exists
 from warehouse_rca.findings.history import _clean
-from warehouse_rca.findings.store import ROOT_CAUSE_COLUMNS, RUNS_COLUMNS
+from warehouse_rca.findings.store import ROOT_CAUSE_COLUMNS, RUNS_COLUMNS, findings_table
 from warehouse_rca.report.charts import _periods_of, segments_chart, series_chart, waterfall_chart
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.project import MetricSpec, Project
@@ -60,16 +60,13 @@ def progress(message: str) -> Iterator[None]:
 # --------------------------------------------------------------------------- reading the findings
 
 
-def _table(schema: str, name: str) -> exp.Table:
-    return exp.Table(this=sql.identifier(name), db=sql.identifier(schema))
-
 
 
 def load_run(
     engine: Engine, schema: str, run_id: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The succeeded run row and its root causes (rank order), from the findings tables."""
-    runs = _table(schema, "runs")
+    runs = findings_table(schema, "runs")
     if not table_exists(engine, runs):
         raise InputError(f"no findings tables in schema {schema!r}: run an investigation first")
     frame = select(engine, runs, where=eq("run_id", run_id),
@@ -86,7 +83,7 @@ def load_run(
         raise InputError(
             f"run {run_id!r} has no succeeded attempt (latest is {latest.get('status')}{why})"
         )
-    causes = select(engine, _table(schema, "root_causes"), where=eq("run_id", run_id),
+    causes = select(engine, findings_table(schema, "root_causes"), where=eq("run_id", run_id),
                     order=[sql.column_ref("rank")])
     return done[0], [_clean(r) for r in causes.to_dict("records")]
 
