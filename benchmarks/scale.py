@@ -383,7 +383,7 @@ def run_config(path: Path, n_dims: int, max_depth: int, threads: int | None, mem
     if not skip_bare:
         plan = plan_cube(metric, engine.columns_of(source_expression(metric)),
                          baseline=baseline, current=current, max_depth=max_depth)
-        bare = bare_query(cube_sql(plan, engine.DIALECT), engine.DIALECT)
+        bare = bare_query(engine.render(cube_sql(plan)), engine.DIALECT)
         started = time.perf_counter()
         groups = int(engine.query(bare).iloc[0, 0])
         result["bare_s"] = round(time.perf_counter() - started, 3)

@@ -143,7 +143,7 @@ def run(target: Target, rows: int, repeat: int, max_depth: int) -> dict[str, flo
         }, "benchmark")
         plan = plan_cube(metric, engine.columns_of(source_expression(metric)),
                          baseline=BASELINE, current=CURRENT, max_depth=max_depth)
-        bare = bare_query(cube_sql(plan, engine.DIALECT), engine.DIALECT)
+        bare = bare_query(engine.render(cube_sql(plan)), engine.DIALECT)
         engine.query(bare)  # warm the cache once, for both
         bare_s = timed(lambda: engine.query(bare), repeat)
         result = {}

@@ -275,11 +275,11 @@ def test_series_query_is_one_statement_for_every_warehouse() -> None:
     assert window.start.isoformat() == "2026-10-20T00:00:00"
     segments = [{"device": "iOS"}, {"device": "iOS", "region": "it's"}]
     for dialect in ("duckdb", "postgres", "snowflake", "spark", "bigquery"):
-        text = series_sql(plan, segments, window, dialect)
+        text = series_sql(plan, segments, window).sql(dialect)
         parsed = sqlglot.parse(text, read=dialect)
         assert len(parsed) == 1
         assert "s1_num" in text and "'it''s'" in text or "'it\\'s'" in text
-    assert "DATE_TRUNC" in series_sql(plan, segments, window, "postgres").upper()
+    assert "DATE_TRUNC" in series_sql(plan, segments, window).sql("postgres").upper()
 
 
 def test_cusum_onset_finds_the_first_sustained_move() -> None:

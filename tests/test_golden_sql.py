@@ -71,9 +71,6 @@ def _findings_statements() -> dict[str, Callable[[str], str]]:
                                                stage=stage),
         "insert_rows": lambda d: sql.render("insert_rows.sql.j2", d, table=runs,
                                             columns=[sql.identifier(n) for n, _ in RUNS_COLUMNS]),
-        "delete_run": lambda d: sql.render("delete_run.sql.j2", d, table=causes, run_id=run_id),
-        "runs_supersede": lambda d: sql.render("runs_supersede.sql.j2", d, table=runs, run_id=run_id,
-                                               attempt_id=attempt, started_at=started),
         "runs_fail": lambda d: sql.render("runs_fail.sql.j2", d, table=runs, finished_at=started,
                                           error=sql.literal("it's broken"), run_id=run_id, attempt_id=attempt),
         "overwrite_partition": lambda d: sql.render(
@@ -116,9 +113,9 @@ def _level_statements() -> dict[str, Callable[[str], str]]:
     window = Period.parse("2026-10-01:2026-11-23")
     segments = [{"device": "mobile"}, {"device": "desktop", "channel": "it's"}]
     return {
-        "cube_level1": lambda d: cube_sql(first, d, preaggregate=False, cluster=True),
-        "cube_level2": lambda d: cube_sql(second, d),
-        "segment_series": lambda d: series_sql(plan, segments, window, d),
+        "cube_level1": lambda d: cube_sql(first, preaggregate=False, cluster=True).sql(d),
+        "cube_level2": lambda d: cube_sql(second).sql(d),
+        "segment_series": lambda d: series_sql(plan, segments, window).sql(d),
     }
 
 
@@ -143,8 +140,11 @@ class _Capture:
     def __init__(self, dialect: str) -> None:
         self.DIALECT = dialect
 
-    def query(self, statement: str) -> str:
-        return statement
+    def query(self, statement: object) -> str:
+        from warehouse_rca import sql
+
+        assert isinstance(statement, sql.Template), "builders hand the engine a template"
+        return statement.sql(self.DIALECT)
 
 
 def _row_level_dml(dialect: str) -> bool:
@@ -177,9 +177,9 @@ def _search_statements() -> dict[str, Callable[[str], str]]:
     expected = plan_cube(ADDITIVE, None, baseline=None, current=None, max_depth=2)
     expected = dataclasses.replace(expected, sets=grouping_sets_upto(2, 2))
     return {
-        "leaf_cube_level1": lambda d: leaf_cube_sql(first, d, frontier),
-        "leaf_cube_level2": lambda d: leaf_cube_sql(deeper, d, (), within=grow),
-        "leaf_cube_expected": lambda d: leaf_cube_sql(expected, d),
+        "leaf_cube_level1": lambda d: leaf_cube_sql(first, frontier).sql(d),
+        "leaf_cube_level2": lambda d: leaf_cube_sql(deeper, (), within=grow).sql(d),
+        "leaf_cube_expected": lambda d: leaf_cube_sql(expected).sql(d),
     }
 
 
@@ -205,9 +205,9 @@ def _report_statements() -> dict[str, Callable[[str], str]]:
     expected = plan_cube(ADDITIVE, None, baseline=None, current=None, max_depth=1)
 
     def verify(plan: object, segment: dict[str, str], d: str) -> str:
-        text = verification_sql(plan, segment, d)
-        assert text is not None
-        return text
+        tree = verification_sql(plan, segment)
+        assert tree is not None
+        return tree.sql(dialect=d, pretty=True)
 
     return {
         "series_report": lambda d: series_report(RATIO, d),
@@ -228,8 +228,8 @@ def _causal_statements() -> dict[str, Callable[[str], str]]:
     select = EventsSpec(sql="SELECT happened_at, title FROM ops.releases WHERE env = 'prod'",
                         time_column="happened_at", description_column="title")
     return {
-        "change_events": lambda d: events_sql(table, None, window, d),
-        "change_events_sql": lambda d: events_sql(select, ["happened_at", "title"], window, d),
+        "change_events": lambda d: events_sql(table, None, window).sql(d),
+        "change_events_sql": lambda d: events_sql(select, ["happened_at", "title"], window).sql(d),
     }
 
 
@@ -380,8 +380,8 @@ def statements() -> dict[str, Callable[[str], str]]:
     base, cur = Period.parse("2026-11-10:2026-11-16"), Period.parse("2026-11-17:2026-11-23")
     return {
         **_level_statements(),
-        "cube_ratio": lambda d: cube_sql(plan_cube(RATIO, None, baseline=base, current=cur, max_depth=2), d),
-        "cube_expected": lambda d: cube_sql(plan_cube(ADDITIVE, None, baseline=None, current=None, max_depth=2), d),
+        "cube_ratio": lambda d: cube_sql(plan_cube(RATIO, None, baseline=base, current=cur, max_depth=2)).sql(d),
+        "cube_expected": lambda d: cube_sql(plan_cube(ADDITIVE, None, baseline=None, current=None, max_depth=2)).sql(d),
         "series": _series,
         **_findings_statements(),
         **_search_statements(),

@@ -51,8 +51,13 @@ def test_the_built_wheel_renders_sql_from_its_own_templates(tmp_path: Path) -> N
     assert doc["significant"] and doc["root_causes"], doc.get("summary")
     assert (demo / "warehouse_rca.duckdb").exists()
     # the contract ships too, and the wheel's demo output keeps it
-    schema = subprocess.run(
-        [str(python), "-c", ("import importlib.resources as r; print((r.files('warehouse_rca') / "
-                             "'schemas' / 'investigation.schema.json').read_text())")],
-        cwd=tmp_path, check=True, capture_output=True, text=True).stdout
-    jsonschema.validate(doc, json.loads(schema), cls=jsonschema.Draft202012Validator)
+    def shipped(name: str) -> dict:
+        return json.loads(subprocess.run(
+            [str(python), "-c", ("import importlib.resources as r; print((r.files('warehouse_rca') "
+                                 f"/ 'schemas' / '{name}').read_text())")],
+            cwd=tmp_path, check=True, capture_output=True, text=True).stdout)
+
+    jsonschema.validate(doc, shipped("investigation.schema.json"),
+                        cls=jsonschema.Draft202012Validator)
+    monitor = ROOT / "warehouse_rca" / "schemas" / "monitor.schema.json"
+    assert shipped("monitor.schema.json") == json.loads(monitor.read_text())

@@ -50,15 +50,15 @@ def test_folded_second_level_is_exact_for_the_values_it_keeps(duck: DuckDBEngine
     metric = ratio_metric(["device", "product", "region"])
     plan = plan_cube(metric, duck.columns_of(source_expression(metric)), baseline=BASE, current=CUR, max_depth=3)
     first = dataclasses.replace(plan, sets=((), (0,), (1,), (2,)))
-    level1 = label_cube(duck.query(cube_sql(first, duck.DIALECT, preaggregate=False)), first)
+    level1 = label_cube(duck.query(cube_sql(first, preaggregate=False)), first)
     # Fold the 60 Zipf products to the 10 most popular; device and region keep every value.
     keep = {"device": None, "product": tuple(f"p{i}" for i in range(10)), "region": None}
     assert "(null)" in set(level1.frame["region"].dropna())
     pairs = ((), (0, 1), (0, 2), (1, 2), (0, 1, 2))
     folded = dataclasses.replace(plan, sets=pairs, keep=tuple(keep[d] for d in plan.dimensions))
     full = dataclasses.replace(plan, sets=pairs, min_support=0.0)
-    got = label_cube(duck.query(cube_sql(folded, duck.DIALECT)), folded).frame
-    want = label_cube(duck.query(cube_sql(full, duck.DIALECT)), full).frame
+    got = label_cube(duck.query(cube_sql(folded)), folded).frame
+    want = label_cube(duck.query(cube_sql(full)), full).frame
     dims = list(plan.dimensions)
     merged = got.merge(want, on=[*dims, "depth"], how="left", suffixes=("", "_want"))
     real = merged[~merged[dims].isin([OTHER]).any(axis=1) & (merged["depth"] >= 2)]
@@ -100,7 +100,7 @@ def test_select_dimensions_ranks_by_deviation_not_by_size(duck: DuckDBEngine) ->
     load(duck, pd.concat([base, cur], ignore_index=True))
     metric = ratio_metric(list(shares))
     plan = plan_cube(metric, duck.columns_of(source_expression(metric)), baseline=BASE, current=CUR, max_depth=1)
-    level1 = label_cube(duck.query(cube_sql(plan, duck.DIALECT, preaggregate=False)), plan)
+    level1 = label_cube(duck.query(cube_sql(plan, preaggregate=False)), plan)
     chosen = select_dimensions(level1, depth=4, alpha=0.05, min_share=0.02)  # 7 of 10 fit at depth 4
     assert "x7" in chosen and len(chosen) == 6  # the one with evidence, filled up to 6
 
@@ -137,7 +137,7 @@ def test_second_level_combines_the_values_that_deviate_from_a_uniform_move(duck:
     _load_exact_sessions(duck, rate)
     metric = ratio_metric(["device", "product", "region"])
     plan = plan_cube(metric, duck.columns_of(source_expression(metric)), baseline=BASE, current=CUR, max_depth=1)
-    level1 = label_cube(duck.query(cube_sql(plan, duck.DIALECT, preaggregate=False)), plan)
+    level1 = label_cube(duck.query(cube_sql(plan, preaggregate=False)), plan)
     keep = combined_values(level1, ["device", "product", "region"], min_share=0.02)
     assert "d1" in keep["device"] and "p3" in keep["product"]
     assert len(keep["product"]) < 30 and "p0" in keep["product"]
@@ -162,7 +162,7 @@ def test_causal_series_from_leaves_equal_each_segments_own_sums(duck: DuckDBEngi
     day = labelled["ts"].dt.floor("D")
     # Folded dimensions compare codes, the others values: every mix gives the same sums.
     for fold in (None, set(), {"product"}, {"device", "region"}):
-        got = duck.query(series_sql(plan, segments, window, duck.DIALECT, fold=fold))
+        got = duck.query(series_sql(plan, segments, window, fold=fold))
         assert len(got) == 14
         for i, seg in enumerate(segments):
             mask = np.logical_and.reduce([labelled[d] == v for d, v in seg.items()])

@@ -236,8 +236,8 @@ def _sent_table(schema: str) -> exp.Table:
 def _already_sent(engine: Engine, schema: str, key: str) -> set[str]:
     table = _sent_table(schema)
     if not table_exists(engine, table):
-        for statement in sql.render_all(
-            "findings_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema), partition_by=None,
+        engine.execute_all(sql.template(
+            "findings_ddl.sql.j2", schema=sql.identifier(schema), partition_by=None,
             tables=[{
                 "name": table,
                 "columns": [
@@ -245,20 +245,17 @@ def _already_sent(engine: Engine, schema: str, key: str) -> set[str]:
                     for n, t in ALERTS_SENT_COLUMNS
                 ],
             }],
-        ):
-            engine.execute(statement)
+        ))
         return set()
     frame = select(engine, table, columns=["channel"], where=eq("incident_key", key))
     return set(frame["channel"].astype(str))
 
 
 def _record_sent(engine: Engine, schema: str, incident: Incident, channel: str) -> None:
-    statement = sql.render("insert_rows.sql.j2", engine.DIALECT, table=_sent_table(schema),
-                           columns=[sql.identifier(n) for n, _ in ALERTS_SENT_COLUMNS])
     row = {"incident_key": incident.key, "channel": channel, "metric": incident.metric,
            "incident_start": incident.start, "run_id": incident.run_id,
            "sent_at": datetime.now(timezone.utc).replace(tzinfo=None)}
-    engine.executemany(statement, [[row[n] for n, _ in ALERTS_SENT_COLUMNS]])
+    engine.insert_rows(_sent_table(schema), ALERTS_SENT_COLUMNS, [row])
 
 
 def send_alerts(incident: Incident, settings: AlertSettings, *, engine: Engine | None = None,

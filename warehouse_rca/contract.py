@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from collections.abc import Sequence
@@ -11,8 +12,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from warehouse_rca import __version__, narrative
+from warehouse_rca.causal.validate import CausalReport
 from warehouse_rca.cube.plan import Cube
-from warehouse_rca.dimensions.arrange import CauseContext, findings_by_group
+from warehouse_rca.dimensions.arrange import Arrangement, CauseContext, findings_by_group
 from warehouse_rca.localize.levelwise import Budget
 from warehouse_rca.localize.segments import Localization, LocalizeSettings, effect_of
 from warehouse_rca.spec.periods import Period
@@ -91,8 +93,11 @@ def run_id_for(metric: MetricSpec, periods: dict[str, Period | None],
 
 
 
-@dataclass
+@dataclass(frozen=True)
 class Investigation:
+    """The answer to one question. Everything it states (ranks, confidences, counterfactuals,
+    narratives) is computed once, when it is made; ``to_json`` only copies that document out."""
+
     run_id: str
     metric: MetricSpec
     periods: dict[str, Period | None]
@@ -102,17 +107,24 @@ class Investigation:
     started_at: datetime
     elapsed_seconds: float
     queries: int
-    #: warehouse_rca.causal.CausalReport, or None when causal checks were off or not applicable
-    causal: Any = None
-    #: warehouse_rca.feedback.KnowledgeBase: analysts' verdicts re-rank the causes (documented
-    #: rule in warehouse_rca.feedback); None leaves the drill-down's order
-    knowledge: Any = None
-    #: warehouse_rca.dimensions.Arrangement: groups and hierarchy paths of the causes
-    framework: Any = None
-    #: warehouse_rca.search.Budget: what the run spent and what its budget skipped
-    budget: Any = None
+    #: the causal checks' report, or None when they were off or not applicable
+    causal: CausalReport | None = None
+    #: analysts' verdicts, which re-rank the causes (KnowledgeBase.rank); None keeps the order
+    knowledge: KnowledgeBase | None = None
+    #: the dimensional framework's groups and hierarchy paths of the causes
+    framework: Arrangement | None = None
+    #: what the run spent and what its budget skipped
+    budget: Budget | None = None
+    document: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "document", self._answer())
 
     def to_json(self) -> dict[str, Any]:
+        """The investigation document (schemas/investigation.schema.json); a fresh copy."""
+        return copy.deepcopy(self.document)
+
+    def _answer(self) -> dict[str, Any]:
         loc, metric = self.localization, self.metric
         total = loc.total
         base, cur = _num(total["base_value"]), _num(total["cur_value"])

@@ -55,18 +55,16 @@ DEMO_PROJECT = {
 
 def build_demo_warehouse(engine: DuckDBEngine, sessions_per_day: int = 72_000) -> int:
     """Create ``shop.sessions``; returns its row count (about 2.8M rows at the default size)."""
-    for statement in sql.render_all(
+    engine.execute_all(sql.template(
         "demo_sessions.sql.j2",
-        engine.DIALECT,
         schema=sql.identifier(DEMO_TABLE.split(".")[0]),
         table=sql.table_ref(DEMO_TABLE),
         start=sql.literal(DEMO_START.isoformat()),
         n_days=DEMO_DAYS,
         sessions_per_day=sessions_per_day,
-    ):
-        engine.execute(statement)
+    ))
     count = engine.query(
-        sql.render("count_rows.sql.j2", engine.DIALECT, source=sql.table_ref(DEMO_TABLE))
+        sql.template("count_rows.sql.j2", source=sql.table_ref(DEMO_TABLE))
     )
     return int(count.iloc[0, 0])
 

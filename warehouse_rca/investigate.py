@@ -8,11 +8,10 @@ from __future__ import annotations
 import dataclasses
 import time
 from datetime import datetime, timezone
-from typing import Any
 
 from warehouse_rca import sql
 from warehouse_rca.causal.validate import validate
-from warehouse_rca.contract import Investigation, InvestigationOptions, run_id_for
+from warehouse_rca.contract import Investigation, InvestigationOptions, KnowledgeBase, run_id_for
 from warehouse_rca.cube.plan import Cube, plan_cube, source_expression
 from warehouse_rca.dimensions.arrange import arrange_causes
 from warehouse_rca.engines.base import Engine
@@ -65,7 +64,7 @@ def investigate(
     baseline: Period | None,
     current: Period | None,
     options: InvestigationOptions | None = None,
-    knowledge: Any = None,
+    knowledge: KnowledgeBase | None = None,
 ) -> Investigation:
     """Run one investigation. Costs one catalog probe (no rows), one pass over the data, and one
     smaller query per deeper level when a cause sits at the deepest level searched.
@@ -86,13 +85,13 @@ def investigate(
     # attribution: the comment shows up in pg_stat_activity and query histories).
     run_id = run_id_for(metric, {"baseline": baseline, "current": current}, options)
     with sql.query_tag(run_id):
-        result = _investigate(engine, metric, baseline=baseline, current=current, options=options)
-    result.knowledge = knowledge
-    return result
+        return _investigate(engine, metric, baseline=baseline, current=current, options=options,
+                            knowledge=knowledge)
 
 
 def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
-                 current: Period | None, options: InvestigationOptions) -> Investigation:
+                 current: Period | None, options: InvestigationOptions,
+                 knowledge: KnowledgeBase | None) -> Investigation:
     started, clock = datetime.now(timezone.utc), time.perf_counter()
     columns = engine.columns_of(source_expression(metric))
     # The plan holds the lattice up to --max-depth; the search (search.locate) sends it level by
@@ -134,6 +133,7 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
         elapsed_seconds=time.perf_counter() - clock,
         queries=budget.queries,
         causal=report,
+        knowledge=knowledge,
         framework=arrangement,
         budget=budget,
     )

@@ -110,8 +110,8 @@ def fetch_series(engine: Engine, metric: MetricSpec, start: datetime, end: datet
                      current=Period(start, end, "window"), max_depth=1)
     assert plan.time is not None
     bucket = exp.TimestampTrunc(this=plan.time.copy(), unit=exp.var(metric.grain.upper()))
-    frame = engine.query(sql.render(
-        "series.sql.j2", engine.DIALECT, bucket=bucket, num=plan.num, den=plan.den,
+    frame = engine.query(sql.template(
+        "series.sql.j2", bucket=bucket, num=plan.num, den=plan.den,
         source=plan.source,
         time=plan.time, start=sql.literal(start), end=sql.literal(end), filter=plan.condition,
     ))
@@ -130,21 +130,20 @@ def _ensure(engine: Engine, schema: str) -> dict[str, exp.Table]:
         n: exp.Table(this=sql.identifier(n), db=sql.identifier(schema))
         for n in ("anomalies", "monitor_state")
     }
-    for statement in sql.render_all(
-        "findings_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema),
+    engine.execute_all(sql.template(
+        "findings_ddl.sql.j2", schema=sql.identifier(schema),
         # Both tables are replaced per metric: partitioned by it where the engine overwrites
         # partitions.
         partition_by=engine.partition_column("metric"),
         tables=[{"name": tables["anomalies"], "columns": _columns(ANOMALY_COLUMNS)},
                 {"name": tables["monitor_state"], "columns": _columns(STATE_COLUMNS)}],
-    ):
-        engine.execute(statement)
+    ))
     return tables
 
 
 def _last_processed(engine: Engine, table: exp.Table, metric: str) -> datetime | None:
     frame = engine.query(
-        sql.render("state_read.sql.j2", engine.DIALECT, table=table, metric=sql.literal(metric))
+        sql.template("state_read.sql.j2", table=table, metric=sql.literal(metric))
     )
     if frame.empty or pd.isna(frame.iloc[0, 0]):
         return None

@@ -17,7 +17,8 @@ import contextlib
 import contextvars
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -297,6 +298,33 @@ def render_tree(template: str, **context: Any) -> list[exp.Expr]:
         **{k: _fragment(v) for k, v in context.items()}
     )
     return [s for s in sqlglot.parse(text, read=TEMPLATE_DIALECT) if s is not None]
+
+
+@dataclass(frozen=True)
+class Template:
+    """A template and what fills it, not yet rendered: the engine that runs it renders it for
+    its own dialect (``Engine.query``/``execute``/``render``), so no caller outside the engines
+    names a dialect. The CLI's ``sql --dialect`` renders one for the dialect a user asked for.
+
+    >>> template("probe_columns.sql.j2", source=table_ref("t")).sql("postgres")
+    'SELECT\\n  *\\nFROM "t"\\nLIMIT 0'
+    """
+
+    name: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+    def sql(self, dialect: str) -> str:
+        """The one statement of the template, for ``dialect`` (tagged inside ``query_tag``)."""
+        return render(self.name, dialect, **self.context)
+
+    def sql_all(self, dialect: str) -> list[str]:
+        """Every statement of the template, for ``dialect``."""
+        return render_all(self.name, dialect, **self.context)
+
+
+def template(name: str, **context: Any) -> Template:
+    """``Template(name, context)``: what query builders return and engines render."""
+    return Template(name, context)
 
 
 def render(template: str, dialect: str, **context: Any) -> str:

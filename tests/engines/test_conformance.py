@@ -81,20 +81,20 @@ def _load_bound(engine: Engine, frame: pd.DataFrame, name: str = "sessions",
     """DB-API warehouses: CREATE TABLE from a template, then bound rows, many per statement (the
     fakesnow server runs an executemany row by row: minutes for this table)."""
     table = sql.table_ref(name)
-    engine.execute(sql.render("drop_table.sql.j2", engine.DIALECT, table=table))
-    engine.execute(sql.render("create_table.sql.j2", engine.DIALECT, table=table, columns=[
+    engine.execute(sql.template("drop_table.sql.j2", table=table))
+    engine.execute(sql.template("create_table.sql.j2", table=table, columns=[
         {"name": sql.identifier(n), "type": exp.DataType.build(t)} for n, t in columns]))
     rows, chunk = _rows(frame, columns), 1000
     for i in range(0, len(rows), chunk):
         part = rows[i:i + chunk]
-        insert = sql.render("insert_values.sql.j2", engine.DIALECT, table=table, n_rows=len(part),
+        insert = sql.template("insert_values.sql.j2", table=table, n_rows=len(part),
                             columns=[sql.identifier(n) for n, _ in columns])
         engine.execute(insert, [value for row in part for value in row])
 
 
 def _load_duckdb(engine: Engine, frame: pd.DataFrame, name: str = "sessions",
                  columns: tuple[tuple[str, str], ...] = COLUMNS) -> None:
-    engine.execute(sql.render("drop_table.sql.j2", engine.DIALECT, table=sql.table_ref(name)))
+    engine.execute(sql.template("drop_table.sql.j2", table=sql.table_ref(name)))
     engine.connection.from_df(frame).create(name)  # DuckDB's bulk path: the frame itself
 
 
@@ -120,7 +120,7 @@ def load_table(engine: Engine, name: str, frame: pd.DataFrame, columns: tuple[tu
 
 
 def count(engine: Engine, table: exp.Table) -> int:
-    return int(engine.query(sql.render("count_rows.sql.j2", engine.DIALECT, source=table)).iloc[0, 0])
+    return int(engine.query(sql.template("count_rows.sql.j2", source=table)).iloc[0, 0])
 
 
 METRIC = metric_from_mapping("conversion_rate", {
@@ -162,7 +162,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 def test_cube_matches_pandas(engine: Engine) -> None:
     frame = generated_sessions()
     plan = plan_cube(METRIC, engine.columns_of(source_expression(METRIC)), baseline=BASE, current=CUR, max_depth=2)
-    cube = label_cube(engine.query(cube_sql(plan, engine.DIALECT)), plan)
+    cube = label_cube(engine.query(cube_sql(plan)), plan)
     cur = frame[frame["ts"] >= pd.Timestamp("2026-11-17")]
     total = cube.total
     assert total["cur_num"] == cur["converted"].sum()
@@ -183,7 +183,7 @@ def test_components_and_folded_values_match_pandas(engine: Engine) -> None:
     }, "conformance")
     plan = plan_cube(metric, engine.columns_of(source_expression(metric)), baseline=BASE, current=CUR, max_depth=2)
     folded = dataclasses.replace(plan, sets=((), (0, 1)), min_support=0.0, keep=(("iOS",), ("(null)", "paid")))
-    cube = label_cube(engine.query(cube_sql(folded, engine.DIALECT)), folded).frame
+    cube = label_cube(engine.query(cube_sql(folded)), folded).frame
     labelled = frame.assign(
         device=np.where(frame["device"] == "iOS", "iOS", "(other)"),
         channel=frame["channel"].fillna("(null)").where(frame["channel"].fillna("(null)").isin(["(null)", "paid"]), "(other)"),
@@ -320,7 +320,7 @@ def test_monitor_replaces_its_window_on_every_engine(engine: Engine) -> None:
 
     load_table(engine, "monitor_series", daily_series(), SERIES_COLUMNS)
     for name in ("anomalies", "monitor_state"):
-        engine.execute(sql.render("drop_table.sql.j2", engine.DIALECT,
+        engine.execute(sql.template("drop_table.sql.j2",
                                   table=exp.Table(this=sql.identifier(name), db=sql.identifier(MONITOR_SCHEMA))))
     first, second = _monitor_metric("events_a"), _monitor_metric("events_b")
     window = Period.parse("2026-10-25:2026-11-08")

@@ -41,7 +41,7 @@ def live() -> Iterator[Engine]:
     if os.environ.get("SNOWFLAKE_ROLE"):
         settings["role"] = os.environ["SNOWFLAKE_ROLE"]
     engine = connect(Target("live", "snowflake", settings, "environment"))
-    engine.execute(sql.render("findings_ddl.sql.j2", engine.DIALECT, schema=sql.identifier("RCA_LIVE_TEST"),
+    engine.execute(sql.template("findings_ddl.sql.j2", schema=sql.identifier("RCA_LIVE_TEST"),
                               tables=[]))
     _load_bound(engine, generated_sessions())
     yield engine

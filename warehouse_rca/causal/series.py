@@ -60,8 +60,8 @@ def folded_dimensions(stats: pd.DataFrame, dims: tuple[str, ...]) -> set[str]:
             and ((first[d] == OTHER).any() or first[d].nunique() > FOLD_ABOVE)}
 
 
-def series_sql(plan: CubePlan, segments: list[dict[str, str]], window: Period, dialect: str,
-               fold: set[str] | None = None) -> str:
+def series_sql(plan: CubePlan, segments: list[dict[str, str]], window: Period,
+               fold: set[str] | None = None) -> sql.Template:
     """One aggregate query: per time bucket, the metric and each segment's numerator/denominator.
     ``fold``: the dimensions whose unnamed values are folded into '(other)' (None: all)."""
     if plan.time is None:
@@ -96,8 +96,8 @@ def series_sql(plan: CubePlan, segments: list[dict[str, str]], window: Period, d
         ]
         return exp.and_(*parts) if len(parts) > 1 else parts[0]
 
-    return sql.render(
-        "segment_series.sql.j2", dialect,
+    return sql.template(
+        "segment_series.sql.j2",
         bucket=bucket, num=plan.num, den=plan.den, source=plan.source, time=plan.time,
         filter=plan.condition, start=sql.literal(window.start),
         end=sql.literal(window.end_exclusive),
@@ -111,7 +111,7 @@ def series_sql(plan: CubePlan, segments: list[dict[str, str]], window: Period, d
     )
 
 
-def events_sql(events: EventsSpec, columns: list[str] | None, window: Period, dialect: str) -> str:
+def events_sql(events: EventsSpec, columns: list[str] | None, window: Period) -> sql.Template:
     """The change events inside ``window`` (one small query on the events table)."""
     def col(name: str) -> exp.Column:
         return sql.column_ref(
@@ -125,8 +125,8 @@ def events_sql(events: EventsSpec, columns: list[str] | None, window: Period, di
         assert events.sql is not None
         select = sql.parse_source_select(events.sql, f"{events.origin}: events, key 'sql'")
         source = exp.Subquery(this=select, alias=exp.TableAlias(this=sql.identifier("rca_events")))
-    return sql.render(
-        "change_events.sql.j2", dialect, source=source, time=col(events.time_column),
+    return sql.template(
+        "change_events.sql.j2", source=source, time=col(events.time_column),
         description=col(events.description_column),
         dimension=col(events.dimension_column) if events.dimension_column else None,
         value=col(events.value_column) if events.value_column else None,

@@ -522,7 +522,7 @@ def validate(
             idx.append(series.index(sib))
         donors[frozenset(seg.items())] = idx
 
-    raw = engine.query(series_sql(plan, series, window, engine.DIALECT,
+    raw = engine.query(series_sql(plan, series, window,
                                   fold=folded_dimensions(localization.stats, dims)))
     frame = _complete_buckets(raw, window, grain)
     queries = 1
@@ -843,7 +843,7 @@ def _check_events(engine: Engine, spec: EventsSpec, window: Period, evidence: li
     """Link segment events to the causes they touched and preceded; test global events with an
     interrupted time series (level and slope change, HAC errors) on the aggregate."""
     columns = engine.columns_of(_events_source(spec))
-    raw = engine.query(events_sql(spec, list(columns), window, engine.DIALECT))
+    raw = engine.query(events_sql(spec, list(columns), window))
     out = []
     for rec in raw.itertuples(index=False):
         stamp = pd.Timestamp(rec.event_time)

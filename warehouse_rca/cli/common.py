@@ -3,7 +3,6 @@ options, and the metric and periods they resolve to."""
 
 from __future__ import annotations
 
-import logging
 import sys
 import traceback
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any
 
 import click
 
+from warehouse_rca.cli.logs import _debug_enabled
 from warehouse_rca.errors import ConfigError, RcaError
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.project import MetricSpec, load_project, metric_from_mapping
@@ -20,31 +20,6 @@ EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
 EXIT_WAREHOUSE = 3
-
-
-class _ClickHandler(logging.Handler):
-    """Log records to stderr through click, so they follow click's (and tests') stream."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            click.echo(f"{record.levelname.lower()}: {self.format(record)}", err=True)
-        except Exception:  # noqa: BLE001 - logging must never break a run
-            self.handleError(record)
-
-
-def _configure_logging(debug: bool) -> None:
-    """Warnings (retries, a failed-run row that could not be written) always; with --debug, every
-    statement sent and its duration. Nothing logged holds a credential: targets are logged
-    redacted, statements hold names and literals, never connection settings."""
-    logger = logging.getLogger("warehouse_rca")
-    for handler in [h for h in logger.handlers if isinstance(h, _ClickHandler)]:
-        logger.removeHandler(handler)
-    logger.addHandler(_ClickHandler())
-    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
-
-
-def _debug_enabled() -> bool:
-    return logging.getLogger("warehouse_rca").isEnabledFor(logging.DEBUG)
 
 
 def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -159,7 +159,7 @@ def sql_command(metric: str | None, project: str | None, baseline: str | None, c
         spec, None, baseline=base, current=cur,
         max_depth=3 if max_depth is None else max_depth, min_support=min_support,
     )
-    click.echo(cube_sql(plan, dialect) + ";")
+    click.echo(cube_sql(plan).sql(dialect) + ";")
 
 
 @click.command("demo")

@@ -8,7 +8,7 @@ import importlib
 import click
 
 from warehouse_rca import __version__
-from warehouse_rca.cli.common import _configure_logging
+from warehouse_rca.cli.logs import _configure_logging
 
 # Every command lives in a module of cli/ loaded when the command runs: the name, the module and
 # attribute that define it, and the line `--help` lists for it, so listing the commands imports

@@ -249,9 +249,9 @@ def _is_one(expression: exp.Expr) -> bool:
             and float(expression.this) == 1.0)
 
 
-def cube_sql(plan: CubePlan, dialect: str, *, preaggregate: bool = True,
-             cluster: bool = False) -> str:
-    """The single-pass cube query for ``dialect``. ``preaggregate``: roll rows up to leaves (the
+def cube_sql(plan: CubePlan, *, preaggregate: bool = True,
+             cluster: bool = False) -> sql.Template:
+    """The single-pass cube query. ``preaggregate``: roll rows up to leaves (the
     finest combination of the dimensions) before the grouping sets; worth it when sets combine
     dimensions, not for single-dimension sets. ``cluster`` (period mode): also return each
     segment's day-to-day variation inside the baseline (:data:`CLUSTER_COMPONENTS`), from the
@@ -259,9 +259,8 @@ def cube_sql(plan: CubePlan, dialect: str, *, preaggregate: bool = True,
     periods = period_bounds(plan)
     cluster = cluster and plan.mode == "periods" and plan.time is not None
     keep = plan.keep or (None,) * len(plan.dim_exprs)
-    return sql.render(
+    return sql.template(
         "cube.sql.j2",
-        dialect,
         expected=plan.mode == "expected",
         ratio=plan.ratio,
         source=plan.source,

@@ -24,9 +24,10 @@ def _segment_condition(plan: Any, segment: dict[str, Any]) -> exp.Expr | None:
     return segment_condition(plan, {dim: str(value) for dim, value in segment.items()})
 
 
-def verification_sql(plan: Any, segment: dict[str, Any], dialect: str) -> str | None:
-    """The query (in ``dialect``) that reproduces a finding's baseline and current numbers from
-    the source; None for a folded '(other)' segment, which no single filter reproduces."""
+def verification_sql(plan: Any, segment: dict[str, Any]) -> exp.Expr | None:
+    """The query (a sqlglot tree, written out by ``Engine.generate``) that reproduces a finding's
+    baseline and current numbers from the source; None for a folded '(other)' segment, which no
+    single filter reproduces."""
     condition = _segment_condition(plan, segment)
     if condition is None and segment:
         return None
@@ -44,7 +45,7 @@ def verification_sql(plan: Any, segment: dict[str, Any], dialect: str) -> str | 
         )
     # Rendered without the run's query tag: this text is for people to paste and run.
     (tree,) = sql.render_tree("series_verify.sql.j2", **context)
-    return tree.sql(dialect=dialect, pretty=True)
+    return tree
 
 
 def verification_sqls(engine: Engine, metric: MetricSpec, periods: dict[str, Period | None],
@@ -56,7 +57,7 @@ def verification_sqls(engine: Engine, metric: MetricSpec, periods: dict[str, Per
                      baseline=periods.get("baseline"), current=periods.get("current"), max_depth=1)
     out = {}
     for cause in causes:
-        text = verification_sql(plan, cause["segment"], engine.DIALECT)
-        if text:
-            out[cause["finding_id"]] = text
+        tree = verification_sql(plan, cause["segment"])
+        if tree is not None:
+            out[cause["finding_id"]] = engine.generate(tree)
     return out

@@ -78,8 +78,8 @@ def hierarchy_paths(engine: Engine, plan: CubePlan, segments: Sequence[dict[str,
                 continue
             chain = levels[: depth + 1]
             exprs = [plan.dim_exprs[plan.dimensions.index(level)] for level in chain]
-            frame = engine.query(sql.render(
-                "profile_hierarchy.sql.j2", engine.DIALECT, source=plan.source,
+            frame = engine.query(sql.template(
+                "profile_hierarchy.sql.j2", source=plan.source,
                 levels=[
                     {"expr": e, "alias": exp.to_identifier(f"h{i}")} for i, e in enumerate(exprs)
                 ],

@@ -129,7 +129,7 @@ def previous_framework(
         engine.columns_of(table)
     except InputError:
         return None  # nothing recorded yet
-    frame = engine.query(sql.render("drift_framework_read.sql.j2", engine.DIALECT, table=table,
+    frame = engine.query(sql.template("drift_framework_read.sql.j2", table=table,
                                     metric=sql.literal(metric), run_id=sql.literal(run_id)))
     if frame.empty:
         return None
@@ -160,8 +160,8 @@ def detect_drift(engine: Engine, metric: MetricSpec, baseline: Period, current: 
     plan = plan_cube(metric, list(types), baseline=baseline, current=current)
     items: list[DriftItem] = []
     queries = 1
-    frame = engine.query(sql.render(
-        "drift_values.sql.j2", engine.DIALECT, source=plan.source,
+    frame = engine.query(sql.template(
+        "drift_values.sql.j2", source=plan.source,
         dims=[
             {"expr": e, "alias": exp.to_identifier(f"d{i}")} for i, e in enumerate(plan.dim_exprs)
         ],
@@ -217,8 +217,8 @@ def _ensure_drift_tables(engine: Engine, schema: str) -> None:
     except InputError:
         pass
     with engine.transaction():
-        for statement in sql.render_all(
-            "drift_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema),
+        engine.execute_all(sql.template(
+            "drift_ddl.sql.j2", schema=sql.identifier(schema),
             partition_by=engine.partition_column("run_id"),
             tables=[
                 {
@@ -230,8 +230,7 @@ def _ensure_drift_tables(engine: Engine, schema: str) -> None:
                 }
                 for n, spec in specs.items()
             ],
-        ):
-            engine.execute(statement)
+        ))
 
 
 def write_drift(engine: Engine, schema: str, run_id: str, report: DriftReport) -> None:

@@ -44,7 +44,7 @@ def profile(engine: Engine, source: Any, *, max_values: int = 1000, unique_share
         raise ConfigError(
             "the source has no columns" if columns is None else "no such columns to profile"
         )
-    stats = engine.query(sql.render("profile_columns.sql.j2", engine.DIALECT, source=source,
+    stats = engine.query(sql.template("profile_columns.sql.j2", source=source,
                                     columns=[sql.column_ref(n) for n in names])).iloc[0]
     rows = int(stats["n_rows"])
     if rows == 0:
@@ -84,7 +84,7 @@ def profile(engine: Engine, source: Any, *, max_values: int = 1000, unique_share
         )
     candidates = [p for p in profiles if p.proposed]
     if candidates:
-        counts = engine.query(sql.render("profile_values.sql.j2", engine.DIALECT, source=source,
+        counts = engine.query(sql.template("profile_values.sql.j2", source=source,
                                          columns=[sql.column_ref(p.name) for p in candidates]))
         all_set = 2 ** len(candidates) - 1
         for i, p in enumerate(candidates):

@@ -10,7 +10,9 @@ import contextlib
 import enum
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Self
 
 import pandas as pd
@@ -22,6 +24,9 @@ from warehouse_rca.errors import InputError, WarehouseError
 from warehouse_rca.spec.profiles import Target
 
 log = logging.getLogger("warehouse_rca.sql")
+
+#: What an engine runs: SQL text it was given, or a template it renders for its own dialect.
+Statement = str | sql.Template
 
 
 class WriteStrategy(enum.Enum):
@@ -38,11 +43,25 @@ class WriteStrategy(enum.Enum):
     PARTITION_OVERWRITE = "partition_overwrite"
 
 
+@dataclass(frozen=True)
+class RowSwap:
+    """One table's part of ``Engine.swap_rows``: ``rows`` replace the rows ``condition`` matches,
+    which all sit in ``partition`` (key, value) (the partition an overwrite replaces)."""
+
+    table: exp.Table
+    columns: Sequence[tuple[str, str]]
+    rows: Sequence[dict[str, Any]]
+    condition: exp.Expr
+    partition: tuple[str, Any]
+
+
 class Engine:
     """A DB-API connection to one warehouse target.
 
-    Writers never branch on the engine: they call ``partition_column`` (DDL), ``replace_rows``,
-    ``replace_where``, ``insert_rows`` and ``update_or_append``, which follow ``WRITE_STRATEGY``.
+    Callers never name a dialect or read a capability flag: they hand ``query``/``execute``
+    a :class:`sql.Template` (rendered here for ``DIALECT``), and writers call
+    ``partition_column`` (DDL), ``swap_rows``, ``replace_rows``, ``replace_where``,
+    ``insert_rows`` and ``update_or_append``, which follow ``WRITE_STRATEGY``.
     """
 
     DIALECT = ""
@@ -101,6 +120,20 @@ class Engine:
             f"{self.target.type} replaces findings with DELETE, not by partition"
         )
 
+    # -- rendering --------------------------------------------------------------------------------
+    def render(self, statement: Statement) -> str:
+        """SQL text for this engine: a template rendered for ``DIALECT``; text as it is."""
+        return statement if isinstance(statement, str) else statement.sql(self.DIALECT)
+
+    def generate(self, tree: exp.Expr) -> str:
+        """A sqlglot tree as this engine's SQL (pretty-printed, untagged: for people to read)."""
+        return tree.sql(dialect=self.DIALECT, pretty=True)
+
+    def execute_all(self, template: sql.Template) -> None:
+        """Run every statement of a multi-statement template, in order."""
+        for statement in template.sql_all(self.DIALECT):
+            self.execute(statement)
+
     # -- write strategies -------------------------------------------------------------------------
     def partition_column(self, key: str) -> exp.Identifier | None:
         """The ``PARTITIONED BY`` column of a table whose rows are replaced by ``key``: ``key``
@@ -121,8 +154,8 @@ class Engine:
     def insert_rows(self, table: exp.Table, columns: Sequence[tuple[str, str]],
                     rows: Sequence[dict[str, Any]]) -> None:
         """Append ``rows`` (dicts by column name; missing keys are NULL) with bound statements."""
-        statement = sql.render("insert_rows.sql.j2", self.DIALECT, table=table,
-                               columns=[sql.identifier(n) for n, _ in columns])
+        statement = self.render(sql.template("insert_rows.sql.j2", table=table,
+                                             columns=[sql.identifier(n) for n, _ in columns]))
         self.executemany(statement, [[row.get(n) for n, _ in columns] for row in rows])
 
     def replace_rows(
@@ -142,10 +175,57 @@ class Engine:
             return
         condition = exp.EQ(this=exp.column(key), expression=sql.literal(value))
         with self._atomic():
-            self.execute(
-                sql.render("delete_where.sql.j2", self.DIALECT, table=table, condition=condition)
-            )
+            self.execute(sql.template("delete_where.sql.j2", table=table, condition=condition))
             self.insert_rows(table, columns, rows)
+
+    def swap_rows(self, writes: Sequence[RowSwap], *, lock_key: int,
+                  before_insert: Callable[[], None] | None = None) -> None:
+        """Replace several tables' rows of one key (a run: its causes, then its runs row) so
+        readers see all the old rows or all the new ones, in ``writes`` order.
+
+        DELETE_INSERT: every write's rows are first staged in a TEMPORARY table of this session
+        (named after a fresh id, so concurrent writers never share one and a killed process
+        leaves nothing behind); then one transaction takes ``lock_key`` (concurrent writers of
+        the same key take turns), deletes each write's ``condition`` rows, calls
+        ``before_insert`` and moves the staged rows in, one statement per table.
+        PARTITION_OVERWRITE: one atomic overwrite of each table's ``partition`` (key, value),
+        in order, so the last table (the runs row) lands last.
+        """
+        if self.WRITE_STRATEGY is WriteStrategy.PARTITION_OVERWRITE:
+            for write in writes:
+                key, value = write.partition
+                self.replace_rows(write.table, write.columns, key, value, write.rows)
+            return
+        attempt = uuid.uuid4().hex
+        stages = [exp.Table(this=sql.identifier(f"rca_stage_{attempt}_{i}"))
+                  for i in range(len(writes))]
+        try:
+            for write, stage in zip(writes, stages):
+                self.execute(sql.template("findings_stage.sql.j2", stage=stage, columns=[
+                    {"name": sql.identifier(n), "type": exp.DataType.build(t)}
+                    for n, t in write.columns
+                ]))
+                self.insert_rows(stage, write.columns, write.rows)
+            with self.transaction():
+                self.lock(lock_key)
+                for write in writes:
+                    self.execute(sql.template("delete_where.sql.j2", table=write.table,
+                                              condition=write.condition))
+                if before_insert is not None:
+                    before_insert()
+                for write, stage in zip(writes, stages):
+                    self.execute(sql.template(
+                        "findings_merge.sql.j2", table=write.table, stage=stage,
+                        columns=[sql.identifier(n) for n, _ in write.columns],
+                    ))
+        finally:
+            # A lost connection took the TEMPORARY tables with it: nothing to clean up then.
+            if not self.is_disconnected():
+                for stage in stages:
+                    try:
+                        self.execute(sql.template("drop_table.sql.j2", table=stage))
+                    except WarehouseError as err:
+                        log.debug("could not drop staging table: %s", err)
 
     def replace_where(
         self,
@@ -174,11 +254,7 @@ class Engine:
             )
         if self.WRITE_STRATEGY is WriteStrategy.DELETE_INSERT:
             with self._atomic():
-                self.execute(
-                    sql.render(
-                        "delete_where.sql.j2", self.DIALECT, table=table, condition=condition
-                    )
-                )
+                self.execute(sql.template("delete_where.sql.j2", table=table, condition=condition))
                 self.insert_rows(table, columns, rows)
             return
         # The partition's rows the condition does not match (a NULL condition keeps a row, as
@@ -191,8 +267,8 @@ class Engine:
                 )
             ),
         )
-        kept = self.query(sql.render(
-            "feedback_select.sql.j2", self.DIALECT, columns=[sql.identifier(n) for n, _ in columns],
+        kept = self.query(sql.template(
+            "feedback_select.sql.j2", columns=[sql.identifier(n) for n, _ in columns],
             table=table, condition=rest, order=[], limit=None,
         ))
         names = [n for n, _ in columns]
@@ -203,7 +279,8 @@ class Engine:
         ] if not kept.empty else []
         self.overwrite_partition(table, columns, key, value, kept_rows + list(rows))
 
-    def update_or_append(self, statement: str, table: exp.Table, columns: Sequence[tuple[str, str]],
+    def update_or_append(self, statement: Statement, table: exp.Table,
+                         columns: Sequence[tuple[str, str]],
                          rows: Sequence[dict[str, Any]]) -> None:
         """Run an UPDATE ``statement`` (DELETE_INSERT engines have row-level DML); without it
         (PARTITION_OVERWRITE) append ``rows`` instead, which readers must then reconcile (the
@@ -259,9 +336,10 @@ class Engine:
             log.debug("%s (%.3fs):\n%s", self.target.type, time.perf_counter() - started, statement)
 
     # -- running SQL ------------------------------------------------------------------------------
-    def query(self, statement: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+    def query(self, statement: Statement, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run a query and return its (small) result as a frame; transient errors are retried."""
-        return self._retrying(lambda: self._query_once(statement, params), statement)
+        text = self.render(statement)
+        return self._retrying(lambda: self._query_once(text, params), text)
 
     def _query_once(self, statement: str, params: Sequence[Any] | None) -> pd.DataFrame:
         started = time.perf_counter()
@@ -278,7 +356,8 @@ class Engine:
             self._log(statement, started)
         return pd.DataFrame.from_records(rows, columns=names)
 
-    def execute(self, statement: str, params: Sequence[Any] | None = None) -> None:
+    def execute(self, statement: Statement, params: Sequence[Any] | None = None) -> None:
+        statement = self.render(statement)
         started = time.perf_counter()
         cur = self._cursor()
         try:
@@ -348,7 +427,7 @@ class Engine:
 
     def column_types(self, source: exp.Expr) -> dict[str, str]:
         """Column name -> type name, from a probe that reads no rows."""
-        statement = sql.render("probe_columns.sql.j2", self.DIALECT, source=source)
+        statement = self.render(sql.template("probe_columns.sql.j2", source=source))
         cur = self._cursor()
         try:
             cur.execute(statement)

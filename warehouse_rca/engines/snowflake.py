@@ -16,7 +16,7 @@ from snowflake.connector import errors as sf_errors
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.engines.base import Engine
+from warehouse_rca.engines.base import Engine, Statement
 from warehouse_rca.errors import WarehouseError
 
 #: Profile keys passed to snowflake.connector.connect as they are.
@@ -60,7 +60,8 @@ class SnowflakeEngine(Engine):
                 f"{str(err).strip().splitlines()[0]}"
             ) from None
 
-    def execute(self, statement: str, params: Sequence[Any] | None = None) -> None:
+    def execute(self, statement: Statement, params: Sequence[Any] | None = None) -> None:
+        statement = self.render(statement)
         super().execute(statement, params)
         # CREATE SCHEMA (the findings schema) also makes it the session's current schema, after
         # which unqualified source tables would no longer resolve: switch back.

@@ -26,7 +26,7 @@ import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.engines.base import Engine, WriteStrategy
+from warehouse_rca.engines.base import Engine, Statement, WriteStrategy
 from warehouse_rca.errors import ConfigError, InputError, WarehouseError
 
 
@@ -89,7 +89,8 @@ class SparkEngine(Engine):
         except Exception as err:
             raise self._wrap(err, statement) from err
 
-    def execute(self, statement: str, params: Sequence[Any] | None = None) -> None:
+    def execute(self, statement: Statement, params: Sequence[Any] | None = None) -> None:
+        statement = self.render(statement)
         # Commands run eagerly through spark.sql on Connect; collect() also runs a plain query.
         df = self._sql(statement, params)
         try:

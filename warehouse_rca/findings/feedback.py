@@ -64,7 +64,7 @@ def select(engine: Engine, table: exp.Table, *, columns: Sequence[str] | None = 
            limit: int | None = None) -> pd.DataFrame:
     """Read rows of a findings table (small by design); None for a table that does not exist."""
     cols: list[exp.Expr] = [exp.Star()] if not columns else [sql.identifier(c) for c in columns]
-    return engine.query(sql.render("feedback_select.sql.j2", engine.DIALECT, columns=cols,
+    return engine.query(sql.template("feedback_select.sql.j2", columns=cols,
                                    table=table, condition=where, order=list(order), limit=limit))
 
 
@@ -87,19 +87,17 @@ def ensure_feedback_table(engine: Engine, schema: str) -> exp.Table:
     knowledge_base = findings_table(schema, "knowledge_base")
     if table_exists(engine, table) and table_exists(engine, knowledge_base):
         return table
-    for statement in sql.render_all(
-        "findings_ddl.sql.j2", engine.DIALECT, schema=sql.identifier(schema), partition_by=None,
+    engine.execute_all(sql.template(
+        "findings_ddl.sql.j2", schema=sql.identifier(schema), partition_by=None,
         tables=[{"name": table,
                  "columns": [{"name": sql.identifier(n), "type": exp.DataType.build(t)}
                              for n, t in FEEDBACK_COLUMNS]}],
-    ):
-        engine.execute(statement)
-    for statement in sql.render_all(
-        "feedback_views.sql.j2", engine.DIALECT, feedback=table,
+    ))
+    engine.execute_all(sql.template(
+        "feedback_views.sql.j2", feedback=table,
         latest_feedback=findings_table(schema, "latest_feedback"),
         knowledge_base=knowledge_base,
-    ):
-        engine.execute(statement)
+    ))
     return table
 
 
@@ -159,9 +157,7 @@ def record_feedback(engine: Engine, schema: str, run_id: str, finding: str, verd
         "incident_start": incident_start,
         "created_at": _naive_utc(datetime.now(timezone.utc)),
     }
-    statement = sql.render("insert_rows.sql.j2", engine.DIALECT, table=table,
-                           columns=[sql.identifier(n) for n, _ in FEEDBACK_COLUMNS])
-    engine.executemany(statement, [[row[n] for n, _ in FEEDBACK_COLUMNS]])
+    engine.insert_rows(table, FEEDBACK_COLUMNS, [row])
     return row
 
 

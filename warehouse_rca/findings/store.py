@@ -33,7 +33,7 @@ from sqlglot import exp
 from warehouse_rca import sql
 from warehouse_rca.contract import Investigation
 from warehouse_rca.cube.verify import verification_sqls
-from warehouse_rca.engines.base import Engine, WriteStrategy
+from warehouse_rca.engines.base import Engine, RowSwap
 from warehouse_rca.errors import InputError, RcaError, WarehouseError
 
 RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -196,9 +196,8 @@ def _create_tables(engine: Engine, schema: str, tables: dict[str, exp.Table],
                    missing: dict[str, list[tuple[str, str]] | None]) -> None:
     with engine.transaction():
         engine.lock(_lock_key("findings-ddl", schema))
-        for statement in sql.render_all(
+        engine.execute_all(sql.template(
             "findings_ddl.sql.j2",
-            engine.DIALECT,
             schema=sql.identifier(schema),
             # Without DELETE (plain Spark tables) a run is replaced by overwriting its partition.
             partition_by=engine.partition_column("run_id"),
@@ -206,17 +205,15 @@ def _create_tables(engine: Engine, schema: str, tables: dict[str, exp.Table],
                 {"name": tables["runs"], "columns": _columns(RUNS_COLUMNS)},
                 {"name": tables["root_causes"], "columns": _columns(ROOT_CAUSE_COLUMNS)},
             ],
-        ):
-            engine.execute(statement)
+        ))
         for name, cols in missing.items():
             for column, kind in cols or ():
                 # Tables from an older version: add the column (NULL in existing rows).
-                engine.execute(sql.render(
-                    "add_column.sql.j2", engine.DIALECT, table=tables[name],
+                engine.execute(sql.template(
+                    "add_column.sql.j2", table=tables[name],
                     column=sql.identifier(column), type=exp.DataType.build(kind),
                 ))
-        for statement in sql.render_all("findings_views.sql.j2", engine.DIALECT, **tables):
-            engine.execute(statement)
+        engine.execute_all(sql.template("findings_views.sql.j2", **tables))
 
 
 def _pause_for_tests() -> None:
@@ -240,45 +237,23 @@ def replace_run(engine: Engine, schema: str, run_row: dict[str, Any],
     """
     tables = findings_tables(schema)
     run_row = {**run_row, "attempt_id": run_row.get("attempt_id") or uuid.uuid4().hex}
-    if engine.WRITE_STRATEGY is WriteStrategy.PARTITION_OVERWRITE:
-        # No DELETE and no transactions (plain Spark tables): one partition overwrite per table,
-        # each atomic; the runs row goes last, so the views never show a run without its causes.
-        # (The DELETE_INSERT path below stays here rather than in the engine: it stages the rows
-        # before taking the per-run lock and supersedes earlier attempts in the same transaction.)
-        engine.replace_rows(
-            tables["root_causes"], ROOT_CAUSE_COLUMNS, "run_id", run_row["run_id"], cause_rows
-        )
-        engine.replace_rows(tables["runs"], RUNS_COLUMNS, "run_id", run_row["run_id"], [run_row])
-        return
     run_id = sql.literal(run_row["run_id"])
-    stage = exp.Table(this=sql.identifier(f"rca_stage_{run_row['attempt_id']}"))
-    cause_columns = [sql.identifier(n) for n, _ in ROOT_CAUSE_COLUMNS]
-    engine.execute(sql.render("findings_stage.sql.j2", engine.DIALECT, stage=stage,
-                              columns=_columns(ROOT_CAUSE_COLUMNS)))
-    try:
-        engine.insert_rows(stage, ROOT_CAUSE_COLUMNS, cause_rows)
-        with engine.transaction():
-            engine.lock(_lock_key("run", run_row["run_id"]))
-            engine.execute(sql.render("delete_run.sql.j2", engine.DIALECT,
-                                      table=tables["root_causes"], run_id=run_id))
-            engine.execute(sql.render(
-                "runs_supersede.sql.j2", engine.DIALECT, table=tables["runs"], run_id=run_id,
-                attempt_id=sql.literal(run_row["attempt_id"]),
-                started_at=sql.literal(run_row["started_at"]),
-            ))
-            _pause_for_tests()
-            engine.execute(sql.render(
-                "findings_merge.sql.j2", engine.DIALECT, table=tables["root_causes"],
-                columns=cause_columns, stage=stage,
-            ))
-            engine.insert_rows(tables["runs"], RUNS_COLUMNS, [run_row])
-    finally:
-        # A lost connection took the TEMPORARY table with it: nothing to clean up then.
-        if not engine.is_disconnected():
-            try:
-                engine.execute(sql.render("drop_table.sql.j2", engine.DIALECT, table=stage))
-            except RcaError as err:
-                log.debug("could not drop staging table: %s", err)
+    engine.swap_rows([
+        RowSwap(tables["root_causes"], ROOT_CAUSE_COLUMNS, cause_rows,
+                condition=exp.column("run_id").eq(run_id),
+                partition=("run_id", run_row["run_id"])),
+        # This attempt's runs row replaces every earlier attempt of the run id (succeeded,
+        # failed, or abandoned while running), but not a concurrent attempt that started later.
+        RowSwap(tables["runs"], RUNS_COLUMNS, [run_row], condition=exp.and_(
+            exp.column("run_id").eq(run_id),
+            exp.or_(
+                exp.column("attempt_id").eq(sql.literal(run_row["attempt_id"])),
+                exp.column("attempt_id").is_(exp.null()),
+                exp.column("status").neq(sql.literal("running")),
+                exp.column("started_at") <= sql.literal(run_row["started_at"]),
+            ),
+        ), partition=("run_id", run_row["run_id"])),
+    ], lock_key=_lock_key("run", run_row["run_id"]), before_insert=_pause_for_tests)
 
 
 @dataclass(frozen=True)
@@ -319,8 +294,8 @@ def fail_run(engine: Engine, attempt: RunAttempt, error: BaseException | str) ->
     was lost). Returns whether the row was written. The message is the tool's own error text,
     which never holds credentials."""
     message = str(error)[:2000]
-    statement = sql.render(
-        "runs_fail.sql.j2", engine.DIALECT, table=findings_tables(attempt.schema)["runs"],
+    statement = sql.template(
+        "runs_fail.sql.j2", table=findings_tables(attempt.schema)["runs"],
         finished_at=sql.literal(_naive_utc(datetime.now(timezone.utc))),
         error=sql.literal(message.replace("\x00", "")),
         run_id=sql.literal(attempt.run_id), attempt_id=sql.literal(attempt.attempt_id),

@@ -116,12 +116,11 @@ def deepen(
     settings: LocalizeSettings,
     *,
     max_levels: int | None = None,
-    query: Callable[[str], pd.DataFrame] | None = None,
     budget: Budget | None = None,
 ) -> tuple[Cube, Localization, int]:
     """Expand frontier causes level by level; returns the grown cube, its localization and the
     number of extra queries issued."""
-    run = query or engine.query
+    run = engine.query
     queries = 0
     depth = max((len(s) for s in plan.sets), default=0)
     limit = (
@@ -140,7 +139,7 @@ def deepen(
                 exp.and_(plan.condition, condition) if plan.condition is not None else condition
             ),
         )
-        raw = run(cube_sql(deeper, engine.DIALECT))
+        raw = run(cube_sql(deeper))
         queries += 1
         if budget is not None:
             budget.spend()
@@ -191,13 +190,12 @@ def _set_id(plan: CubePlan, s: tuple[int, ...]) -> int:
     return 2 ** len(plan.dimensions) - 1 - sum(2**i for i in s)
 
 
-def leaf_cube_sql(plan: CubePlan, dialect: str, frontier: tuple[tuple[int, ...], ...] = (),
-                  within: list[dict[str, str]] | None = None) -> str:
+def leaf_cube_sql(plan: CubePlan, frontier: tuple[tuple[int, ...], ...] = (),
+                  within: list[dict[str, str]] | None = None) -> sql.Template:
     """The leaf-evidence cube (sql_templates/leaf_cube.sql.j2) for an additive metric."""
     periods = period_bounds(plan)
-    return sql.render(
+    return sql.template(
         "leaf_cube.sql.j2",
-        dialect,
         expected=plan.mode == "expected",
         source=plan.source,
         dims=[
@@ -243,8 +241,7 @@ def _label_leaf_cube(raw: pd.DataFrame, plan: CubePlan) -> Cube:
 
 
 def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
-                query: Callable[[str], pd.DataFrame] | None = None,
-                check: Callable[[Cube], None] | None = None,
+                            check: Callable[[Cube], None] | None = None,
                 budget: Budget | None = None,
                 max_depth: int | None = None) -> tuple[Cube, Localization, int] | None:
     """Level-wise risk-and-ripple search for an additive metric (None: too few leaves for it).
@@ -254,14 +251,14 @@ def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
     sets only extend the frontier segments that still hold unexplained abnormal leaves; segments
     without an abnormal leaf never come back, so 20 dimensions cost a bounded number of rows.
     """
-    run = query or engine.query
+    run = engine.query
     n = len(plan.dimensions)
     limit = n if max_depth is None else max(1, min(n, max_depth))  # --max-depth is a cap
     depth = min(leaf_depth(n), limit)
     sets = grouping_sets_upto(n, depth)
     frontier = tuple(s for s in sets if len(s) == depth) if depth < limit else ()
     plan = dataclasses.replace(plan, sets=sets)
-    cube = _label_leaf_cube(run(leaf_cube_sql(plan, engine.DIALECT, frontier)), plan)
+    cube = _label_leaf_cube(run(leaf_cube_sql(plan, frontier)), plan)
     if budget is not None:
         budget.spend()
     if check is not None:
@@ -286,7 +283,7 @@ def leaf_search(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
         child_sets = tuple(s for s in _children_sets(plan, grown_segments) if len(s) == depth + 1)
         deeper = dataclasses.replace(plan, sets=((), *child_sets))
         depth += 1
-        raw = run(leaf_cube_sql(deeper, engine.DIALECT, child_sets if depth < limit else (),
+        raw = run(leaf_cube_sql(deeper, child_sets if depth < limit else (),
                                 within=grown_segments))
         queries += 1
         if budget is not None:
@@ -442,7 +439,7 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
     n = len(plan.dimensions)
     depth = max(1, min(max_depth, n))
     first = dataclasses.replace(plan, sets=grouping_sets_upto(n, 1))
-    cube = label_cube(engine.query(cube_sql(first, engine.DIALECT, preaggregate=False,
+    cube = label_cube(engine.query(cube_sql(first, preaggregate=False,
                                             cluster=True)), first)
     queries = 1
     if budget is not None:
@@ -461,7 +458,7 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
             keep=tuple(keep[d] for d in chosen),
             sets=tuple(s for s in grouping_sets_upto(len(chosen), depth) if len(s) != 1),
         )
-        deeper = label_cube(engine.query(cube_sql(second, engine.DIALECT)), second).frame
+        deeper = label_cube(engine.query(cube_sql(second)), second).frame
         queries += 1
         if budget is not None:
             budget.spend()

@@ -110,8 +110,8 @@ def fetch_series(engine: Engine, metric: MetricSpec, run: dict[str, Any]) -> pd.
                      current=cur, max_depth=1)
     assert plan.time is not None
     bucket = exp.TimestampTrunc(this=plan.time.copy(), unit=exp.var(metric.grain.upper()))
-    frame = engine.query(sql.render(
-        "series_report.sql.j2", engine.DIALECT, bucket=bucket, num=plan.num, den=plan.den,
+    frame = engine.query(sql.template(
+        "series_report.sql.j2", bucket=bucket, num=plan.num, den=plan.den,
         base_num=plan.base_num, source=plan.source, time=plan.time, start=sql.literal(start),
         end=sql.literal(end), filter=plan.condition,
     ))

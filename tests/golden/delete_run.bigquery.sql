@@ -1,3 +1,0 @@
-DELETE FROM `rca`.`root_causes`
-WHERE
-  run_id = 'r-0001'
