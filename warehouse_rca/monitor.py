@@ -38,14 +38,13 @@ from warehouse_rca.errors import ConfigError, InputError
 from warehouse_rca.findings.feedback import load_knowledge
 from warehouse_rca.findings.store import _columns, write_investigation
 from warehouse_rca.investigate import investigate
-from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.periods import GRAIN_STEP, Period
 from warehouse_rca.spec.project import EventsSpec, MetricSpec
 
 log = logging.getLogger("warehouse_rca.monitor")
 
 EXIT_NOTHING_FOUND = 0
 EXIT_ANOMALIES_FOUND = 10
-GRAIN_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 #: history fetched for the detector, in buckets of the grain
 HISTORY_BUCKETS = {"hour": 24 * 28, "day": 120, "week": 104}
 #: baseline for the investigation of an anomaly: this many buckets before it (whole seasons)

@@ -14,7 +14,7 @@ from sqlglot import exp
 from warehouse_rca import sql
 from warehouse_rca.cube.plan import OTHER, CubePlan
 from warehouse_rca.engines.base import Engine
-from warehouse_rca.localize.segments import Localization, RootCause
+from warehouse_rca.localize.segments import Key, Localization, RootCause
 from warehouse_rca.spec.project import MetricSpec
 
 # --------------------------------------------------------------------------- hierarchies and groups
@@ -22,7 +22,6 @@ from warehouse_rca.spec.project import MetricSpec
 #: A child value belongs to a parent when that parent holds at least this share of its rows
 #: (a city name shared by two regions is left without a parent instead of guessing).
 PARENT_SHARE = 0.95
-Key = frozenset[tuple[str, str]]
 
 
 @dataclass

@@ -32,11 +32,10 @@ from warehouse_rca.findings.feedback import eq, feedback_for_run, select, table_
 from warehouse_rca.findings.history import _clean
 from warehouse_rca.findings.store import ROOT_CAUSE_COLUMNS, RUNS_COLUMNS, findings_table
 from warehouse_rca.report.charts import _periods_of, segments_chart, series_chart, waterfall_chart
-from warehouse_rca.spec.periods import Period
+from warehouse_rca.spec.periods import GRAIN_STEP, Period
 from warehouse_rca.spec.project import MetricSpec, Project
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
-GRAIN_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
 #: most points the series chart asks the warehouse for (the window shrinks to fit)
 MAX_SERIES_POINTS = 400
 

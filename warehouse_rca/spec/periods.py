@@ -8,6 +8,9 @@ from datetime import date, datetime, timedelta, timezone
 
 from warehouse_rca.errors import ConfigError
 
+#: The length of one bucket of each metric grain (monitor series, report charts).
+GRAIN_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+
 GRAINS = ("hour", "day", "week")
 
 
