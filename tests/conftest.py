@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -46,3 +50,34 @@ def postgres_target() -> Iterator[Target]:
         pytest.skip("PostgreSQL server binaries not installed (scripts/test.sh installs them)")
     with postgres_server() as settings:
         yield Target("pg", "postgres", {**settings, "schema": "rca"}, "tests")
+
+
+@dataclass
+class Webhook:
+    """A local HTTP endpoint that records the JSON bodies posted to it (alert tests)."""
+
+    url: str
+    bodies: list[dict] = field(default_factory=list)
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook("")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hook.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hook.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()

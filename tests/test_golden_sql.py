@@ -99,6 +99,17 @@ def _series(dialect: str) -> str:
                       filter=plan.condition)
 
 
+def _last_data(dialect: str) -> str:
+    """The monitor's probe of a quiet source: its newest event time, filters applied."""
+    from warehouse_rca import sql
+    from warehouse_rca.cube.plan import plan_cube
+
+    base, cur = Period.parse("2026-11-10:2026-11-16"), Period.parse("2026-11-17:2026-11-23")
+    plan = plan_cube(HIERARCHY, None, baseline=base, current=cur, max_depth=1)
+    return sql.render("last_data.sql.j2", dialect, time=plan.time, source=plan.source,
+                      filter=plan.condition)
+
+
 def _level_statements() -> dict[str, Callable[[str], str]]:
     """The level-wise search's two cube queries (search.level_wise) and the causal series."""
     import dataclasses
@@ -383,6 +394,7 @@ def statements() -> dict[str, Callable[[str], str]]:
         "cube_ratio": lambda d: cube_sql(plan_cube(RATIO, None, baseline=base, current=cur, max_depth=2)).sql(d),
         "cube_expected": lambda d: cube_sql(plan_cube(ADDITIVE, None, baseline=None, current=None, max_depth=2)).sql(d),
         "series": _series,
+        "last_data": _last_data,
         **_findings_statements(),
         **_search_statements(),
         **_report_statements(),

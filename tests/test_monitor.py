@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from tests.conftest import Webhook
 from warehouse_rca.cli import main
 from warehouse_rca.detect import DetectionSettings, detect
 from warehouse_rca.errors import InsufficientHistoryError
@@ -151,44 +152,26 @@ def test_unknown_metric_is_exit_code_two(warehouse: Path) -> None:
     assert code == 2 and "no metric named 'revenue'" in out
 
 
-def test_monitor_alerts_once_per_incident_records_framework_and_writes_reports(warehouse: Path) -> None:
+def test_monitor_alerts_once_per_incident_records_framework_and_writes_reports(
+        warehouse: Path, webhook: Webhook) -> None:
     """The scheduled job end to end: the incident goes to the webhook once (not again on a rerun),
     the investigation's framework is recorded for drift, and its HTML report is written."""
     import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    bodies: list[dict] = []
-
-    class Hook(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        project = (warehouse / "warehouse_rca.yml").read_text()
-        (warehouse / "warehouse_rca.yml").write_text(
-            project + f"alerts:\n  webhook:\n    url: http://127.0.0.1:{server.server_address[1]}/hook\n")
-        (warehouse / "reports").mkdir()
-        code, out = cli(warehouse, "monitor", "--as-of", "2026-11-20", "--report-dir", "reports",
-                        "--report", "incident.html")
-        assert code == 10, out
-        assert len(bodies) == 1 and "conversion_rate" in json.dumps(bodies[0])
-        reports = list((warehouse / "reports").glob("*.html"))
-        assert len(reports) == 1 and "iOS" in reports[0].read_text()
-        assert (warehouse / "incident.html").read_text() == reports[0].read_text()
-        code, out = cli(warehouse, "monitor", "--backfill", "2026-11-20:2026-11-20")
-        assert code == 10, out
-        assert len(bodies) == 1  # the same incident is never alerted twice
-    finally:
-        server.shutdown()
-        server.server_close()
+    bodies = webhook.bodies
+    project = (warehouse / "warehouse_rca.yml").read_text()
+    (warehouse / "warehouse_rca.yml").write_text(project + f"alerts:\n  webhook:\n    url: {webhook.url}\n")
+    (warehouse / "reports").mkdir()
+    code, out = cli(warehouse, "monitor", "--as-of", "2026-11-20", "--report-dir", "reports",
+                    "--report", "incident.html")
+    assert code == 10, out
+    assert len(bodies) == 1 and "conversion_rate" in json.dumps(bodies[0])
+    reports = list((warehouse / "reports").glob("*.html"))
+    assert len(reports) == 1 and "iOS" in reports[0].read_text()
+    assert (warehouse / "incident.html").read_text() == reports[0].read_text()
+    code, out = cli(warehouse, "monitor", "--backfill", "2026-11-20:2026-11-20")
+    assert code == 10, out
+    assert len(bodies) == 1  # the same incident is never alerted twice
     con = duckdb.connect(str(warehouse / "warehouse_rca.duckdb"), read_only=True)
     try:
         frameworks = con.execute("SELECT metric, dimensions FROM rca.dimension_frameworks").fetchall()

@@ -99,6 +99,7 @@ def test_the_run_id_is_the_investigation_documents() -> None:
 VALID = [{
     "metric": "conversion_rate", "model": "stl",
     "window": ["2026-11-20T00:00:00", "2026-11-21T00:00:00"],
+    "freshness": {"last_data": "2026-11-20T00:00:00", "stale": False, "message": None},
     "anomalies": [{"start": "2026-11-20T00:00:00", "end": "2026-11-20T00:00:00",
                    "direction": "down", "expected": 0.1, "actual": 0.07, "score": -6.2}],
     "investigations": [{"run_id": "0123456789abcdef", "summary": "...", "error": None}],

@@ -81,11 +81,16 @@ class Incident:
 
     @property
     def key(self) -> str:
-        """Stable across reruns and points of the same incident: metric and first bucket."""
+        """Stable across reruns and points of the same incident: metric and first bucket (a stale
+        source: metric and its newest data, so one alert per time the data stops)."""
         raw = f"{self.metric}\x1f{self.start.isoformat()}"
+        if self.direction == STALE:
+            raw += "\x1fstale"
         return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
     def title(self) -> str:
+        if self.direction == STALE:
+            return self.summary or f"{self.metric}: no new data"
         what = {"up": "rose", "down": "fell"}.get(self.direction, "moved")
         head = f"{self.metric} {what} unexpectedly on {self.start:%Y-%m-%d %H:%M}"
         if self.actual is not None and self.expected is not None:
@@ -94,6 +99,9 @@ class Incident:
         return head
 
     def lines(self) -> list[str]:
+        if self.direction == STALE:
+            return [("The monitor examined nothing newer; its bookmark stays before the missing "
+                     "data, which the next run examines once it is loaded.")]
         out = [self.summary] if self.summary else []
         for cause in self.root_causes[:3]:
             out.append(
@@ -104,6 +112,10 @@ class Incident:
                 f"Run {self.run_id}: `warehouse-rca report {self.run_id}` for charts and evidence."
             )
         return out
+
+
+#: The ``direction`` of an incident that is a source without new data, not a move of the metric.
+STALE = "stale"
 
 
 def incidents_from_outcome(outcome: Any, value_format: str = "number") -> list[Incident]:
@@ -125,6 +137,10 @@ def incidents_from_outcome(outcome: Any, value_format: str = "number") -> list[I
             summary=doc.get("summary"), root_causes=doc.get("root_causes", []),
             value_format=value_format,
         ))
+    if getattr(outcome, "stale", False):
+        since = outcome.last_data or datetime(1970, 1, 1)
+        out.append(Incident(metric=outcome.metric, start=since, end=since, direction=STALE,
+                            summary=outcome.freshness, value_format=value_format))
     return out
 
 

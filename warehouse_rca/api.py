@@ -95,7 +95,8 @@ def monitor_project(engine: Engine, project: Project, *, as_of: datetime,
                     backfill: Period | None = None, metrics: list[str] | None = None,
                     investigate_anomalies: bool = True, sigma: float | None = None,
                     min_relative_change: float | None = None, min_volume: float | None = None,
-                    include_new_dimensions: bool = False, alerts: bool = True,
+                    direction: str | None = None, include_new_dimensions: bool = False,
+                    alerts: bool = True,
                     report_dir: str | Path | None = None,
                     report_path: str | Path | None = None) -> MonitorRun:
     """Monitor the project's metrics (or ``metrics``) up to ``as_of``, as ``warehouse-rca monitor``
@@ -109,7 +110,8 @@ def monitor_project(engine: Engine, project: Project, *, as_of: datetime,
     result = run_monitor(engine, chosen, schema, as_of=as_of, backfill=backfill,
                          investigate_anomalies=investigate_anomalies, sigma=sigma,
                          min_relative_change=min_relative_change, min_volume=min_volume,
-                         events=project.events, include_new_dimensions=include_new_dimensions)
+                         direction=direction, events=project.events,
+                         include_new_dimensions=include_new_dimensions)
     run = MonitorRun(result)
     if report_dir is not None or report_path is not None:
         run.reports = write_reports(engine, schema, project, result, report_dir, report_path)

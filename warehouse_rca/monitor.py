@@ -19,9 +19,10 @@ Built for schedulers (cron, Airflow, dbt hooks, Snowflake tasks):
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pandas as pd
@@ -36,7 +37,12 @@ from warehouse_rca.dimensions.drift import detect_drift, write_drift
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import ConfigError, InputError
 from warehouse_rca.findings.feedback import load_knowledge
-from warehouse_rca.findings.store import _columns, write_investigation
+from warehouse_rca.findings.store import (
+    _columns,
+    add_columns,
+    missing_columns,
+    write_investigation,
+)
 from warehouse_rca.investigate import investigate
 from warehouse_rca.spec.periods import GRAIN_STEP, Period
 from warehouse_rca.spec.project import EventsSpec, MetricSpec
@@ -45,27 +51,65 @@ log = logging.getLogger("warehouse_rca.monitor")
 
 EXIT_NOTHING_FOUND = 0
 EXIT_ANOMALIES_FOUND = 10
+#: a source without data for longer than its metric's ``max_latency`` (wins over 10)
+EXIT_STALE_DATA = 11
+#: data this many buckets older than --as-of is stale, unless the metric's detection block says
+DEFAULT_LATENCY_BUCKETS = 1
 #: history fetched for the detector, in buckets of the grain
 HISTORY_BUCKETS = {"hour": 24 * 28, "day": 120, "week": 104}
 #: baseline for the investigation of an anomaly: this many buckets before it (whole seasons)
 BASELINE_BUCKETS = {"hour": 24 * 7, "day": 28, "week": 8}
 
+# Every period in the tool's tables is [start, end): ``bucket_end`` is the start of the next bucket
+# (bi/README.md), as in runs.current_end.
 ANOMALY_COLUMNS = (
     ("metric", "VARCHAR"), ("bucket_start", "TIMESTAMP"), ("bucket_end", "TIMESTAMP"),
     ("peak", "TIMESTAMP"), ("direction", "VARCHAR"), ("expected", "DOUBLE"), ("actual", "DOUBLE"),
     ("score", "DOUBLE"), ("model", "VARCHAR"), ("investigation_run_id", "VARCHAR"),
     ("detected_at", "TIMESTAMP"),
 )
-STATE_COLUMNS = (("metric", "VARCHAR"), ("last_bucket", "TIMESTAMP"), ("updated_at", "TIMESTAMP"))
+#: The detector's view of every examined bucket: actual, expected and the band beyond which it
+#: alarms, so a BI chart of actual vs band needs no other query.
+SERIES_COLUMNS = (
+    ("metric", "VARCHAR"), ("bucket_start", "TIMESTAMP"), ("bucket_end", "TIMESTAMP"),
+    ("actual", "DOUBLE"), ("expected", "DOUBLE"), ("lower", "DOUBLE"), ("upper", "DOUBLE"),
+    ("score", "DOUBLE"), ("is_anomaly", "BOOLEAN"), ("model", "VARCHAR"),
+    ("detected_at", "TIMESTAMP"),
+)
+#: Per metric, what its last run examined: ``last_bucket`` (the bookmark: the newest bucket
+#: examined, never past the data), ``examined_start``/``examined_end`` ([start, end)), the newest
+#: bucket holding data and whether the source was stale at ``as_of``.
+STATE_COLUMNS = (
+    ("metric", "VARCHAR"), ("last_bucket", "TIMESTAMP"), ("updated_at", "TIMESTAMP"),
+    ("examined_start", "TIMESTAMP"), ("examined_end", "TIMESTAMP"),
+    ("last_data_bucket", "TIMESTAMP"), ("stale", "BOOLEAN"), ("as_of", "TIMESTAMP"),
+)
 
 
 @dataclass
 class MetricOutcome:
     metric: str
     model: str
+    #: the buckets examined, [start, end): never past the newest bucket holding data
     window: tuple[datetime, datetime]
     anomalies: list[Excursion] = field(default_factory=list)
     investigations: list[dict[str, Any]] = field(default_factory=list)
+    #: the start of the newest bucket holding data (None: the source holds none)
+    last_data: datetime | None = None
+    #: no data for longer than the metric's max_latency at ``as_of``
+    stale: bool = False
+    as_of: datetime | None = None
+
+    @property
+    def freshness(self) -> str | None:
+        """"conversion_rate: no data since 2013-12-31 (expected up to 2026-11-30)", when stale."""
+        if not self.stale:
+            return None
+        since = f"{self.last_data:%Y-%m-%d %H:%M}".removesuffix(" 00:00") if self.last_data \
+            else "ever"
+        until = f" (expected up to {self.as_of:%Y-%m-%d %H:%M})".replace(" 00:00)", ")") \
+            if self.as_of else ""
+        return f"{self.metric}: no data since {since}{until}"
 
 
 @dataclass
@@ -77,7 +121,13 @@ class MonitorResult:
         return sum(len(o.anomalies) for o in self.outcomes)
 
     @property
+    def stale(self) -> list[MetricOutcome]:
+        return [o for o in self.outcomes if o.stale]
+
+    @property
     def exit_code(self) -> int:
+        if self.stale:
+            return EXIT_STALE_DATA
         return EXIT_ANOMALIES_FOUND if self.anomalies_found else EXIT_NOTHING_FOUND
 
     def to_json(self) -> list[dict[str, Any]]:
@@ -85,6 +135,8 @@ class MonitorResult:
         return [{
             "metric": o.metric, "model": o.model,
             "window": [o.window[0].isoformat(), o.window[1].isoformat()],
+            "freshness": {"last_data": o.last_data.isoformat() if o.last_data else None,
+                          "stale": o.stale, "message": o.freshness},
             "anomalies": [{"start": e.start.isoformat(), "end": e.end.isoformat(),
                            "direction": e.direction, "expected": e.expected, "actual": e.actual,
                            "score": e.score} for e in o.anomalies],
@@ -93,11 +145,57 @@ class MonitorResult:
         } for o in self.outcomes]
 
 
-def settings_for(metric: MetricSpec, **overrides: Any) -> DetectionSettings:
+def settings_for(metric: MetricSpec, holidays: tuple[date, ...] = (),
+                 **overrides: Any) -> DetectionSettings:
+    """The detector's settings for ``metric``: its defaults, then the project file's
+    ``detection:`` block, then ``overrides`` (the command line's flags; None: not given)."""
     directions: dict[bool | None, str] = {True: "higher_is_better", False: "lower_is_better"}
-    direction = directions.get(metric.higher_is_better, "both")
-    values = {"direction": direction, **{k: v for k, v in overrides.items() if v is not None}}
-    return DetectionSettings(**values)
+    values: dict[str, Any] = {"direction": directions.get(metric.higher_is_better, "both"),
+                              **metric.detection.thresholds(),
+                              **{k: v for k, v in overrides.items() if v is not None}}
+    if holidays:
+        values["holidays"] = holidays
+    try:
+        return DetectionSettings(**values)
+    except ConfigError as err:
+        raise ConfigError(f"{metric.where('detection')}: {err}") from None
+
+
+def holidays_for(metric: MetricSpec, start: datetime, end: datetime) -> tuple[date, ...]:
+    """The metric's holidays between ``start`` and ``end``: its ``holidays`` list and, with a
+    ``holiday_country``, that country's public holidays (the maintained ``holidays`` package)."""
+    days = {d for d in metric.detection.holidays if start.date() <= d <= end.date()}
+    country = metric.detection.holiday_country
+    if country:
+        try:
+            import holidays as calendars  # a maintained calendar of public holidays per country
+        except ImportError:
+            raise ConfigError(f"{metric.where('detection.holiday_country')}: needs the "
+                              "'holidays' package (pip install holidays)") from None
+        try:
+            calendar = calendars.country_holidays(country, years=range(start.year, end.year + 1))
+        except NotImplementedError:
+            raise ConfigError(f"{metric.where('detection.holiday_country')}: no holiday "
+                              f"calendar for {country!r}") from None
+        days |= {d for d in calendar if start.date() <= d <= end.date()}
+    return tuple(sorted(days))
+
+
+def last_data_time(engine: Engine, metric: MetricSpec) -> datetime | None:
+    """The newest event time of the metric's source (filters applied); None when it is empty."""
+    if metric.time_column is None:
+        raise ConfigError(f"{metric.where('time_column')}: detection needs a time column")
+    # Only the plan's source, time and filters are used; its periods are placeholders.
+    day = datetime(1970, 1, 1)
+    plan = plan_cube(metric, engine.columns_of(source_expression(metric)),
+                     baseline=Period(day, day + timedelta(days=1), "any"),
+                     current=Period(day + timedelta(days=1), day + timedelta(days=2), "any"),
+                     max_depth=1)
+    assert plan.time is not None
+    frame = engine.query(sql.template("last_data.sql.j2", time=plan.time, source=plan.source,
+                                      filter=plan.condition))
+    value = frame.iloc[0, 0] if not frame.empty else None
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
 def fetch_series(engine: Engine, metric: MetricSpec, start: datetime, end: datetime) -> pd.Series:
@@ -125,18 +223,18 @@ def fetch_series(engine: Engine, metric: MetricSpec, start: datetime, end: datet
 
 
 def _ensure(engine: Engine, schema: str) -> dict[str, exp.Table]:
-    tables = {
-        n: exp.Table(this=sql.identifier(n), db=sql.identifier(schema))
-        for n in ("anomalies", "monitor_state")
-    }
+    specs = {"anomalies": ANOMALY_COLUMNS, "detection_series": SERIES_COLUMNS,
+             "monitor_state": STATE_COLUMNS}
+    tables = {n: exp.Table(this=sql.identifier(n), db=sql.identifier(schema)) for n in specs}
     engine.execute_all(sql.template(
         "findings_ddl.sql.j2", schema=sql.identifier(schema),
-        # Both tables are replaced per metric: partitioned by it where the engine overwrites
+        # Every table is replaced per metric: partitioned by it where the engine overwrites
         # partitions.
         partition_by=engine.partition_column("metric"),
-        tables=[{"name": tables["anomalies"], "columns": _columns(ANOMALY_COLUMNS)},
-                {"name": tables["monitor_state"], "columns": _columns(STATE_COLUMNS)}],
+        tables=[{"name": tables[n], "columns": _columns(spec)} for n, spec in specs.items()],
     ))
+    for name, spec in specs.items():  # tables of an older version: their new columns
+        add_columns(engine, tables[name], missing_columns(engine, tables[name], spec) or [])
     return tables
 
 
@@ -166,12 +264,34 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
     if window_start is None:
         window_start = (last + step) if last is not None else as_of
     history_start = window_start - HISTORY_BUCKETS[metric.grain] * step
-    series = fetch_series(engine, metric, history_start, end)
+    latency = metric.detection.max_latency or DEFAULT_LATENCY_BUCKETS * step
+    try:
+        series = fetch_series(engine, metric, history_start, end)
+    except InputError:
+        # Not one row in the history and the window: the source stopped (or never started).
+        newest = last_data_time(engine, metric)
+        last_data = _bucket_of(newest, metric.grain) if newest is not None else None
+        if last_data is not None and last_data >= history_start:
+            raise  # rows exist, the metric's filters or bucketing leave none: not staleness
+        outcome = MetricOutcome(metric.name, "none", (window_start, window_start),
+                                last_data=last_data, stale=True, as_of=as_of)
+        _record_state(engine, tables["monitor_state"], metric, last, outcome)
+        return outcome
+    observed = series.dropna()
+    last_data = observed.index.max().to_pydatetime() if len(observed) else None
+    # Never past the data: buckets after the newest one holding rows are not examined, so data
+    # loaded late is examined by the next run (the bookmark stays before it).
+    examined_end = min(end, last_data + step) if last_data is not None else window_start
+    examined_end = max(examined_end, window_start)
+    stale = last_data is None or last_data < as_of - latency
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = detect(series, settings_for(metric, **thresholds), grain=metric.grain)
-    new = [e for e in result.excursions if window_start <= e.start.to_pydatetime() < end]
-    outcome = MetricOutcome(metric.name, result.model, (window_start, end), new)
+        settings = settings_for(metric, holidays_for(metric, history_start, end), **thresholds)
+        result = detect(series, settings, grain=metric.grain)
+    new = [e for e in result.excursions
+           if window_start <= e.start.to_pydatetime() < examined_end]
+    outcome = MetricOutcome(metric.name, result.model, (window_start, examined_end), new,
+                            last_data=last_data, stale=stale, as_of=as_of)
     rows = []
     now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
     for excursion in new:
@@ -204,28 +324,70 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
                 outcome.investigations.append(doc)
         rows.append({
             "metric": metric.name, "bucket_start": excursion.start.to_pydatetime(),
-            "bucket_end": excursion.end.to_pydatetime(), "peak": excursion.peak.to_pydatetime(),
+            "bucket_end": excursion.end.to_pydatetime() + step,
+            "peak": excursion.peak.to_pydatetime(),
             "direction": excursion.direction, "expected": excursion.expected,
             "actual": excursion.actual,
             "score": excursion.score, "model": result.model, "investigation_run_id": run_id,
             "detected_at": now,
         })
+    points = result.points.loc[(result.points.index >= window_start)
+                               & (result.points.index < examined_end)]
+    band_rows = [{
+        "metric": metric.name, "bucket_start": bucket.to_pydatetime(),
+        "bucket_end": bucket.to_pydatetime() + step, "actual": _finite(p.value),
+        "expected": _finite(p.expected), "lower": _finite(p.lower), "upper": _finite(p.upper),
+        "score": _finite(p.score), "is_anomaly": bool(p.flag), "model": result.model,
+        "detected_at": now,
+    } for bucket, p in zip(points.index, points.itertuples(index=False))]
     window = exp.and_(
         exp.EQ(this=exp.column("metric"), expression=sql.literal(metric.name)),
         exp.GTE(this=exp.column("bucket_start"), expression=sql.literal(window_start)),
-        exp.LT(this=exp.column("bucket_start"), expression=sql.literal(end)),
+        exp.LT(this=exp.column("bucket_start"), expression=sql.literal(examined_end)),
     )
-    newest = max(as_of, last) if last is not None else as_of
-    # The window's anomalies and the bookmark move together (one transaction where the engine has
-    # them; without, the anomalies go first: a failure in between leaves the old bookmark, so the
-    # next run redoes the window, which is idempotent).
+    # The window's anomalies, its band and the bookmark move together (one transaction where the
+    # engine has them; without, the bookmark goes last: a failure in between leaves the old
+    # bookmark, so the next run redoes the window, which is idempotent).
     with engine.transaction():
         engine.replace_where(
             tables["anomalies"], ANOMALY_COLUMNS, window, rows, partition=("metric", metric.name)
         )
-        engine.replace_rows(tables["monitor_state"], STATE_COLUMNS, "metric", metric.name,
-                            [{"metric": metric.name, "last_bucket": newest, "updated_at": now}])
+        engine.replace_where(tables["detection_series"], SERIES_COLUMNS, window, band_rows,
+                             partition=("metric", metric.name))
+        _record_state(engine, tables["monitor_state"], metric, last, outcome)
     return outcome
+
+
+def _finite(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _bucket_of(moment: datetime, grain: str) -> datetime:
+    """The start of the bucket of ``grain`` holding ``moment`` (weeks start on Monday)."""
+    stamp = pd.Timestamp(moment).tz_localize(None) if pd.Timestamp(moment).tzinfo else \
+        pd.Timestamp(moment)
+    start = stamp.floor("h") if grain == "hour" else stamp.normalize()
+    if grain == "week":
+        start -= pd.Timedelta(days=start.dayofweek)
+    return start.to_pydatetime()
+
+
+def _record_state(engine: Engine, table: exp.Table, metric: MetricSpec, last: datetime | None,
+                  outcome: MetricOutcome) -> None:
+    """The metric's bookmark (the newest bucket examined, never past the data) and what this run
+    examined. Nothing examined and no earlier bookmark: the bookmark stays unset."""
+    start, end = outcome.window
+    newest = last
+    if end > start:
+        examined_last = end - GRAIN_STEP[metric.grain]
+        newest = max(examined_last, last) if last is not None else examined_last
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    engine.replace_rows(table, STATE_COLUMNS, "metric", metric.name, [{
+        "metric": metric.name, "last_bucket": newest, "updated_at": now,
+        "examined_start": start, "examined_end": end, "last_data_bucket": outcome.last_data,
+        "stale": outcome.stale, "as_of": outcome.as_of,
+    }])
 
 
 def _forecast_scale(metric: MetricSpec, series: pd.Series, result: Any, baseline: Period,

@@ -17,3 +17,21 @@ explore: rca_root_causes {
         AND ${rca_root_causes.finding_id} = ${rca_feedback.finding_id} ;;
   }
 }
+
+# Include from your model: include: "/bi/looker/warehouse_rca_monitoring.view.lkml"
+# Actual vs the detector's band for every examined bucket, with the alarms raised on it.
+explore: rca_detection_series {
+  label: "Metric monitoring (warehouse-rca)"
+  description: "Each metric's actual value, expected value and alarm band per bucket, and its anomalies."
+  join: rca_anomalies {
+    type: left_outer
+    relationship: one_to_one
+    sql_on: ${rca_detection_series.metric} = ${rca_anomalies.metric}
+        AND ${rca_detection_series.bucket_raw} = ${rca_anomalies.bucket_raw} ;;
+  }
+  join: rca_monitor_state {
+    type: left_outer
+    relationship: many_to_one
+    sql_on: ${rca_detection_series.metric} = ${rca_monitor_state.metric} ;;
+  }
+}

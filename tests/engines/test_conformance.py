@@ -319,7 +319,7 @@ def test_monitor_replaces_its_window_on_every_engine(engine: Engine) -> None:
     from warehouse_rca.monitor import run_monitor
 
     load_table(engine, "monitor_series", daily_series(), SERIES_COLUMNS)
-    for name in ("anomalies", "monitor_state"):
+    for name in ("anomalies", "detection_series", "monitor_state"):
         engine.execute(sql.template("drop_table.sql.j2",
                                   table=exp.Table(this=sql.identifier(name), db=sql.identifier(MONITOR_SCHEMA))))
     first, second = _monitor_metric("events_a"), _monitor_metric("events_b")
@@ -351,3 +351,30 @@ def test_monitor_replaces_its_window_on_every_engine(engine: Engine) -> None:
     state = _stored(engine, "monitor_state")
     assert sorted(state["metric"].astype(str)) == ["events_a", "events_b"]  # one bookmark per metric
     assert {pd.Timestamp(v).strftime("%Y-%m-%d") for v in state["last_bucket"]} == {"2026-11-08"}
+
+
+def test_monitor_never_moves_its_bookmark_past_the_data_on_every_engine(engine: Engine) -> None:
+    """A source whose data stopped (11-12) on a schedule that runs for 11-20: the run examines up
+    to the data, says the source is stale (exit code 11) and keeps its bookmark at the data, so
+    rows loaded late are examined by the next run."""
+    from warehouse_rca.monitor import EXIT_STALE_DATA, run_monitor
+
+    load_table(engine, "monitor_series", daily_series(), SERIES_COLUMNS)
+    for name in ("anomalies", "detection_series", "monitor_state"):
+        engine.execute(sql.template("drop_table.sql.j2",
+                                    table=exp.Table(this=sql.identifier(name), db=sql.identifier(MONITOR_SCHEMA))))
+    metric = _monitor_metric("events_a")
+    window = Period.parse("2026-10-25:2026-11-08")
+    run_monitor(engine, [metric], MONITOR_SCHEMA, as_of=window.end_exclusive, backfill=window,
+                investigate_anomalies=False)
+    result = run_monitor(engine, [metric], MONITOR_SCHEMA, as_of=pd.Timestamp("2026-11-20").to_pydatetime(),
+                         investigate_anomalies=False)
+    (outcome,) = result.outcomes
+    assert result.exit_code == EXIT_STALE_DATA
+    assert outcome.stale and outcome.freshness == "events_a: no data since 2026-11-12 (expected up to 2026-11-20)"
+    assert [pd.Timestamp(t) for t in outcome.window] == [pd.Timestamp("2026-11-09"), pd.Timestamp("2026-11-13")]
+    state = _stored(engine, "monitor_state")
+    assert [pd.Timestamp(v) for v in state["last_bucket"]] == [pd.Timestamp("2026-11-12")]
+    assert [bool(v) for v in state["stale"]] == [True]
+    band = _stored(engine, "detection_series")
+    assert len(band) == 15 + 4  # every examined bucket: the backfill's and the stale run's

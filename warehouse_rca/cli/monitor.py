@@ -15,7 +15,7 @@ from warehouse_rca.errors import ConfigError, RcaError
 from warehouse_rca.monitor import MonitorResult
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.profiles import load_target
-from warehouse_rca.spec.project import load_project
+from warehouse_rca.spec.project import DIRECTION_WORDS, load_project
 
 # --------------------------------------------------------------------------- CLI
 
@@ -37,10 +37,15 @@ def _report(result: MonitorResult, output: str) -> None:
         click.echo(json.dumps(result.to_json(), indent=2, default=str))
         return
     for o in result.outcomes:
-        click.echo(
-            f"{o.metric}: {len(o.anomalies)} anomaly(ies) in {o.window[0]:%Y-%m-%d %H:%M} .. "
-            f"{o.window[1]:%Y-%m-%d %H:%M} (model {o.model})"
-        )
+        if o.window[1] > o.window[0]:
+            click.echo(
+                f"{o.metric}: {len(o.anomalies)} anomaly(ies) in {o.window[0]:%Y-%m-%d %H:%M} .. "
+                f"{o.window[1]:%Y-%m-%d %H:%M} (model {o.model})"
+            )
+        else:
+            click.echo(f"{o.metric}: nothing new to examine after {o.window[0]:%Y-%m-%d %H:%M}")
+        if o.freshness:
+            click.echo(f"  stale source: {o.freshness}")
         for e, doc in zip(o.anomalies, o.investigations + [{}] * len(o.anomalies)):
             click.echo(
                 f"  {e.start:%Y-%m-%d %H:%M}: {e.direction}, {e.actual:.4g} vs expected "
@@ -73,6 +78,11 @@ def _common(fn: Any) -> Any:
             help="Smallest relative change that alarms (default 0.10).",
         ),
         click.option("--min-volume", type=float, help="Values below this never alarm (default 0)."),
+        click.option(
+            "--direction", type=click.Choice(["down", "up", "both"]),
+            help="Which moves alarm (default: the metric's detection block, else drops of a "
+                 "metric where higher is better).",
+        ),
         click.option("--no-investigate", is_flag=True, help="Detect only."),
         click.option("--format", "output", type=click.Choice(["text", "json"]), default="text"),
         click.option(
@@ -102,7 +112,8 @@ def _common(fn: Any) -> Any:
 
 def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str | None,
          target: str | None, as_of: str | None, backfill: str | None, sigma: float | None,
-         min_relative_change: float | None, min_volume: float | None, no_investigate: bool,
+         min_relative_change: float | None, min_volume: float | None, direction: str | None,
+         no_investigate: bool,
          output: str, report_dir: str | None = None, include_new_dimensions: bool = False,
          alerts: bool = True, report_path: str | None = None) -> None:
     try:
@@ -119,6 +130,7 @@ def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str 
                 backfill=Period.parse(backfill, option="--backfill") if backfill else None,
                 metrics=metric_names, investigate_anomalies=not no_investigate, sigma=sigma,
                 min_relative_change=min_relative_change, min_volume=min_volume,
+                direction=DIRECTION_WORDS[direction] if direction else None,
                 include_new_dimensions=include_new_dimensions, alerts=alerts,
                 report_dir=report_dir, report_path=report_path,
             )
@@ -142,7 +154,8 @@ def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str 
 def detect_command(metric: str, **kwargs: Any) -> None:
     """Detect anomalies in METRIC's series and investigate each new one.
 
-    Exit codes: 0 nothing found, 10 anomalies found, 2 bad input, 3 warehouse error."""
+    Exit codes: 0 nothing found, 10 anomalies found, 11 stale source (no data for longer than
+    the metric's max_latency), 2 bad input, 3 warehouse error."""
     _run([metric], **kwargs)
 
 
@@ -151,7 +164,8 @@ def detect_command(metric: str, **kwargs: Any) -> None:
 def monitor_command(**kwargs: Any) -> None:
     """Detect and investigate across every metric of the project (for schedulers).
 
-    Exit codes: 0 nothing found, 10 anomalies found, 2 bad input, 3 warehouse error."""
+    Exit codes: 0 nothing found, 10 anomalies found, 11 stale source (no data for longer than
+    a metric's max_latency), 2 bad input, 3 warehouse error."""
     _run(None, **kwargs)
 
 

@@ -145,7 +145,7 @@ def _lock_key(*parts: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _missing_columns(engine: Engine, table: exp.Table,
+def missing_columns(engine: Engine, table: exp.Table,
                      spec: Sequence[tuple[str, str]]) -> list[tuple[str, str]] | None:
     """Columns of ``spec`` the table lacks, or None when the table does not exist."""
     try:
@@ -153,6 +153,14 @@ def _missing_columns(engine: Engine, table: exp.Table,
     except InputError:
         return None
     return [(n, t) for n, t in spec if n.lower() not in have]
+
+
+def add_columns(engine: Engine, table: exp.Table, columns: Sequence[tuple[str, str]]) -> None:
+    """Give a table of an older version the ``columns`` it lacks (``missing_columns``); NULL in
+    the rows it holds."""
+    for column, kind in columns:
+        engine.execute(sql.template("add_column.sql.j2", table=table,
+                                    column=sql.identifier(column), type=exp.DataType.build(kind)))
 
 
 def ensure_tables(engine: Engine, schema: str) -> None:
@@ -167,10 +175,10 @@ def ensure_tables(engine: Engine, schema: str) -> None:
 
     def missing_now() -> dict[str, list[tuple[str, str]] | None] | None:
         missing = {
-            name: _missing_columns(engine, tables[name], spec) for name, spec in specs.items()
+            name: missing_columns(engine, tables[name], spec) for name, spec in specs.items()
         }
         views_exist = all(
-            _missing_columns(engine, tables[v], ()) is not None
+            missing_columns(engine, tables[v], ()) is not None
             for v in ("latest_runs", "latest_root_causes")
         )
         return None if views_exist and all(m == [] for m in missing.values()) else missing
@@ -207,12 +215,8 @@ def _create_tables(engine: Engine, schema: str, tables: dict[str, exp.Table],
             ],
         ))
         for name, cols in missing.items():
-            for column, kind in cols or ():
-                # Tables from an older version: add the column (NULL in existing rows).
-                engine.execute(sql.template(
-                    "add_column.sql.j2", table=tables[name],
-                    column=sql.identifier(column), type=exp.DataType.build(kind),
-                ))
+            if cols:  # tables from an older version
+                add_columns(engine, tables[name], cols)
         engine.execute_all(sql.template("findings_views.sql.j2", **tables))
 
 

@@ -4,7 +4,9 @@ ratio), the dimensional framework it may be sliced by, filters and direction; ch
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,118 @@ import yaml
 
 from warehouse_rca.errors import ConfigError
 from warehouse_rca.spec.framework import parse_framework
-from warehouse_rca.spec.periods import GRAINS
+from warehouse_rca.spec.periods import GRAIN_STEP, GRAINS
 
 DEFAULT_PROJECT_FILE = "warehouse_rca.yml"
+
+
+# --------------------------------------------------------------------------- detection settings
+
+#: The project file's words for the direction that alarms (the detector's names in detect.py).
+DIRECTION_WORDS = {"both": "both", "down": "higher_is_better", "up": "lower_is_better"}
+
+
+@dataclass(frozen=True)
+class DetectionSpec:
+    """A metric's ``detection:`` block: when its monitor alarms. Every key is optional (None:
+    the detector's default; the command line's flags override the file)::
+
+        detection:
+          sigma: 3                    # robust standard deviations out
+          min_relative_change: 0.10   # and at least 10 % off the expected value
+          min_volume: 100             # buckets below this never alarm
+          direction: down             # down | up | both (default: from higher_is_better)
+          holidays: [2026-11-26, 2026-12-25]   # and/or holiday_country: US
+          max_latency: 1 day          # data older than this at --as-of is stale
+    """
+
+    sigma: float | None = None
+    min_relative_change: float | None = None
+    min_volume: float | None = None
+    #: the detector's name: "both", "higher_is_better" (drops alarm), "lower_is_better"
+    direction: str | None = None
+    holidays: tuple[date, ...] = ()
+    holiday_country: str | None = None
+    max_latency: timedelta | None = None
+
+    def thresholds(self) -> dict[str, Any]:
+        """The detector settings this block sets (None values left out)."""
+        values = {"sigma": self.sigma, "min_relative_change": self.min_relative_change,
+                  "min_volume": self.min_volume, "direction": self.direction}
+        return {k: v for k, v in values.items() if v is not None}
+
+
+_DETECTION_KEYS = {"sigma", "min_relative_change", "min_volume", "direction", "holidays",
+                   "holiday_country", "max_latency"}
+_LATENCY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(hour|day|week)s?\s*$")
+
+
+def parse_latency(value: Any, grain: str) -> timedelta:
+    """``max_latency``: a number of buckets of the metric's grain, or ``"36 hours"``,
+    ``"2 days"``, ``"1 week"``.
+
+    >>> parse_latency("36 hours", "day"), parse_latency(2, "day")
+    (datetime.timedelta(days=1, seconds=43200), datetime.timedelta(days=2))
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("must be >= 0")
+        return GRAIN_STEP[grain] * value
+    match = _LATENCY.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a number of buckets or a duration such as '2 days'")
+    return GRAIN_STEP[match.group(2)] * float(match.group(1))
+
+
+def detection_from_mapping(raw: Any, grain: str, fail: Any) -> DetectionSpec:
+    """Validate a metric's ``detection:`` block; ``fail(key, why)`` names the metric and key."""
+    if raw is None:
+        return DetectionSpec()
+    if not isinstance(raw, dict):
+        raise fail("detection", "must be a mapping of detection settings")
+    unknown = set(raw) - _DETECTION_KEYS
+    if unknown:
+        raise fail(f"detection.{min(unknown)}",
+                   f"unknown key (allowed: {', '.join(sorted(_DETECTION_KEYS))})")
+
+    def number(key: str, positive: bool) -> float | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail(f"detection.{key}", "must be a number")
+        if (value <= 0) if positive else (value < 0):
+            raise fail(f"detection.{key}", f"must be {'>' if positive else '>='} 0, not {value}")
+        return float(value)
+
+    direction = raw.get("direction")
+    if direction is not None and direction not in DIRECTION_WORDS:
+        raise fail("detection.direction", f"{direction!r} is not one of down, up, both")
+    holidays = raw.get("holidays") or []
+    if not isinstance(holidays, list):
+        raise fail("detection.holidays", "must be a list of dates (YYYY-MM-DD)")
+    days = []
+    for item in holidays:
+        try:
+            days.append(item if isinstance(item, date) else date.fromisoformat(str(item)))
+        except ValueError:
+            raise fail("detection.holidays", f"{item!r} is not a date (YYYY-MM-DD)") from None
+    country = raw.get("holiday_country")
+    if country is not None and not (isinstance(country, str) and country.strip()):
+        raise fail("detection.holiday_country", "must be a country code such as US or DE")
+    latency = None
+    if raw.get("max_latency") is not None:
+        try:
+            latency = parse_latency(raw["max_latency"], grain)
+        except ValueError as err:
+            raise fail("detection.max_latency", str(err)) from None
+    return DetectionSpec(
+        sigma=number("sigma", True), min_relative_change=number("min_relative_change", False),
+        min_volume=number("min_volume", False),
+        direction=DIRECTION_WORDS[direction] if direction is not None else None,
+        holidays=tuple(sorted(set(days))), holiday_country=country.strip() if country else None,
+        max_latency=latency,
+    )
 
 
 # --------------------------------------------------------------------------- metric spec
@@ -54,6 +165,8 @@ class MetricSpec:
     dimension_groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: group -> ranking prior in [0.5, 1] (a mild tie-breaker; 1 when not given)
     group_priority: dict[str, float] = field(default_factory=dict)
+    #: when the monitor alarms on this metric (its ``detection:`` block)
+    detection: DetectionSpec = field(default_factory=DetectionSpec)
 
     @property
     def kind(self) -> str:
@@ -70,7 +183,7 @@ class MetricSpec:
 _METRIC_KEYS = {
     "table", "sql", "time_column", "grain", "measure", "numerator", "denominator", "dimensions",
     "filters", "higher_is_better", "label", "format", "expected_column", "actual_column",
-    "description", "hierarchies", "dimension_groups", "group_priority",
+    "description", "hierarchies", "dimension_groups", "group_priority", "detection",
 }
 
 
@@ -147,6 +260,7 @@ def metric_from_mapping(name: str, raw: dict[str, Any], origin: str) -> MetricSp
         expected_column=raw.get("expected_column"),
         actual_column=raw.get("actual_column"),
         origin=origin,
+        detection=detection_from_mapping(raw.get("detection"), grain, fail),
     )
 
 
