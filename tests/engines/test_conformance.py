@@ -20,6 +20,7 @@ import yaml
 from click.testing import CliRunner
 from sqlglot import exp
 
+from tests.conftest import Webhook
 from warehouse_rca import sql
 from warehouse_rca.cli import main
 from warehouse_rca.cube.plan import cube_sql, label_cube, plan_cube, source_expression
@@ -227,6 +228,38 @@ def test_findings_rerun_is_idempotent(engine: Engine) -> None:
     causes = count(engine, tables["latest_root_causes"])
     assert causes == first == len(found.to_json()["root_causes"]) >= 1
     assert count(engine, tables["root_causes"]) == causes
+
+
+def test_feedback_drift_and_alerts_write_on_every_engine(engine: Engine, webhook: Webhook) -> None:
+    """The other writers (issue 17: engines own their write strategies): an analyst's verdict
+    reaches the knowledge base, drift replaces its run's rows on a rerun, and an incident is
+    alerted once and recorded in alerts_sent. Plain Spark has no DELETE: the engine rewrites
+    partitions there, and these paths never ask which engine they are on."""
+    from warehouse_rca.alerts import Incident, send_alerts
+    from warehouse_rca.dimensions.drift import detect_drift, write_drift
+    from warehouse_rca.findings.feedback import load_knowledge, record_feedback, select
+    from warehouse_rca.spec.alerts import AlertSettings, WebhookSettings
+
+    found = investigate(engine, METRIC, baseline=BASE, current=CUR)
+    write_investigation(engine, found, schema=SCHEMA)
+    top = found.to_json()["root_causes"][0]
+    record_feedback(engine, SCHEMA, found.run_id, top["finding_id"], "confirmed", "ana")
+    knowledge = load_knowledge(engine, SCHEMA, METRIC.name)
+    assert knowledge.prior(top["segment"])[1] == "confirmed"
+
+    for _ in range(2):
+        report = detect_drift(engine, METRIC, BASE, CUR, schema=SCHEMA)
+        write_drift(engine, SCHEMA, report.run_id, report)
+    frameworks = select(engine, exp.Table(this=sql.identifier("dimension_frameworks"),
+                                          db=sql.identifier(SCHEMA)))
+    assert frameworks.rename(columns=str.lower)["run_id"].tolist().count(report.run_id) == 1
+
+    settings = AlertSettings(webhook=WebhookSettings(url=webhook.url))
+    incident = Incident(metric=METRIC.name, start=CUR.start, end=CUR.end_exclusive, direction="down")
+    first = send_alerts(incident, settings, engine=engine, schema=SCHEMA)
+    again = send_alerts(incident, settings, engine=engine, schema=SCHEMA)
+    assert [r.sent for r in first] == [True] and [r.duplicate for r in again] == [True]
+    assert len(webhook.bodies) == 1
 
 
 def test_failed_attempt_is_recorded_without_hiding_findings(engine: Engine) -> None:
