@@ -291,10 +291,10 @@ def _periods_from_detection(engine, metric) -> tuple[Any, Any, dict[str, Any]]:
     from warehouse_rca.monitor import BASELINE_BUCKETS, GRAIN_STEP, fetch_series, settings_for
     from warehouse_rca.spec.periods import Period
 
-    series = fetch_series(engine, metric, START, END)
+    series, volume = fetch_series(engine, metric, START, END)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = detect(series, settings_for(metric), grain=metric.grain)
+        result = detect(series, settings_for(metric), grain=metric.grain, volume=volume)
     step = GRAIN_STEP[metric.grain]
     info: dict[str, Any] = {"model": result.model, "excursions": [str(e.start.date()) for e in result.excursions]}
     if result.excursions:

@@ -202,3 +202,21 @@ def test_lookml_describes_every_monitoring_column() -> None:
             assert f"${{TABLE}}.{column}" in documented, (name, column)
     explores = lkml.load((looker / "warehouse_rca.explore.lkml").read_text())["explores"]
     assert "rca_detection_series" in {e["name"] for e in explores}
+
+
+def test_holidays_come_from_the_list_and_the_country_calendar() -> None:
+    from datetime import date, datetime
+
+    from warehouse_rca.monitor import holidays_for, settings_for
+
+    raw = {"table": "t", "time_column": "ts", "measure": "count(*)", "dimensions": ["a"],
+           "detection": {"holidays": ["2026-11-27"], "holiday_country": "US", "sigma": 3}}
+    metric = metric_from_mapping("orders", raw, "warehouse_rca.yml")
+    days = holidays_for(metric, datetime(2026, 11, 1), datetime(2026, 12, 31))
+    assert date(2026, 11, 26) in days and date(2026, 12, 25) in days  # Thanksgiving, Christmas
+    assert date(2026, 11, 27) in days and date(2026, 10, 12) not in days  # the list; the window
+    settings = settings_for(metric, days, sigma=5)
+    assert settings.holidays == days and settings.sigma == 5  # the command line wins
+    with pytest.raises(ConfigError, match="no holiday calendar for 'XX'"):
+        holidays_for(metric_from_mapping("orders", {**raw, "detection": {"holiday_country": "XX"}},
+                                         "f"), datetime(2026, 1, 1), datetime(2026, 2, 1))

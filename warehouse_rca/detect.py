@@ -13,7 +13,10 @@ Every quantity used to judge point ``t`` is computed from points ``< t`` only (p
   (one cycle of the longest period in use, at least a day's worth of points);
 * the level is a trailing median of the deseasonalised points before ``t``;
 * the residual scale, the novelty bound and the likelihood statistics are trailing windows of the
-  residuals before ``t``.
+  residuals before ``t``;
+* a ratio metric's transform is fixed from its first ``min_history`` points, its volume term uses
+  the volume at ``t`` and the trailing volumes, and a calendar effect (holidays, first and last
+  day of the month) is learnt from earlier points of the same calendar position only.
 
 Hence ``detect(series).points.loc[:t]`` equals ``detect(series.loc[:t]).points`` for every ``t``
 (``tests/test_detect.py`` checks it), and a backtest such as NAB (``benchmarks/detection.py``) can
@@ -35,6 +38,23 @@ repeats every 7 days) is not mistaken for a weekly one. In every model the expec
 seasonal profile plus a trailing robust level (median of the deseasonalised recent points), so a
 level drift between refits does not turn into a run of alarms.
 
+Per-series calibration (inputs beyond the values)
+-------------------------------------------------
+* ``volume`` (the denominator of a ratio metric): a proportion (every early value in [0, 1]) is
+  judged on the log of its majority share (:func:`_transform`: ``log p`` for an on-time rate,
+  ``-log(1 - p)`` for a cancellation rate) with variance ``tau^2 + p(1 - p)/n`` -- day-to-day
+  variation plus the binomial noise of the bucket's own volume, so a rate on 10 flights gets a
+  wider band than one on 1,000; another ratio (a mean) gets its band widened by
+  ``sqrt(median volume / n)`` when its volume is below the trailing median
+  (:func:`_volume_scale`). ``expected``/``lower``/``upper`` are mapped back to the metric's units.
+* ``settings.holidays``: holiday buckets are left out of every trailing statistic, and are judged
+  with the median residual of earlier holidays when at least two are known and it is at least two
+  scales from 0 (its spread widens their band). At daily grain the first and the last day of the
+  month are calendar positions of their own by the same rule (month-end closes, billing cycles).
+* with a ``direction``, the residual scale is the geometric mean of the two-sided MAD and the
+  benign side's (the calm days'), both over 14 cycles: a season with many bad days (summer storms
+  on flight delays) widens the band less than the two-sided MAD alone, which absorbed it.
+
 Scores and alarms
 -----------------
 ``score`` is a robust z-score: the residual over 1.4826 x the median absolute residual (MAD) of
@@ -44,8 +64,8 @@ the trailing residuals (Rousseeuw & Croux, 1993). Two complementary tests flag a
   the Sidak-equivalent threshold with the same false-alarm rate per day, see
   :func:`per_day_threshold` (4 -> 4.7 hourly, 5.2 five-minute) -- and the absolute residual
   exceeds every residual of the trailing two cycles (a novelty bound, so that a series with
-  regular spikes is calibrated on its
-  own spikes rather than on a Gaussian assumption -- the per-series calibration that NAB rewards);
+  regular spikes is calibrated on its own spikes rather than on a Gaussian assumption -- the
+  per-series calibration that NAB rewards);
 * *sustained anomaly*, after Numenta's anomaly likelihood (Ahmad et al., 2017, "Unsupervised
   real-time anomaly detection for streaming data"): the short-term mean of the capped |score| is
   compared with the mean and standard deviation of that same statistic over the trailing two
@@ -64,6 +84,7 @@ on-call engineer). Each excursion raises one alarm, at its first point.
 
 from __future__ import annotations
 
+import datetime
 import math
 from dataclasses import dataclass, field
 
@@ -92,6 +113,7 @@ _SCALE_CYCLES = 8        # residual history for the robust scale (MAD)
 _LEVEL_CYCLES = 0.5      # deseasonalised history the trailing level (median) is taken over
 _LEVEL_MIN_POINTS = 24   # at least this many (the median of 15 adds ~5 % to the residual spread)
 _NOVELTY_CYCLES = 2      # residual history a point anomaly must exceed
+_CALM_CYCLES = 14        # benign-side residual history (with a direction): 14 weeks of daily data
 # Sustained test. Its job is the anomaly made of points that are each unremarkable (Ahmad et al.,
 # 2017: the likelihood of a short-term mean against its own long-run distribution), so the per-point
 # floor sits clearly below the point threshold (3.5, not 4 -- at 4 the test only re-found what the
@@ -112,6 +134,8 @@ _SCORE_CAP = 5.0         # cap on |score| inside the short-term mean (one spike 
 # (measured: 44 -> 38 detected windows), which costs far more than the repeats it saves.
 _HOLDOFF_CYCLES = 0.5    # no new excursion within this many cycles of the previous start
 _MAD_TO_SIGMA = 1.4826   # MAD of a normal distribution -> its standard deviation
+_CALENDAR_MIN = 2        # earlier occurrences of a calendar position before its effect is used
+_CALENDAR_SIGMA = 2.0    # ... and how far (residual scales) their median must be from 0
 
 
 @dataclass(frozen=True)
@@ -127,6 +151,9 @@ class DetectionSettings:
     21 = three weekly cycles of daily data, so a weekly pattern is known before the first alarm.
     ``quiet_points``: points back within bounds that end an excursion (``None``: an eighth of a
     cycle, at least 3 -- e.g. 36 five-minute points, 3 hours or 3 days).
+    ``holidays``: dates whose buckets are judged on their own learnt effect and kept out of the
+    baseline of ordinary days (a project's list and/or a country's calendar, resolved by the
+    caller).
     """
 
     sigma: float = 4.0
@@ -135,6 +162,7 @@ class DetectionSettings:
     direction: str = "both"
     min_history: int = 21
     quiet_points: int | None = None
+    holidays: tuple[datetime.date, ...] = ()
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -149,6 +177,10 @@ class DetectionSettings:
             raise ConfigError(f"min_history must be >= 3, not {self.min_history}")
         if self.quiet_points is not None and self.quiet_points < 1:
             raise ConfigError(f"quiet_points must be >= 1, not {self.quiet_points}")
+        if not isinstance(self.holidays, tuple) or not all(
+            isinstance(d, datetime.date) for d in self.holidays
+        ):
+            raise ConfigError(f"holidays must be a tuple of dates, not {self.holidays!r}")
 
 
 @dataclass(frozen=True)
@@ -314,17 +346,118 @@ def _seasonal_component(
     return seasonal, used, periods
 
 
+# --------------------------------------------------------------------------- transforms
+
+
+def _transform(values: np.ndarray, volume: np.ndarray | None, min_history: int) -> str:
+    """The scale a ratio metric is judged on, fixed from its first ``min_history`` observed points.
+
+    A proportion (``volume`` given and every early value in [0, 1]) is judged on the log of its
+    *majority* share: ``log(p)`` when its early median is above 1/2 (an on-time rate: a drop from
+    80 % to 40 % is a halving of the flights that went right), ``-log(1 - p)`` below 1/2 (a
+    cancellation rate: 1 % -> 20 % is a 19 % loss of the flights that flew; ~``p`` for small p).
+    Both are increasing, so directions and signs are those of the value. Everything else is judged
+    as is.
+    """
+    if volume is None:
+        return "identity"
+    early = values[np.isfinite(values)][:min_history]
+    if len(early) == 0 or early.min() < 0 or early.max() > 1:
+        return "identity"
+    return "log" if float(np.median(early)) > 0.5 else "log1m"
+
+
+_EPS = 1e-6
+
+
+def _forward(x: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "log":
+        return np.log(np.clip(x, _EPS, 1.0))
+    if kind == "log1m":
+        return -np.log(np.clip(1.0 - x, _EPS, 1.0))
+    return x
+
+
+def _inverse(y: np.ndarray, kind: str) -> np.ndarray:
+    if kind == "log":
+        return np.exp(np.minimum(y, 0.0))
+    if kind == "log1m":
+        return 1.0 - np.exp(-np.maximum(y, 0.0))
+    return y
+
+
+def _sampling_sd(expected: np.ndarray, volume: np.ndarray, kind: str) -> np.ndarray:
+    """Binomial standard deviation of a proportion on ``volume`` trials, on the judged scale
+    (delta method: ``sqrt(p (1 - p) / n) x |g'(p)|``); 0 where the volume is unknown."""
+    p = np.clip(_inverse(expected, kind), 1.0 / (1.0 + np.fmax(volume, 1.0)), 1.0 - _EPS)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(p * (1 - p) / volume)
+    sd = sd / p if kind == "log" else sd / (1 - p)
+    return np.where(np.isfinite(sd), sd, 0.0)
+
+
+# --------------------------------------------------------------------------- calendar
+
+
+def _holiday_mask(index: pd.DatetimeIndex, holidays: tuple[datetime.date, ...]) -> np.ndarray:
+    if not holidays:
+        return np.zeros(len(index), dtype=bool)
+    days = pd.DatetimeIndex([pd.Timestamp(d) for d in holidays])
+    return np.asarray(index.normalize().isin(days))
+
+
+def _calendar_keys(index: pd.DatetimeIndex, holiday: np.ndarray, step: pd.Timedelta) -> np.ndarray:
+    """Calendar position per point: 1 = holiday, 2 = first day of a month, 3 = last day of a
+    month (daily grain only; billing cycles and month-end closes), 0 = ordinary."""
+    keys = np.zeros(len(index), dtype=np.int8)
+    if pd.Timedelta(hours=23) <= step <= pd.Timedelta(hours=25):
+        keys[np.asarray(index.day == 1)] = 2
+        keys[np.asarray(index.is_month_end)] = 3
+    keys[holiday] = 1
+    return keys
+
+
+def _calendar_effect(resid: np.ndarray, scale: np.ndarray, keys: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Per point, the calendar effect learnt from earlier points of the same calendar position,
+    and the extra spread it brings (both on the judged scale, 0 where none applies).
+
+    The effect is the median residual of the earlier points with the same key (in units of the
+    residual scale at each one, scaled back by the scale now), used only where it helps: at least
+    ``_CALENDAR_MIN`` earlier occurrences whose median is ``_CALENDAR_SIGMA`` scales or more from
+    0. Its spread (the MAD of those residuals) widens the band. Only earlier points are used, so
+    the effect is online.
+    """
+    n = len(resid)
+    effect, spread = np.zeros(n), np.zeros(n)
+    for key in (1, 2, 3):
+        seen: list[float] = []
+        for i in np.flatnonzero(keys == key).tolist():
+            if len(seen) >= _CALENDAR_MIN and np.isfinite(scale[i]):
+                past = np.asarray(seen)
+                med = float(np.median(past))
+                if abs(med) >= _CALENDAR_SIGMA:
+                    effect[i] = med * scale[i]
+                    spread[i] = _MAD_TO_SIGMA * float(np.median(np.abs(past - med))) * scale[i]
+            if np.isfinite(resid[i]) and np.isfinite(scale[i]) and scale[i] > 0:
+                seen.append(float(resid[i] / scale[i]))
+    return effect, spread
+
+
 # --------------------------------------------------------------------------- detection
 
 
 def detect(
-    series: pd.Series, settings: DetectionSettings | None = None, grain: str | None = None
+    series: pd.Series, settings: DetectionSettings | None = None, grain: str | None = None,
+    *, volume: pd.Series | None = None,
 ) -> DetectionResult:
     """Score every point of ``series`` against a model fitted only on the points before it.
 
     ``series``: float values on a sorted, regular ``DatetimeIndex`` (NaN = missing bucket, never
     flagged). ``grain`` only improves the error message; the sampling interval is inferred.
-    Raises :class:`InsufficientHistoryError` below ``settings.min_history`` points.
+    ``volume``: for a ratio metric, its denominator per bucket (same index; missing = unknown),
+    so that a bucket's value is judged with the evidence behind it. Raises
+    :class:`InsufficientHistoryError` below ``settings.min_history`` points.
     """
     settings = settings or DetectionSettings()
     s = series.sort_index().astype("float64")
@@ -335,51 +468,80 @@ def detect(
             f"{settings.min_history} (load more history, or use a coarser grain than "
             f"{grain or 'this one'})"
         )
-    values = s.to_numpy()
+    raw = s.to_numpy()
     index = pd.DatetimeIndex(s.index)
+    vol = (None if volume is None
+           else volume.reindex(index).astype("float64").to_numpy())
+    kind = _transform(raw, vol, settings.min_history)
+    values = _forward(raw, kind)
     step = _step(index)
     cycle = _cycle(step)
     candidates = candidate_periods(step)
+    holiday = _holiday_mask(index, settings.holidays)
+    keys = _calendar_keys(index, holiday, step)
+    # Holidays are left out of every trailing statistic (the seasonal fit, level, scale, novelty
+    # and sustained references): a holiday's dip must not drag the level or widen the band of the
+    # ordinary days after it.
+    history = np.where(holiday, np.nan, values)
     # Missing buckets are interpolated for model fitting only; they are never scored.
-    filled = pd.Series(values).interpolate(limit_direction="both").to_numpy()
+    filled = pd.Series(history).interpolate(limit_direction="both").to_numpy()
     seasonal, used, periods = _seasonal_component(
-        values, filled, cycle, candidates, settings.min_history
+        history, filled, cycle, candidates, settings.min_history
     )
 
     # Level: trailing median of the deseasonalised points *before* t (shift(1) = causal).
     level_window = max(_LEVEL_MIN_POINTS, int(_LEVEL_CYCLES * cycle))
-    deseasonalised = pd.Series(values - seasonal)
+    deseasonalised = pd.Series(history - seasonal)
     level = deseasonalised.rolling(level_window, min_periods=1).median().shift(1).to_numpy()
     # Warm-up: half of min_history feeds the first level, the other half the first residual
     # scale, so the first point scored is the one with min_history points before it.
     warm = settings.min_history // 2
-    expected = seasonal + level
-    expected[:warm] = np.nan
-    resid = values - expected
-    abs_resid = pd.Series(np.abs(resid))
+    base = seasonal + level
+    base[:warm] = np.nan
+    resid0 = values - base
+    abs_hist = pd.Series(np.where(holiday, np.nan, np.abs(resid0)))
 
     # Robust scale from the trailing residuals; floored (NaN kept: np.maximum) so a perfectly flat
     # history cannot give infinite scores -- the relative-change rule then decides.
+    window = _SCALE_CYCLES * cycle
     mad = (
-        abs_resid.rolling(
-            _SCALE_CYCLES * cycle,
-            min_periods=min(settings.min_history - warm, _SCALE_CYCLES * cycle),
-        )
+        abs_hist.rolling(window, min_periods=min(settings.min_history - warm, window))
         .median().shift(1).to_numpy()
     )
+    if settings.direction != "both":
+        # A declared harmful side: the scale is the geometric mean of the two-sided MAD and the
+        # benign side's (the calm days'), so a season of frequent bad days (summer storms) does
+        # not widen the band it is judged by as much as it widens the two-sided MAD.
+        benign = resid0 < 0 if settings.direction == "lower_is_better" else resid0 > 0
+        side = pd.Series(np.where(benign & ~holiday, np.abs(resid0), np.nan))
+        calm_window = _CALM_CYCLES * cycle
+        calm = (side.rolling(calm_window, min_periods=(settings.min_history - warm) // 2)
+                .median().shift(1).to_numpy())
+        wide = (abs_hist.rolling(calm_window, min_periods=min(settings.min_history - warm,
+                                                              calm_window))
+                .median().shift(1).to_numpy())
+        mad = np.where(np.isfinite(calm), np.sqrt(calm * wide), mad)
     floor = 1e-9 * max(1.0, float(np.nanmax(np.abs(filled))))
     scale = np.maximum(_MAD_TO_SIGMA * mad, floor)
+    if vol is not None:
+        scale = _volume_scale(scale, base, vol, kind, window)
+    effect, spread = _calendar_effect(resid0, scale, keys)
+    expected_t = base + effect
+    scale = np.sqrt(scale ** 2 + spread ** 2)
+    resid = values - expected_t
+    abs_resid = np.abs(resid)
+    expected = _inverse(expected_t, kind)
     with np.errstate(invalid="ignore", divide="ignore"):
         score = resid / scale
-        rel = np.abs(resid) / np.abs(expected)
+        rel = np.abs(raw - expected) / np.abs(expected)
     finite = np.isfinite(score)
     abs_score = np.where(finite, np.abs(score), 0.0)
 
     # Point anomaly: beyond the threshold and beyond every residual of the trailing cycles
     # (novelty).
     threshold = per_day_threshold(settings.sigma, step)
-    novelty = abs_resid.rolling(_NOVELTY_CYCLES * cycle, min_periods=1).max().shift(1).to_numpy()
-    point = (abs_score >= threshold) & (abs_resid.to_numpy() > np.nan_to_num(novelty, nan=np.inf))
+    novelty = abs_hist.rolling(_NOVELTY_CYCLES * cycle, min_periods=1).max().shift(1).to_numpy()
+    point = (abs_score >= threshold) & (abs_resid > np.nan_to_num(novelty, nan=np.inf))
 
     # Sustained anomaly: Numenta-style likelihood of the short-term mean of the capped score.
     short = max(3, cycle // 28)
@@ -387,7 +549,7 @@ def detect(
     # the warm-up look perfectly calm, so the first scored points of a series could clear the
     # likelihood test on a reference of zeros (mean 0, sd ~0). Numenta's anomaly likelihood likewise
     # learns its distribution from real scores only, after a learning period.
-    capped = np.where(finite, np.minimum(abs_score, _SCORE_CAP), np.nan)
+    capped = np.where(finite & ~holiday, np.minimum(abs_score, _SCORE_CAP), np.nan)
     mean_short = pd.Series(capped).rolling(short, min_periods=short).mean()
     reference = mean_short.rolling(
         _NOVELTY_CYCLES * cycle, min_periods=min(_NOVELTY_CYCLES * cycle, 2 * short + 1)
@@ -401,7 +563,7 @@ def detect(
     flag = (point | sustained) & finite
     flag &= np.nan_to_num(rel, nan=np.inf) >= settings.min_relative_change
     if settings.min_volume > 0:
-        flag &= np.fmax(np.abs(values), np.abs(expected)) >= settings.min_volume
+        flag &= np.fmax(np.abs(raw), np.abs(expected)) >= settings.min_volume
     if settings.direction == "higher_is_better":
         flag &= resid < 0
     elif settings.direction == "lower_is_better":
@@ -409,10 +571,10 @@ def detect(
 
     points = pd.DataFrame(
         {
-            "value": values,
+            "value": raw,
             "expected": expected,
-            "lower": expected - threshold * scale,
-            "upper": expected + threshold * scale,
+            "lower": _inverse(expected_t - threshold * scale, kind),
+            "upper": _inverse(expected_t + threshold * scale, kind),
             "score": score,
             "flag": flag,
         },
@@ -425,6 +587,29 @@ def detect(
     return DetectionResult(model=model, period=periods[0] if current else None, points=points,
                            excursions=_excursions(points, quiet, holdoff),
                            periods=periods if current else ())
+
+
+def _volume_scale(scale: np.ndarray, expected: np.ndarray, volume: np.ndarray, kind: str,
+                  window: int) -> np.ndarray:
+    """The residual scale at each point given the volume behind it.
+
+    A proportion's variance is ``tau^2 + p (1 - p) / n``: day-to-day variation (``tau``) plus the
+    binomial noise of ``n`` trials. ``tau^2`` is the trailing robust variance less the median
+    binomial variance of the same trailing points; the binomial part is then that of the point's
+    own volume. For another ratio (a mean), only a volume below the trailing median widens the
+    band, by ``sqrt(median / n)``: its sampling variance is unknown, and a larger volume than usual
+    does not make day-to-day variation smaller.
+    """
+    vol = pd.Series(volume)
+    if kind == "identity":
+        ref = vol.rolling(window, min_periods=1).median().shift(1).to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            factor = np.sqrt(np.fmax(1.0, ref / volume))
+        return scale * np.where(np.isfinite(factor), factor, 1.0)
+    binomial = _sampling_sd(expected, volume, kind)
+    typical = pd.Series(binomial ** 2).rolling(window, min_periods=1).median().shift(1).to_numpy()
+    tau2 = np.fmax(scale ** 2 - np.nan_to_num(typical), (0.25 * scale) ** 2)
+    return np.sqrt(tau2 + binomial ** 2)
 
 
 def _excursions(points: pd.DataFrame, quiet: int, holdoff: int) -> list[Excursion]:

@@ -198,8 +198,11 @@ def last_data_time(engine: Engine, metric: MetricSpec) -> datetime | None:
     return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
 
-def fetch_series(engine: Engine, metric: MetricSpec, start: datetime, end: datetime) -> pd.Series:
-    """The metric per bucket of its grain over ``[start, end)``: one aggregate query."""
+def fetch_series(engine: Engine, metric: MetricSpec, start: datetime,
+                 end: datetime) -> tuple[pd.Series, pd.Series | None]:
+    """The metric per bucket of its grain over ``[start, end)``, and for a ratio metric its
+    denominator per bucket (the detector judges a rate on 10 flights more leniently than one on
+    1,000): one aggregate query."""
     if metric.time_column is None:
         raise ConfigError(f"{metric.where('time_column')}: detection needs a time column")
     plan = plan_cube(metric, engine.columns_of(source_expression(metric)),
@@ -217,9 +220,12 @@ def fetch_series(engine: Engine, metric: MetricSpec, start: datetime, end: datet
     frame["bucket"] = pd.to_datetime(frame["bucket"]).dt.tz_localize(None)
     num, den = frame["num"].astype(float), frame["den"].astype(float)
     values = num / den.where(den != 0) if metric.kind == "ratio" else num
-    series = pd.Series(values.to_numpy(), index=pd.DatetimeIndex(frame["bucket"]), name=metric.name)
+    index = pd.DatetimeIndex(frame["bucket"])
+    series = pd.Series(values.to_numpy(), index=index, name=metric.name)
     full = pd.date_range(series.index.min(), series.index.max(), freq=GRAIN_STEP[metric.grain])
-    return series.reindex(full)
+    volume = (pd.Series(den.to_numpy(), index=index).reindex(full)
+              if metric.kind == "ratio" else None)
+    return series.reindex(full), volume
 
 
 def _ensure(engine: Engine, schema: str) -> dict[str, exp.Table]:
@@ -266,7 +272,7 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
     history_start = window_start - HISTORY_BUCKETS[metric.grain] * step
     latency = metric.detection.max_latency or DEFAULT_LATENCY_BUCKETS * step
     try:
-        series = fetch_series(engine, metric, history_start, end)
+        series, volume = fetch_series(engine, metric, history_start, end)
     except InputError:
         # Not one row in the history and the window: the source stopped (or never started).
         newest = last_data_time(engine, metric)
@@ -287,7 +293,7 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         settings = settings_for(metric, holidays_for(metric, history_start, end), **thresholds)
-        result = detect(series, settings, grain=metric.grain)
+        result = detect(series, settings, grain=metric.grain, volume=volume)
     new = [e for e in result.excursions
            if window_start <= e.start.to_pydatetime() < examined_end]
     outcome = MetricOutcome(metric.name, result.model, (window_start, examined_end), new,
