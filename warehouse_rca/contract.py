@@ -115,6 +115,8 @@ class Investigation:
     framework: Arrangement | None = None
     #: what the run spent and what its budget skipped
     budget: Budget | None = None
+    #: what the answer leaves out and why (rows with NaN or infinite measures, ...)
+    warnings: tuple[str, ...] = ()
     document: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -222,6 +224,7 @@ class Investigation:
             "global_change": loc.global_change,
             "root_causes": causes,
             "message": loc.message,
+            "warnings": list(self.warnings),
             "dimensions": list(metric.dimensions),
             "segments_evaluated": int((loc.stats["depth"] >= 1).sum()),
             "queries": self.queries,

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from datetime import datetime, timezone
 
@@ -19,6 +20,8 @@ from warehouse_rca.errors import InputError
 from warehouse_rca.localize.levelwise import Budget, locate
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.project import MetricSpec
+
+log = logging.getLogger("warehouse_rca.investigate")
 
 #: The first pass searches every combination of up to this many dimensions.
 FIRST_PASS_DEPTH = 3
@@ -122,6 +125,9 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     # are reported once, causes carry their group, group_priority mildly orders them.
     loc, arrangement, framework_queries = arrange_causes(engine, plan, loc)
     budget.spend(framework_queries)
+    warnings = nonfinite_warnings(cube, metric, periods)
+    for warning in warnings:
+        log.warning("%s", warning)
     return Investigation(
         run_id=run_id_for(metric, periods, options),
         metric=metric,
@@ -136,4 +142,23 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
         knowledge=knowledge,
         framework=arrangement,
         budget=budget,
+        warnings=warnings,
     )
+
+
+def nonfinite_warnings(cube: Cube, metric: MetricSpec,
+                       periods: dict[str, Period | None]) -> tuple[str, ...]:
+    """One sentence per period whose rows held NaN or infinite measure values (left out)."""
+    total = cube.total
+    measures = ", ".join(m for m in (metric.measure, metric.numerator, metric.denominator) if m)
+    out = []
+    for side, name in (("base", "baseline"), ("cur", "current")):
+        count = int(total.get(f"{side}_nonfinite", 0) or 0)
+        period = periods.get(name)
+        if count:
+            out.append(
+                f"{count:,} row(s) of the {name} period"
+                f"{f' ({period.text})' if period is not None else ''} hold NaN or infinite values "
+                f"in {measures}: they are left out of the comparison, like rows a filter drops"
+            )
+    return tuple(out)

@@ -411,3 +411,51 @@ def test_monitor_never_moves_its_bookmark_past_the_data_on_every_engine(engine: 
     assert [bool(v) for v in state["stale"]] == [True]
     band = _stored(engine, "detection_series")
     assert len(band) == 15 + 4  # every examined bucket: the backfill's and the stale run's
+
+
+def test_nonfinite_measures_are_left_out_and_counted_on_every_engine(engine: Engine) -> None:
+    """NaN and infinities in a measure (issue 19) are never summed into the answer: the rows
+    holding them are left out of both periods like rows a filter drops, counted per period in a
+    warning, and the findings' numbers still equal their verification SQL."""
+    import sqlglot
+
+    from warehouse_rca.cube.verify import verification_sqls
+
+    # 1/12 of the rows get NaN revenue (second < 5), current rows at second 59 +infinity.
+    text = """CREATE TABLE sessions_nonfinite AS SELECT ts, device, region, channel, converted,
+              CASE WHEN EXTRACT(SECOND FROM ts) < 5 THEN CAST('NaN' AS DOUBLE)
+                   WHEN EXTRACT(SECOND FROM ts) >= 59 AND ts >= TIMESTAMP '2026-11-17 00:00:00'
+                   THEN CAST('Infinity' AS DOUBLE) ELSE revenue END AS revenue FROM sessions"""
+    engine.execute(sql.template("drop_table.sql.j2", table=sql.table_ref("sessions_nonfinite")))
+    engine.execute(sqlglot.transpile(text, read="duckdb", write=engine.DIALECT)[0])
+    frame = generated_sessions()
+    second = frame["ts"].dt.second
+    nan, inf = second < 5, (second >= 59) & (frame["ts"] >= CUR.start)
+    current = frame["ts"] >= CUR.start
+    kept = frame[~nan & ~inf]
+
+    revenue = dataclasses.replace(METRIC, name="revenue", table="sessions_nonfinite", numerator=None,
+                                  denominator=None, measure="sum(revenue)", higher_is_better=True)
+    found = investigate(engine, revenue, baseline=BASE, current=CUR)
+    doc = found.to_json()
+    assert doc["baseline_value"] == pytest.approx(kept.loc[~current[kept.index], "revenue"].sum())
+    assert doc["current_value"] == pytest.approx(kept.loc[current[kept.index], "revenue"].sum())
+    n_base, n_cur = int((nan & ~current).sum()), int(((nan | inf) & current).sum())
+    assert [w.split(" ")[0] for w in doc["warnings"]] == [f"{n_base:,}", f"{n_cur:,}"]
+    assert "sum(revenue)" in doc["warnings"][0] and "left out" in doc["warnings"][0]
+    assert doc["root_causes"] and doc["root_causes"][0]["segment"] == CAUSE
+
+    # The ratio: a NaN numerator is not a zero (it would halve the rate of its rows' segments).
+    rate = dataclasses.replace(METRIC, table="sessions_nonfinite", numerator="sum(revenue)",
+                               denominator="count(*)")
+    found = investigate(engine, rate, baseline=BASE, current=CUR)
+    doc = found.to_json()
+    base_rows = kept[~current[kept.index]]
+    assert doc["baseline_value"] == pytest.approx(base_rows["revenue"].sum() / len(base_rows))
+    causes = doc["root_causes"]
+    checks = verification_sqls(engine, rate, found.periods, causes)
+    for cause in causes:
+        result = engine.query(checks[cause["finding_id"]]).rename(columns=str.lower)
+        by_period = dict(zip(result["period"].astype(str), result["value"].astype(float)))
+        assert by_period["baseline"] == pytest.approx(cause["baseline_value"])
+        assert by_period["current"] == pytest.approx(cause["current_value"])

@@ -9,6 +9,23 @@ WITH scoped AS (
   FROM "forecasts"
   WHERE
     TRUE
+    AND (
+      (
+        CAST((
+          "real"
+        ) AS DOUBLE) - CAST((
+          "real"
+        ) AS DOUBLE) = 0 OR "real" IS NULL
+      )
+      AND (
+        CAST((
+          "predict"
+        ) AS DOUBLE) - CAST((
+          "predict"
+        ) AS DOUBLE) = 0
+        OR "predict" IS NULL
+      )
+    )
 ), leaves AS (
   SELECT
     d0,

@@ -8,6 +8,17 @@ WITH scoped AS (
       AND `session_start` < CAST('2026-11-24 00:00:00' AS TIMESTAMP_NTZ)
       THEN 1
       ELSE 0
+    END + CASE
+      WHEN (
+        CAST((
+          `converted`
+        ) AS DOUBLE) - CAST((
+          `converted`
+        ) AS DOUBLE) = 0
+        OR `converted` IS NULL
+      )
+      THEN 0
+      ELSE 2
     END AS rca_side,
     CAST(`session_start` AS DATE) AS rca_day,
     CAST(`converted` AS DOUBLE) AS rca_num,
@@ -110,7 +121,9 @@ WITH scoped AS (
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_cnd END), 0) AS base_cnd,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_cdt END), 0) AS base_cdt,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_cnt END), 0) AS base_cnt,
-    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_days END), 0) AS base_days
+    COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_days END), 0) AS base_days,
+    COALESCE(SUM(CASE WHEN rca_side = 2 THEN s_rows END), 0) AS base_nonfinite,
+    COALESCE(SUM(CASE WHEN rca_side = 3 THEN s_rows END), 0) AS cur_nonfinite
   FROM sided
   GROUP BY
     d0,
@@ -176,7 +189,9 @@ SELECT
   SUM(base_cnd) AS base_cnd,
   SUM(base_cdt) AS base_cdt,
   SUM(base_cnt) AS base_cnt,
-  SUM(base_days) AS base_days
+  SUM(base_days) AS base_days,
+  SUM(base_nonfinite) AS base_nonfinite,
+  SUM(cur_nonfinite) AS cur_nonfinite
 FROM flagged
 WHERE
   keep = 1 OR rca_set IN (6, 5, 3)

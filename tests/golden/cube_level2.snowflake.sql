@@ -20,6 +20,17 @@ WITH scoped AS (
       AND "session_start" < CAST('2026-11-24 00:00:00' AS TIMESTAMPNTZ)
       THEN 1
       ELSE 0
+    END + CASE
+      WHEN (
+        CAST((
+          "converted"
+        ) AS DOUBLE) - CAST((
+          "converted"
+        ) AS DOUBLE) = 0
+        OR "converted" IS NULL
+      )
+      THEN 0
+      ELSE 2
     END AS rca_side,
     CAST("converted" AS DOUBLE) AS rca_num,
     CAST(1 AS DOUBLE) AS rca_den
@@ -92,7 +103,9 @@ WITH scoped AS (
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_rows END), 0) AS base_dd,
     COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_rows END), 0) AS cur_dd,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_num END), 0) AS base_nd,
-    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_num END), 0) AS cur_nd
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_num END), 0) AS cur_nd,
+    COALESCE(SUM(CASE WHEN rca_side = 2 THEN s_rows END), 0) AS base_nonfinite,
+    COALESCE(SUM(CASE WHEN rca_side = 3 THEN s_rows END), 0) AS cur_nonfinite
   FROM sided
   GROUP BY
     d0,
@@ -160,7 +173,9 @@ SELECT
   SUM(base_dd) AS base_dd,
   SUM(cur_dd) AS cur_dd,
   SUM(base_nd) AS base_nd,
-  SUM(cur_nd) AS cur_nd
+  SUM(cur_nd) AS cur_nd,
+  SUM(base_nonfinite) AS base_nonfinite,
+  SUM(cur_nonfinite) AS cur_nonfinite
 FROM flagged
 WHERE
   keep = 1 OR rca_set IN (6, 5, 3)

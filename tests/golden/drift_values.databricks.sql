@@ -23,7 +23,17 @@ WITH scoped AS (
       )
     )
     AND (
-      `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
+      (
+        `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
+      )
+      AND (
+        CAST((
+          `converted`
+        ) AS DOUBLE) - CAST((
+          `converted`
+        ) AS DOUBLE) = 0
+        OR `converted` IS NULL
+      )
     )
 ), per_value AS (
   SELECT

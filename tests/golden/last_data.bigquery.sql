@@ -4,4 +4,12 @@ FROM `analytics`.`sessions`
 WHERE
   (
     `amount` > 0
+    AND (
+      CAST((
+        `converted`
+      ) AS FLOAT64) - CAST((
+        `converted`
+      ) AS FLOAT64) = 0
+      OR `converted` IS NULL
+    )
   )

@@ -4,4 +4,12 @@ FROM "analytics"."sessions"
 WHERE
   (
     "amount" > 0
+    AND (
+      CAST((
+        "converted"
+      ) AS DOUBLE) - CAST((
+        "converted"
+      ) AS DOUBLE) = 0
+      OR "converted" IS NULL
+    )
   )

@@ -7,6 +7,24 @@ WITH scoped AS (
   FROM `forecasts`
   WHERE
     TRUE
+    AND (
+      (
+        CAST((
+          `real`
+        ) AS FLOAT64) - CAST((
+          `real`
+        ) AS FLOAT64) = 0
+        OR `real` IS NULL
+      )
+      AND (
+        CAST((
+          `predict`
+        ) AS FLOAT64) - CAST((
+          `predict`
+        ) AS FLOAT64) = 0
+        OR `predict` IS NULL
+      )
+    )
 ), leaves AS (
   SELECT
     d0,

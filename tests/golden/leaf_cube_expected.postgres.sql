@@ -7,6 +7,24 @@ WITH scoped AS (
   FROM "forecasts"
   WHERE
     TRUE
+    AND (
+      (
+        CAST((
+          "real"
+        ) AS DOUBLE PRECISION) - CAST((
+          "real"
+        ) AS DOUBLE PRECISION) = 0
+        OR "real" IS NULL
+      )
+      AND (
+        CAST((
+          "predict"
+        ) AS DOUBLE PRECISION) - CAST((
+          "predict"
+        ) AS DOUBLE PRECISION) = 0
+        OR "predict" IS NULL
+      )
+    )
 ), leaves AS (
   SELECT
     d0,

@@ -25,6 +25,14 @@ WITH scoped AS (
     )
     AND (
       `country` IN ('US', 'CA')
+      AND (
+        CAST((
+          `revenue`
+        ) AS FLOAT64) - CAST((
+          `revenue`
+        ) AS FLOAT64) = 0
+        OR `revenue` IS NULL
+      )
     )
 ), leaves AS (
   SELECT

@@ -25,6 +25,14 @@ WITH scoped AS (
     )
     AND (
       "country" IN ('US', 'CA')
+      AND (
+        CAST((
+          "revenue"
+        ) AS DOUBLE PRECISION) - CAST((
+          "revenue"
+        ) AS DOUBLE PRECISION) = 0
+        OR "revenue" IS NULL
+      )
     )
 ), leaves AS (
   SELECT

@@ -7,6 +7,14 @@ WHERE
   COALESCE(CAST(`city` AS STRING), '(null)') IN ('Lyon', 'it\'s')
   AND (
     `amount` > 0
+    AND (
+      CAST((
+        `converted`
+      ) AS DOUBLE) - CAST((
+        `converted`
+      ) AS DOUBLE) = 0
+      OR `converted` IS NULL
+    )
   )
 GROUP BY
   COALESCE(CAST(`region` AS STRING), '(null)'),

@@ -16,7 +16,17 @@ WITH scoped AS (
     `session_start` >= CAST('2026-10-01 00:00:00' AS TIMESTAMP_NTZ)
     AND `session_start` < CAST('2026-11-24 00:00:00' AS TIMESTAMP_NTZ)
     AND (
-      `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
+      (
+        `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
+      )
+      AND (
+        CAST((
+          `converted`
+        ) AS DOUBLE) - CAST((
+          `converted`
+        ) AS DOUBLE) = 0
+        OR `converted` IS NULL
+      )
     )
 ), cells AS (
   SELECT

@@ -8,7 +8,17 @@ WHERE
   `session_start` >= CAST('2026-11-17 00:00:00' AS DATETIME)
   AND `session_start` < CAST('2026-11-24 00:00:00' AS DATETIME)
   AND (
-    `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
+    (
+      `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
+    )
+    AND (
+      CAST((
+        `converted`
+      ) AS FLOAT64) - CAST((
+        `converted`
+      ) AS FLOAT64) = 0
+      OR `converted` IS NULL
+    )
   )
 GROUP BY
   1

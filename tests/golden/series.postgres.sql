@@ -8,7 +8,17 @@ WHERE
   "session_start" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP)
   AND "session_start" < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
   AND (
-    "country" IN ('US', 'CA') AND "amount" BETWEEN 0 AND 1000
+    (
+      "country" IN ('US', 'CA') AND "amount" BETWEEN 0 AND 1000
+    )
+    AND (
+      CAST((
+        "converted"
+      ) AS DOUBLE PRECISION) - CAST((
+        "converted"
+      ) AS DOUBLE PRECISION) = 0
+      OR "converted" IS NULL
+    )
   )
 GROUP BY
   1

@@ -8,8 +8,28 @@ WHERE
   `ds` >= CAST('2026-10-27 00:00:00' AS DATETIME)
   AND `ds` < CAST('2026-11-24 00:00:00' AS DATETIME)
   AND (
-    `ds` >= CAST('2026-11-17 00:00:00' AS DATETIME)
-    AND `ds` < CAST('2026-11-24 00:00:00' AS DATETIME)
+    (
+      `ds` >= CAST('2026-11-17 00:00:00' AS DATETIME)
+      AND `ds` < CAST('2026-11-24 00:00:00' AS DATETIME)
+    )
+    AND (
+      (
+        CAST((
+          `real`
+        ) AS FLOAT64) - CAST((
+          `real`
+        ) AS FLOAT64) = 0
+        OR `real` IS NULL
+      )
+      AND (
+        CAST((
+          `predict`
+        ) AS FLOAT64) - CAST((
+          `predict`
+        ) AS FLOAT64) = 0
+        OR `predict` IS NULL
+      )
+    )
   )
 GROUP BY
   1

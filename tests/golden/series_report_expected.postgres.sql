@@ -8,8 +8,28 @@ WHERE
   "ds" >= CAST('2026-10-27 00:00:00' AS TIMESTAMP)
   AND "ds" < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
   AND (
-    "ds" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP)
-    AND "ds" < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+    (
+      "ds" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP)
+      AND "ds" < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
+    )
+    AND (
+      (
+        CAST((
+          "real"
+        ) AS DOUBLE PRECISION) - CAST((
+          "real"
+        ) AS DOUBLE PRECISION) = 0
+        OR "real" IS NULL
+      )
+      AND (
+        CAST((
+          "predict"
+        ) AS DOUBLE PRECISION) - CAST((
+          "predict"
+        ) AS DOUBLE PRECISION) = 0
+        OR "predict" IS NULL
+      )
+    )
   )
 GROUP BY
   1

@@ -8,8 +8,27 @@ WHERE
   `ds` >= CAST('2026-10-27 00:00:00' AS TIMESTAMP_NTZ)
   AND `ds` < CAST('2026-11-24 00:00:00' AS TIMESTAMP_NTZ)
   AND (
-    `ds` >= CAST('2026-11-17 00:00:00' AS TIMESTAMP_NTZ)
-    AND `ds` < CAST('2026-11-24 00:00:00' AS TIMESTAMP_NTZ)
+    (
+      `ds` >= CAST('2026-11-17 00:00:00' AS TIMESTAMP_NTZ)
+      AND `ds` < CAST('2026-11-24 00:00:00' AS TIMESTAMP_NTZ)
+    )
+    AND (
+      (
+        CAST((
+          `real`
+        ) AS DOUBLE) - CAST((
+          `real`
+        ) AS DOUBLE) = 0 OR `real` IS NULL
+      )
+      AND (
+        CAST((
+          `predict`
+        ) AS DOUBLE) - CAST((
+          `predict`
+        ) AS DOUBLE) = 0
+        OR `predict` IS NULL
+      )
+    )
   )
 GROUP BY
   1

@@ -26,7 +26,17 @@ FROM (
       )
     )
     AND (
-      "country" IN ('US', 'CA') AND "amount" BETWEEN 0 AND 1000
+      (
+        "country" IN ('US', 'CA') AND "amount" BETWEEN 0 AND 1000
+      )
+      AND (
+        CAST((
+          "converted"
+        ) AS DOUBLE PRECISION) - CAST((
+          "converted"
+        ) AS DOUBLE PRECISION) = 0
+        OR "converted" IS NULL
+      )
     )
     AND (
       COALESCE(CAST("device" AS TEXT), '(null)') = 'mobile'

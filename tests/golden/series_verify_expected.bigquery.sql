@@ -3,6 +3,25 @@ SELECT
   COALESCE(SUM(CAST(`real` AS FLOAT64)), 0) AS current_value
 FROM `forecasts`
 WHERE
-  TRUE AND (
+  TRUE
+  AND (
+    (
+      CAST((
+        `real`
+      ) AS FLOAT64) - CAST((
+        `real`
+      ) AS FLOAT64) = 0
+      OR `real` IS NULL
+    )
+    AND (
+      CAST((
+        `predict`
+      ) AS FLOAT64) - CAST((
+        `predict`
+      ) AS FLOAT64) = 0
+      OR `predict` IS NULL
+    )
+  )
+  AND (
     COALESCE(CAST(`a` AS STRING), '(null)') = 'x'
   )

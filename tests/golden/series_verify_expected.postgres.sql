@@ -3,6 +3,25 @@ SELECT
   COALESCE(SUM(CAST("real" AS DOUBLE PRECISION)), 0) AS current_value
 FROM "forecasts"
 WHERE
-  TRUE AND (
+  TRUE
+  AND (
+    (
+      CAST((
+        "real"
+      ) AS DOUBLE PRECISION) - CAST((
+        "real"
+      ) AS DOUBLE PRECISION) = 0
+      OR "real" IS NULL
+    )
+    AND (
+      CAST((
+        "predict"
+      ) AS DOUBLE PRECISION) - CAST((
+        "predict"
+      ) AS DOUBLE PRECISION) = 0
+      OR "predict" IS NULL
+    )
+  )
+  AND (
     COALESCE(CAST("a" AS TEXT), '(null)') = 'x'
   )

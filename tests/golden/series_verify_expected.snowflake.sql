@@ -3,6 +3,24 @@ SELECT
   COALESCE(SUM(CAST("real" AS DOUBLE)), 0) AS current_value
 FROM "forecasts"
 WHERE
-  TRUE AND (
+  TRUE
+  AND (
+    (
+      CAST((
+        "real"
+      ) AS DOUBLE) - CAST((
+        "real"
+      ) AS DOUBLE) = 0 OR "real" IS NULL
+    )
+    AND (
+      CAST((
+        "predict"
+      ) AS DOUBLE) - CAST((
+        "predict"
+      ) AS DOUBLE) = 0
+      OR "predict" IS NULL
+    )
+  )
+  AND (
     COALESCE(CAST("a" AS VARCHAR), '(null)') = 'x'
   )

@@ -32,6 +32,8 @@ COMPONENTS = (
 #: sums over the baseline's days of each segment's day sums squared (``cnn``, ``cdd``), multiplied
 #: (``cnd``) and multiplied by the day's totals (``cdt`` for the denominator, ``cnt`` for the
 #: numerator), and the days it has rows on. stats.design_effects reads them.
+#: Rows left out because a measure value is NaN or infinite, per side (period mode's cube).
+NONFINITE_COUNTS = ("base_nonfinite", "cur_nonfinite")
 CLUSTER_COMPONENTS = ("base_cnn", "base_cdd", "base_cnd", "base_cdt", "base_cnt", "base_days")
 SOURCE_ALIAS = "rca_source"
 #: The folded tail of a dimension (cube.sql.j2): not a real value, so no filter reproduces it.
@@ -51,6 +53,7 @@ class CubePlan:
     base_num: exp.Expr | None
     base_den: exp.Expr | None
     time: exp.Expr | None
+    #: the rows compared: the metric's filters and ``finite`` (every query but the cube's own)
     condition: exp.Expr | None
     baseline: Period | None
     current: Period | None
@@ -62,6 +65,11 @@ class CubePlan:
     #: Per dimension, the values a later search level keeps (the rest is folded into '(other)'
     #: in the scan); None: every value. Set by search.level_wise, never by the user.
     keep: tuple[tuple[str, ...] | None, ...] | None = None
+    #: The metric's own filters (``condition`` without ``finite``).
+    filters: exp.Expr | None = None
+    #: A row whose measure values are all finite or NULL (NaN and infinities are left out of the
+    #: comparison like rows a filter drops; the cube counts them per side instead: ``*_nonfinite``).
+    finite: exp.Expr | None = None
 
     @property
     def ratio(self) -> bool:
@@ -186,6 +194,8 @@ def plan_cube(
         if not math.isfinite(scale) or scale <= 0:
             raise InputError(f"metric {metric.name!r}: "
                              f"the baseline scale must be a positive number, not {scale}")
+    finite = finite_condition(num, den, base_num, base_den)
+    user_filters = sql.and_all(filters)
     return CubePlan(
         metric=metric,
         dimensions=dims,
@@ -196,7 +206,9 @@ def plan_cube(
         base_num=base_num,
         base_den=base_den,
         time=time,
-        condition=sql.and_all(filters),
+        condition=sql.and_all([*filters, finite] if finite is not None else filters),
+        filters=user_filters,
+        finite=finite,
         baseline=baseline,
         current=current,
         sets=tuple(sets) if sets is not None else grouping_sets(len(dims), max_depth),
@@ -249,6 +261,28 @@ def _is_one(expression: exp.Expr) -> bool:
             and float(expression.this) == 1.0)
 
 
+def finite_condition(*values: exp.Expr | None) -> exp.Expr | None:
+    """True for a row whose per-row measure values are each finite or NULL: ``v - v = 0`` is
+    false for NaN and +-infinity on every engine (and NULL for NULL, hence the IS NULL); constants
+    (``count(*)``'s 1) need no check.
+
+    >>> finite_condition(exp.column("x"), exp.Literal.number(1)).sql()
+    '(CAST((x) AS DOUBLE) - CAST((x) AS DOUBLE) = 0 OR x IS NULL)'
+    """
+    def double(v: exp.Expr) -> exp.Expr:  # as the templates sum it (booleans have no minus)
+        return exp.cast(exp.Paren(this=v.copy()), exp.DataType.Type.DOUBLE)
+
+    checks = [
+        exp.Paren(this=exp.or_(
+            exp.EQ(this=exp.Sub(this=double(v), expression=double(v)),
+                   expression=exp.Literal.number(0)),
+            exp.Is(this=v.copy(), expression=exp.Null()),
+        ))
+        for v in values if v is not None and not isinstance(v, exp.Literal)
+    ]
+    return sql.and_all(checks)
+
+
 def cube_sql(plan: CubePlan, *, preaggregate: bool = True,
              cluster: bool = False) -> sql.Template:
     """The single-pass cube query. ``preaggregate``: roll rows up to leaves (the
@@ -274,7 +308,9 @@ def cube_sql(plan: CubePlan, *, preaggregate: bool = True,
         unit_den=_is_one(plan.den),
         base_num=plan.base_num,
         base_den=plan.base_den,
-        filter=plan.condition,
+        # Period mode counts the rows with non-finite measures per side instead of dropping them.
+        filter=plan.filters if plan.mode == "periods" else plan.condition,
+        finite=plan.finite if plan.mode == "periods" else None,
         sets=[[_alias(i) for i in s] for s in plan.sets],
         scale=float(plan.scale),
         min_support=float(plan.min_support),
@@ -314,7 +350,7 @@ def label_cube(raw: pd.DataFrame, plan: CubePlan) -> Cube:
         frame[name] = values
         depth += (~rolled).astype("int64")
     frame["depth"] = depth
-    for c in COMPONENTS + CLUSTER_COMPONENTS:
+    for c in COMPONENTS + CLUSTER_COMPONENTS + NONFINITE_COUNTS:
         if c in raw:
             frame[c] = pd.to_numeric(raw[c]).astype("float64").fillna(0.0)
     frame = frame.sort_values(["depth"], kind="stable").reset_index(drop=True)
