@@ -71,6 +71,8 @@ def _findings_statements() -> dict[str, Callable[[str], str]]:
                                                stage=stage),
         "insert_rows": lambda d: sql.render("insert_rows.sql.j2", d, table=runs,
                                             columns=[sql.identifier(n) for n, _ in RUNS_COLUMNS]),
+        "runs_abandon": lambda d: sql.render("runs_abandon.sql.j2", d, table=runs, finished_at=started,
+                                             error=sql.literal("abandoned"), cutoff=started),
         "runs_fail": lambda d: sql.render("runs_fail.sql.j2", d, table=runs, finished_at=started,
                                           error=sql.literal("it's broken"), run_id=run_id, attempt_id=attempt),
         "overwrite_partition": lambda d: sql.render(

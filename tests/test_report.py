@@ -117,6 +117,26 @@ def test_report_tolerates_missing_evidence_and_no_causes() -> None:
     assert "a = &lt;x&gt;" in page and "Causal evidence" not in page
 
 
+@pytest.mark.parametrize("label", ["price = $5", "a = $x^{2}$", "b = $\\frac{1}$", "c = $\\undefined$ $"])
+def test_dollar_signs_in_data_are_text_in_the_charts(label: str) -> None:
+    """matplotlib reads $...$ as mathtext: a segment value with a "$" once crashed the report
+    after the findings were written (issue 19). Charts render it as the text it is."""
+    import base64
+
+    run = {"run_id": "r1", "metric": "m", "metric_kind": "additive", "baseline_value": 10.0,
+           "current_value": 12.0, "summary": "s", "parameters": "{}", "finished_at": None}
+    cause = {"rank": 1, "finding_id": "f1", "segment_label": label, "effect": "rate",
+             "baseline_value": 1.0, "current_value": 3.0, "contribution": 2.0, "share_of_change": 1.0,
+             "confidence": 0.9, "narrative": "n", "rate_effect": 2.0, "mix_effect": 0.0,
+             "baseline_support": 5.0, "current_support": 5.0, "p_value": 0.01,
+             "counterfactual_value": 10.0, "counterfactual_low": None, "counterfactual_high": None}
+    from warehouse_rca.report.charts import segments_chart, waterfall_chart
+
+    charts = [base64.b64decode(uri.split(",", 1)[1]).decode()
+              for uri in (waterfall_chart(run, [cause], "number"), segments_chart(run, [cause], "number"))]
+    assert charts and all("<svg" in c for c in charts)
+
+
 def test_findings_tables_for_bi_with_verification_sql(investigated: tuple[Path, dict]) -> None:
     folder, doc = investigated
     engine = engine_of(folder)

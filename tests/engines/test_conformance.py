@@ -459,3 +459,26 @@ def test_nonfinite_measures_are_left_out_and_counted_on_every_engine(engine: Eng
         by_period = dict(zip(result["period"].astype(str), result["value"].astype(float)))
         assert by_period["baseline"] == pytest.approx(cause["baseline_value"])
         assert by_period["current"] == pytest.approx(cause["current_value"])
+
+
+def test_killed_attempts_are_marked_abandoned_by_the_next_run_on_every_engine(engine: Engine) -> None:
+    """An attempt killed mid-run stays `running` forever unless someone says otherwise (issue 19):
+    the next run of any question on the schema marks attempts running for longer than
+    ABANDON_AFTER as `abandoned` (an UPDATE, or an appended row where there is no UPDATE), once."""
+    from datetime import datetime, timedelta
+
+    from warehouse_rca.findings.feedback import select
+    from warehouse_rca.findings.store import ABANDON_AFTER, RUNS_COLUMNS, ensure_tables
+
+    ensure_tables(engine, SCHEMA)
+    runs = findings_tables(SCHEMA)["runs"]
+    killed = datetime.now() - ABANDON_AFTER - timedelta(hours=1)
+    engine.insert_rows(runs, RUNS_COLUMNS, [{"run_id": "killed-run", "attempt_id": "killed-attempt",
+                                             "metric": "m", "status": "running", "started_at": killed}])
+    for question in ("another-run", "yet-another-run"):
+        start_run(engine, question, "m", SCHEMA)
+    rows = select(engine, runs, where=exp.column("attempt_id").eq(sql.literal("killed-attempt")))
+    statuses = sorted(rows.rename(columns=str.lower)["status"].astype(str))
+    assert statuses in (["abandoned"], ["abandoned", "running"]), statuses  # UPDATE / appended once
+    fresh = select(engine, runs, where=exp.column("run_id").eq(sql.literal("yet-another-run")))
+    assert fresh.rename(columns=str.lower)["status"].astype(str).tolist() == ["running"]

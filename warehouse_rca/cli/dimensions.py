@@ -32,7 +32,7 @@ def dimensions_group() -> None:
 @click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False))
 @_warehouse_options
 @click.option(
-    "--max-values", type=int, default=1000, show_default=True,
+    "--max-values", type=click.IntRange(min=1), default=1000, show_default=True,
     help="More distinct values than this is a key, not a dimension.",
 )
 @_handle_errors

@@ -96,7 +96,8 @@ def feedback_command(run_id: str, finding: str, verdict: str | None, note: str |
 @click.command("history")
 @click.argument("metric")
 @click.option(
-    "--limit", type=int, default=20, show_default=True, help="Most recent incidents shown."
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True,
+    help="Most recent incidents shown."
 )
 @click.option(
     "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True

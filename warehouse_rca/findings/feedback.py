@@ -107,6 +107,8 @@ def _naive_utc(value: datetime) -> datetime:
 
 def find_finding(engine: Engine, schema: str, run_id: str, finding: str) -> dict[str, Any]:
     """A finding of a run by rank (``1``) or finding id (or a unique prefix of it)."""
+    if not str(finding).strip():
+        raise InputError("FINDING is empty: give its rank (1, 2, ...) or its finding id")
     causes_table = findings_table(schema, "root_causes")
     if not table_exists(engine, causes_table):
         raise InputError(f"no findings tables in schema {schema!r}: run an investigation first")

@@ -25,9 +25,10 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
@@ -280,6 +281,7 @@ def start_run(engine: Engine, run_id: str, metric: str, schema: str | None = Non
     try:
         with sql.query_tag(run_id):
             ensure_tables(engine, schema)
+            abandon_stale_runs(engine, schema, attempt.started_at)
             engine.insert_rows(findings_tables(schema)["runs"], RUNS_COLUMNS, [{
                 "run_id": run_id, "attempt_id": attempt.attempt_id, "metric": metric,
                 "status": "running", "started_at": attempt.started_at,
@@ -291,6 +293,42 @@ def start_run(engine: Engine, run_id: str, metric: str, schema: str | None = Non
             "--no-write runs without writing)"
         ) from err
     return attempt
+
+
+#: An attempt still ``running`` this long after it started was killed: the next run on the schema
+#: marks it ``abandoned`` (no investigation runs for hours; a scheduler's timeout is shorter).
+ABANDON_AFTER = timedelta(hours=6)
+
+
+def abandon_stale_runs(engine: Engine, schema: str, now: datetime) -> None:
+    """Mark attempts ``running`` for longer than :data:`ABANDON_AFTER` as ``abandoned``."""
+    table = findings_tables(schema)["runs"]
+    cutoff = now - ABANDON_AFTER
+    error = f"abandoned: still running {ABANDON_AFTER} after it started (the process was killed)"
+    statement = sql.template("runs_abandon.sql.j2", table=table, finished_at=sql.literal(now),
+                             error=sql.literal(error), cutoff=sql.literal(cutoff))
+    # Without UPDATE (plain Spark tables) an abandoned row goes next to each stale running one,
+    # once: attempts that already have one are skipped. Only a month of stale attempts is read
+    # (older ones were abandoned by an earlier run).
+    recent = engine.query(sql.template(
+        "feedback_select.sql.j2", table=table, order=[], limit=None,
+        columns=[sql.identifier(n) for n in ("run_id", "attempt_id", "metric", "started_at",
+                                             "status")],
+        condition=exp.and_(
+            exp.column("status").isin(sql.literal("running"), sql.literal("abandoned")),
+            exp.column("started_at") < sql.literal(cutoff),
+            exp.column("started_at") >= sql.literal(cutoff - timedelta(days=30))),
+    )).rename(columns=str.lower)
+    done = set(recent.loc[recent["status"] == "abandoned", "attempt_id"]) if len(recent) else set()
+    stale = recent[(recent["status"] == "running") & ~recent["attempt_id"].isin(done)] \
+        if len(recent) else recent
+    if stale.empty:
+        return
+    rows = [{"run_id": r.run_id, "attempt_id": r.attempt_id, "metric": r.metric,
+             "status": "abandoned", "started_at": pd.Timestamp(r.started_at).to_pydatetime(),
+             "finished_at": now, "error": error} for r in stale.itertuples()]
+    engine.update_or_append(statement, table, RUNS_COLUMNS, rows)
+    log.warning("marked %d attempt(s) running since before %s as abandoned", len(rows), cutoff)
 
 
 def fail_run(engine: Engine, attempt: RunAttempt, error: BaseException | str) -> bool:

@@ -26,6 +26,9 @@ def _new_figure(width: float, height: float) -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.rcParams["svg.hashsalt"] = "warehouse-rca"  # stable ids: same data, same file
+    # Text from data (segment values, metric names) is text: a "$" never starts mathtext, which
+    # would fail on "price = $5" or render "$x^2$" as a formula.
+    matplotlib.rcParams["text.parse_math"] = False
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100)

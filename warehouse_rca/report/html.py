@@ -232,5 +232,9 @@ def write_report(path: str | os.PathLike[str], html: str) -> Path:
     target = Path(path)
     if target.parent and not target.parent.exists():
         raise ConfigError(f"--report/--output: folder {target.parent} does not exist")
-    target.write_text(html, encoding="utf-8")
+    try:
+        target.write_text(html, encoding="utf-8")
+    except OSError as err:  # a full disk, a read-only folder, a directory of that name
+        raise ConfigError(f"--report/--output: cannot write {target}: "
+                          f"{err.strerror or err}") from None
     return target

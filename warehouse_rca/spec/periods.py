@@ -39,7 +39,11 @@ class Period:
             )
         start, _ = _parse_instant(parts[0], option, text)
         end, end_is_date = _parse_instant(parts[1], option, text)
-        end_exclusive = end + timedelta(days=1) if end_is_date else end + timedelta(microseconds=1)
+        try:
+            end_exclusive = (end + timedelta(days=1) if end_is_date
+                             else end + timedelta(microseconds=1))
+        except OverflowError:
+            raise ConfigError(f"{option} {text!r} ends too late to represent") from None
         if end_exclusive <= start:
             raise ConfigError(f"{option} {text!r} ends before it starts")
         return cls(start=start, end_exclusive=end_exclusive, text=text.strip())
@@ -55,17 +59,31 @@ class Period:
         return {"start": self.start.isoformat(), "end_exclusive": self.end_exclusive.isoformat()}
 
 
+#: The only spellings of a bound: a date, or a date and a time (seconds, fractions and a UTC offset
+#: optional). Python's fromisoformat also reads 20261110 (as a date) and 2026-11-10T01 (an hour);
+#: a period should not mean something other than what its author wrote.
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIMESTAMP = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
+)
+
+
 def _parse_instant(value: str, option: str, text: str) -> tuple[datetime, bool]:
     value = value.strip()
+    problem = (f"{option} {text!r}: {value!r} is not a date (YYYY-MM-DD) or timestamp "
+               "(YYYY-MM-DD HH:MM[:SS])")
+    if not (_DATE.match(value) or _TIMESTAMP.match(value)):
+        raise ConfigError(problem)
     try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time()), True
-        parsed = datetime.fromisoformat(value)
+        if _DATE.match(value):
+            day = date.fromisoformat(value)
+            if day == date.max:
+                raise ConfigError(f"{option} {text!r}: {value!r} is the last representable day; "
+                                  "end the period earlier")
+            return datetime.combine(day, datetime.min.time()), True
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(
-            f"{option} {text!r}: {value!r} is not a date (YYYY-MM-DD) or timestamp "
-            "(YYYY-MM-DD HH:MM[:SS])"
-        ) from None
+        raise ConfigError(problem) from None
     if parsed.tzinfo is not None:
         # Compare in UTC, as naive timestamps: warehouses disagree on zone-aware literals.
         # (astimezone(None) would convert to the machine's local zone, not UTC.)
