@@ -81,3 +81,28 @@ def test_a_cyclic_hierarchy_is_refused_before_any_query(shop: tuple[Path, str], 
     project.write_text(PROJECT.format(extra="    hierarchies: [[device, region], [region, device]]\n"))
     code, out = cli(folder, "investigate", "conversion_rate", *PERIODS, "--project", str(project))
     assert code == 2 and "form a cycle" in out, out
+
+
+def test_terminal_escapes_in_data_never_reach_the_terminal(tmp_path: Path) -> None:
+    """A segment value holding ANSI/OSC sequences (window title, colours, hyperlinks) or a bidi
+    override is printed as its escapes in text output (issue 19)."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    hostile = "iOS\x1b]0;pwned\x07\x1b[2J\u202e"
+    frame = pd.DataFrame({
+        "ts": pd.Timestamp("2026-11-10") + pd.to_timedelta(rng.integers(0, 14 * 86400, n), unit="s"),
+        "device": rng.choice([hostile, "Android"], n), "region": rng.choice(["north", "south"], n),
+    })
+    late = (frame["ts"] >= pd.Timestamp("2026-11-17")) & (frame["device"] == hostile)
+    frame["converted"] = (rng.random(n) < np.where(late, 0.02, 0.2)).astype(int)
+    con = duckdb.connect(str(tmp_path / "warehouse_rca.duckdb"))
+    con.register("incoming", frame)
+    con.execute("CREATE TABLE sessions AS SELECT * FROM incoming")
+    con.close()
+    (tmp_path / "warehouse_rca.yml").write_text(PROJECT.format(extra=""))
+    code, out = cli(tmp_path, "investigate", "conversion_rate", *PERIODS)
+    assert code == 0, out
+    assert "iOS\\x1b]0;pwned\\x07\\x1b[2J\\u202e" in out  # shown, escaped
+    assert not any(c in out for c in ("\x1b", "\x07", "\u202e"))
+    code, out = cli(tmp_path, "history", "conversion_rate")
+    assert code == 0 and "\x1b" not in out and "pwned" in out, out

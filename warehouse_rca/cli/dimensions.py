@@ -9,6 +9,7 @@ from sqlglot import exp
 
 from warehouse_rca import sql
 from warehouse_rca.cli.common import _handle_errors, _warehouse_options
+from warehouse_rca.cli.terminal import echo
 from warehouse_rca.contract import InvestigationOptions
 from warehouse_rca.cube.plan import source_expression
 from warehouse_rca.dimensions.drift import detect_drift, write_drift
@@ -52,13 +53,13 @@ def suggest(table: str | None, metric: str | None, project: str | None, profiles
     click.echo("Proposed dimensions:")
     for p in profiles:
         if p.proposed:
-            click.echo(f"  + {p.name}: {p.reason}")
+            echo(f"  + {p.name}: {p.reason}")
     click.echo("Left out:")
     for p in profiles:
         if not p.proposed:
-            click.echo(f"  - {p.name}: {p.reason}")
+            echo(f"  - {p.name}: {p.reason}")
     click.echo("\n# paste under your metric in warehouse_rca.yml")
-    click.echo(yaml_block(profiles), nl=False)
+    echo(yaml_block(profiles), nl=False)
 
 
 @dimensions_group.command("drift")
@@ -125,7 +126,7 @@ def drift(metric: str, baseline: str, current: str, project: str | None, profile
             f"No drift in {metric}'s dimensional framework between {base.text} and {cur.text}."
         )
     for item in report.items:
-        click.echo(f"  {item.kind}: {item.detail}")
+        echo(f"  {item.kind}: {item.detail}")
     if report.previous_run is None:
         click.echo("(no earlier framework recorded: new columns are found from the next run on)")
     if write:
@@ -140,7 +141,7 @@ def drift(metric: str, baseline: str, current: str, project: str | None, profile
             f"{inv['summary']}"
         )
         for cause in inv["root_causes"]:
-            click.echo(f"  {cause['rank']}. {cause['narrative']}")
+            echo(f"  {cause['rank']}. {cause['narrative']}")
 
 
 commands = [dimensions_group]

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from warehouse_rca.cli.common import _handle_errors, _warehouse_options
+from warehouse_rca.cli.terminal import echo
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import ConfigError
@@ -89,7 +90,7 @@ def feedback_command(run_id: str, finding: str, verdict: str | None, note: str |
     with _open(project, profiles_dir, target, findings_schema) as (engine, schema, _):
         row = record_feedback(engine, schema, run_id, finding, verdict,
                               author or getpass.getuser(), note)
-    click.echo(f"{row['verdict']}: {row['segment_label']} ({row['metric']}, run {run_id}, "
+    echo(f"{row['verdict']}: {row['segment_label']} ({row['metric']}, run {run_id}, "
                f"finding {row['finding_id']}) by {row['author']}; recorded in {schema}.feedback")
 
 
@@ -118,8 +119,8 @@ def history_command(metric: str, limit: int, output: str, project: str | None,
         return
     for inc in incidents:
         period = f"{(inc['current'][0] or '?')[:10]} .. {(inc['current'][1] or '?')[:10]}"
-        click.echo(f"{period}  run {inc['run_id']}")
-        click.echo(f"  {inc['summary']}")
+        echo(f"{period}  run {inc['run_id']}")
+        echo(f"  {inc['summary']}")
         for c in inc["root_causes"]:
             fb = c["feedback"]
             verdict = (
@@ -131,7 +132,7 @@ def history_command(metric: str, limit: int, output: str, project: str | None,
                 f"{abs(c['share_of_change']):.0%} of the change, "
                 if c.get("share_of_change") is not None else ""
             )
-            click.echo(f"  {c['rank']}. {c['segment_label']} ({c['effect']}, {share}confidence "
+            echo(f"  {c['rank']}. {c['segment_label']} ({c['effect']}, {share}confidence "
                        f"{c['confidence']:.2f}){verdict}")
         if not inc["root_causes"]:
             click.echo("  (no root cause)")

@@ -18,6 +18,7 @@ from warehouse_rca.cli.common import (
     _resolve_metric,
     _warehouse_options,
 )
+from warehouse_rca.cli.terminal import echo
 from warehouse_rca.contract import InvestigationOptions
 from warehouse_rca.cube.plan import cube_sql, plan_cube
 from warehouse_rca.demo import build_demo_warehouse, demo_periods, write_demo_project
@@ -37,17 +38,17 @@ def _options(max_depth: int | None, min_support: float, max_queries: int | None 
 
 
 def _print_text(doc: dict[str, Any], schema: str | None) -> None:
-    click.echo(doc["summary"])
-    click.echo("")
+    echo(doc["summary"])
+    echo("")
     if doc["root_causes"]:
-        click.echo("Root causes, ranked by impact:")
+        echo("Root causes, ranked by impact:")
         for cause in doc["root_causes"]:
-            click.echo(f"  {cause['rank']}. {cause['narrative']}")
+            echo(f"  {cause['rank']}. {cause['narrative']}")
     elif doc["message"] not in doc["summary"]:
-        click.echo(doc["message"])
-    click.echo("")
+        echo(doc["message"])
+    echo("")
     where = f"; findings written to {schema}.runs / {schema}.root_causes" if schema else ""
-    click.echo(
+    echo(
         f"run {doc['run_id']}: {doc['segments_evaluated']} segments evaluated in "
         f"{doc['elapsed_seconds']:.2f}s with {doc['queries']} warehouse queries{where}."
     )

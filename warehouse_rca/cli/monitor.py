@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from warehouse_rca.api import monitor_project
+from warehouse_rca.cli.terminal import echo
 from warehouse_rca.engines import connect
 from warehouse_rca.errors import ConfigError, RcaError
 from warehouse_rca.monitor import MonitorResult
@@ -38,23 +39,23 @@ def _report(result: MonitorResult, output: str) -> None:
         return
     for o in result.outcomes:
         if o.window[1] > o.window[0]:
-            click.echo(
+            echo(
                 f"{o.metric}: {len(o.anomalies)} anomaly(ies) in {o.window[0]:%Y-%m-%d %H:%M} .. "
                 f"{o.window[1]:%Y-%m-%d %H:%M} (model {o.model})"
             )
         else:
-            click.echo(f"{o.metric}: nothing new to examine after {o.window[0]:%Y-%m-%d %H:%M}")
+            echo(f"{o.metric}: nothing new to examine after {o.window[0]:%Y-%m-%d %H:%M}")
         if o.freshness:
-            click.echo(f"  stale source: {o.freshness}")
+            echo(f"  stale source: {o.freshness}")
         for e, doc in zip(o.anomalies, o.investigations + [{}] * len(o.anomalies)):
             click.echo(
                 f"  {e.start:%Y-%m-%d %H:%M}: {e.direction}, {e.actual:.4g} vs expected "
                 f"{e.expected:.4g} (score {e.score:.1f})"
             )
             if doc.get("summary"):
-                click.echo(f"    {doc['summary']}")
+                echo(f"    {doc['summary']}")
             elif doc.get("error"):
-                click.echo(f"    not investigated: {doc['error']}")
+                echo(f"    not investigated: {doc['error']}")
 
 
 def _common(fn: Any) -> Any:
