@@ -64,7 +64,8 @@ def _findings_statements() -> dict[str, Callable[[str], str]]:
     return {
         "findings_ddl": lambda d: ddl(d, False),
         "findings_ddl_partitioned": lambda d: ddl(d, True),
-        "findings_views": lambda d: ";\n".join(sql.render_all("findings_views.sql.j2", d, **tables)),
+        "findings_views": lambda d: ";\n".join(sql.render_all("findings_views.sql.j2", d, **tables,
+                                                               run_columns=[sql.identifier(n) for n, _ in RUNS_COLUMNS])),
         "findings_stage": lambda d: sql.render("findings_stage.sql.j2", d, stage=stage,
                                                columns=_columns(ROOT_CAUSE_COLUMNS)),
         "findings_merge": lambda d: sql.render("findings_merge.sql.j2", d, table=causes, columns=cause_cols,
@@ -342,7 +343,8 @@ def _feedback_statements() -> dict[str, Callable[[str], str]]:
             where=exp.and_(eq("run_id", "r-0001"), eq("status", "succeeded"))),
         "feedback_views": lambda d: ";\n".join(sql.render_all(
             "feedback_views.sql.j2", d, feedback=_table("rca", "feedback"),
-            latest_feedback=_table("rca", "latest_feedback"), knowledge_base=_table("rca", "knowledge_base"))),
+            latest_feedback=_table("rca", "latest_feedback"), knowledge_base=_table("rca", "knowledge_base"),
+            columns=[sql.identifier("feedback_id"), sql.identifier("verdict")])),
     }
 
 

@@ -324,7 +324,7 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
             except InputError as err:  # e.g. no baseline rows yet: keep the anomaly, say why
                 outcome.investigations.append({"error": str(err)})
             else:
-                write_investigation(engine, inv, schema)
+                write_investigation(engine, inv, schema, origin="monitor")
                 doc = inv.to_json()
                 run_id = doc["run_id"]
                 outcome.investigations.append(doc)

@@ -79,6 +79,11 @@ view: rca_runs {
     sql: ${TABLE}.global_change ;;
     description: "Significant, with no segment cause: every sizeable segment moved alike."
   }
+  dimension: origin {
+    type: string
+    sql: ${TABLE}.origin ;;
+    description: "Who asked: monitor (a detected incident) or ad_hoc (investigate, the Python API). The latest_incidents view holds each metric's latest monitor run."
+  }
   dimension: n_root_causes {
     type: number
     sql: ${TABLE}.n_root_causes ;;

@@ -482,3 +482,39 @@ def test_killed_attempts_are_marked_abandoned_by_the_next_run_on_every_engine(en
     assert statuses in (["abandoned"], ["abandoned", "running"]), statuses  # UPDATE / appended once
     fresh = select(engine, runs, where=exp.column("run_id").eq(sql.literal("yet-another-run")))
     assert fresh.rename(columns=str.lower)["status"].astype(str).tolist() == ["running"]
+
+
+def test_latest_incidents_is_the_monitors_latest_on_every_engine(engine: Engine) -> None:
+    """A "current incidents" dashboard (issue 23): after a monitor backfill and a later ad-hoc
+    investigation of an older week, latest_incidents holds the monitor's latest detected incident
+    and latest_runs the latest run whoever asked; no view leaks a helper column."""
+    from warehouse_rca.findings.feedback import record_feedback, select
+    from warehouse_rca.monitor import run_monitor
+
+    load_table(engine, "monitor_series", daily_series(), SERIES_COLUMNS)
+    for name in ("anomalies", "detection_series", "monitor_state"):
+        engine.execute(sql.template("drop_table.sql.j2",
+                                    table=exp.Table(this=sql.identifier(name), db=sql.identifier(MONITOR_SCHEMA))))
+    metric = _monitor_metric("events_a")
+    window = Period.parse("2026-10-25:2026-11-08")
+    result = run_monitor(engine, [metric], MONITOR_SCHEMA, as_of=window.end_exclusive, backfill=window)
+    latest_monitor = [d["run_id"] for d in result.outcomes[0].investigations if d.get("run_id")][-1]
+    adhoc = investigate(engine, metric, baseline=Period.parse("2026-09-01:2026-09-07"),
+                        current=Period.parse("2026-09-08:2026-09-14"))
+    write_investigation(engine, adhoc, schema=MONITOR_SCHEMA)
+
+    def view(name: str) -> pd.DataFrame:
+        table = exp.Table(this=sql.identifier(name), db=sql.identifier(MONITOR_SCHEMA))
+        return select(engine, table).rename(columns=str.lower)
+
+    incidents, runs = view("latest_incidents"), view("latest_runs")
+    assert incidents["run_id"].tolist() == [latest_monitor]
+    assert incidents["origin"].tolist() == ["monitor"]
+    assert runs["run_id"].tolist() == [adhoc.run_id] and runs["origin"].tolist() == ["ad_hoc"]
+    from warehouse_rca.findings.store import RUNS_COLUMNS
+
+    assert list(incidents.columns) == list(runs.columns) == [n for n, _ in RUNS_COLUMNS]
+    causes = adhoc.to_json()["root_causes"]
+    if causes:
+        record_feedback(engine, MONITOR_SCHEMA, adhoc.run_id, causes[0]["finding_id"], "confirmed", "ana")
+        assert "rn" not in view("latest_feedback").columns

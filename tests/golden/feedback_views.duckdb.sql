@@ -1,14 +1,15 @@
 CREATE OR REPLACE VIEW "rca"."latest_feedback" AS
 SELECT
-  *
+  "feedback_id",
+  "verdict"
 FROM (
   SELECT
     f.*,
-    ROW_NUMBER() OVER (PARTITION BY f.run_id, f.finding_id ORDER BY f.created_at DESC, f.feedback_id) AS rn
+    ROW_NUMBER() OVER (PARTITION BY f.run_id, f.finding_id ORDER BY f.created_at DESC, f.feedback_id) AS rca_rank
   FROM "rca"."feedback" AS f
 ) AS ranked
 WHERE
-  rn = 1;
+  rca_rank = 1;
 CREATE OR REPLACE VIEW "rca"."knowledge_base" AS
 SELECT
   metric,

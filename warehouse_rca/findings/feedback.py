@@ -85,7 +85,10 @@ def ensure_feedback_table(engine: Engine, schema: str) -> exp.Table:
     """Create the feedback table and its views when missing (no DDL when they exist)."""
     table = findings_table(schema, "feedback")
     knowledge_base = findings_table(schema, "knowledge_base")
-    if table_exists(engine, table) and table_exists(engine, knowledge_base):
+    latest = findings_table(schema, "latest_feedback")
+    # Views of an older version leaked their helper column (rn): those are replaced.
+    if (table_exists(engine, table) and table_exists(engine, knowledge_base)
+            and "rn" not in {c.lower() for c in engine.columns_of(latest)}):
         return table
     engine.execute_all(sql.template(
         "findings_ddl.sql.j2", schema=sql.identifier(schema), partition_by=None,
@@ -96,7 +99,7 @@ def ensure_feedback_table(engine: Engine, schema: str) -> exp.Table:
     engine.execute_all(sql.template(
         "feedback_views.sql.j2", feedback=table,
         latest_feedback=findings_table(schema, "latest_feedback"),
-        knowledge_base=knowledge_base,
+        knowledge_base=knowledge_base, columns=[sql.identifier(n) for n, _ in FEEDBACK_COLUMNS],
     ))
     return table
 

@@ -62,7 +62,10 @@ RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("error", "VARCHAR"),
     # significant with no segment cause: every sizeable segment moved alike
     ("global_change", "BOOLEAN"),
+    # who asked: "monitor" (a detected incident) or "ad_hoc" (investigate, the Python API)
+    ("origin", "VARCHAR"),
 )
+ORIGINS = ("monitor", "ad_hoc")
 
 ROOT_CAUSE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("run_id", "VARCHAR"),
@@ -125,7 +128,8 @@ def findings_table(schema: str, name: str) -> exp.Table:
 def findings_tables(schema: str) -> dict[str, exp.Table]:
     return {
         name: findings_table(schema, name)
-        for name in ("runs", "root_causes", "latest_runs", "latest_root_causes")
+        for name in ("runs", "root_causes", "latest_runs", "latest_root_causes",
+                     "latest_incidents")
     }
 
 
@@ -180,7 +184,7 @@ def ensure_tables(engine: Engine, schema: str) -> None:
         }
         views_exist = all(
             missing_columns(engine, tables[v], ()) is not None
-            for v in ("latest_runs", "latest_root_causes")
+            for v in ("latest_runs", "latest_root_causes", "latest_incidents")
         )
         return None if views_exist and all(m == [] for m in missing.values()) else missing
 
@@ -218,7 +222,8 @@ def _create_tables(engine: Engine, schema: str, tables: dict[str, exp.Table],
         for name, cols in missing.items():
             if cols:  # tables from an older version
                 add_columns(engine, tables[name], cols)
-        engine.execute_all(sql.template("findings_views.sql.j2", **tables))
+        engine.execute_all(sql.template("findings_views.sql.j2", **tables, run_columns=[
+            sql.identifier(n) for n, _ in RUNS_COLUMNS]))
 
 
 def _pause_for_tests() -> None:
@@ -398,19 +403,24 @@ def _naive_utc(value: datetime) -> datetime:
 
 
 def write_investigation(engine: Engine, investigation: Investigation, schema: str | None = None,
-                        attempt: RunAttempt | None = None) -> str:
+                        attempt: RunAttempt | None = None, origin: str = "ad_hoc") -> str:
     """Write one investigation's run row and findings; returns the schema written to.
 
-    ``attempt`` (from :func:`start_run`) turns that attempt's ``running`` row into the result."""
+    ``attempt`` (from :func:`start_run`) turns that attempt's ``running`` row into the result;
+    ``origin`` says who asked (:data:`ORIGINS`): the ``latest_incidents`` view shows the monitor's.
+    """
+    if origin not in ORIGINS:
+        raise InputError(f"origin must be one of {', '.join(ORIGINS)}, not {origin!r}")
     schema = schema or (attempt.schema if attempt else None) or engine.findings_schema
     with sql.query_tag(investigation.run_id):
         ensure_tables(engine, schema)
-        _write(engine, investigation, schema, attempt)
+        _write(engine, investigation, schema, attempt, origin)
     return schema
 
 
 def _write(
-    engine: Engine, investigation: Investigation, schema: str, attempt: RunAttempt | None
+    engine: Engine, investigation: Investigation, schema: str, attempt: RunAttempt | None,
+    origin: str,
 ) -> None:
     doc = investigation.to_json()
     now = _naive_utc(datetime.now(timezone.utc))
@@ -439,6 +449,7 @@ def _write(
         "attempt_id": attempt.attempt_id if attempt else uuid.uuid4().hex,
         "error": None,
         "global_change": bool(doc.get("global_change")),
+        "origin": origin,
     }
     verification = _verification_sql(engine, investigation, doc)
     cause_rows = [
