@@ -4,14 +4,13 @@ options, and the metric and periods they resolve to."""
 from __future__ import annotations
 
 import sys
-import traceback
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 import click
 
-from warehouse_rca.cli.logs import _debug_enabled
+from warehouse_rca.cli.logs import _debug_enabled, format_error_chain
 from warehouse_rca.errors import ConfigError, RcaError
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.project import MetricSpec, load_project, metric_from_mapping
@@ -30,9 +29,10 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except RcaError as err:
             if _debug_enabled():
                 # The chain (driver error included) helps debugging; tracebacks show code and
-                # messages, not local variables, so settings and passwords stay out.
-                click.echo("".join(traceback.format_exception(err)), err=True)
-            click.echo(f"error: {err}", err=True)
+                # messages, not local variables, so settings and passwords stay out, and the
+                # text is redacted (a driver message may quote a URL with its credentials).
+                click.echo(format_error_chain(err), err=True)
+            click.echo(f"error: {err}", err=True)  # RcaError messages are redacted
             sys.exit(err.exit_code)
 
     return wrapper

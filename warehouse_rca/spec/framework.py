@@ -111,13 +111,13 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
                 )
             parent_of[child] = parent
         hierarchies.append(tuple(levels))
-    for start in parent_of:  # [[region, city], [city, region]]: each level its own ancestor
-        seen, level = [start], parent_of[start]
-        while level in parent_of and level not in seen:
-            seen.append(level)
+    for start, parent in parent_of.items():  # [[region, city], [city, region]]: a loop
+        chain, level = [start], parent
+        while level in parent_of and level not in chain:
+            chain.append(level)
             level = parent_of[level]
-        if level in seen:
-            cycle = " -> ".join([*seen[seen.index(level):], level])
+        if level in chain:
+            cycle = " -> ".join([*chain[chain.index(level):], level])
             raise fail("hierarchies", f"the levels form a cycle ({cycle}); a hierarchy goes from "
                                       "the broadest level to the finest")
 

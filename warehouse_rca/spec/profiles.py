@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import yaml
-from jinja2.sandbox import SandboxedEnvironment
 
-from warehouse_rca.errors import ConfigError
+from warehouse_rca.errors import (
+    SECRET_KEY_PARTS,
+    ConfigError,
+    redact,
+    register_secret,
+    register_url_credentials,
+)
 
 PROFILE_NAME = "warehouse_rca"
 DEFAULT_DUCKDB_PATH = "warehouse_rca.duckdb"
@@ -35,14 +40,19 @@ class Target:
     settings: dict[str, Any]
     source: str
 
-    SECRET_KEYS = ("password", "token", "private_key", "private_key_passphrase", "secret")
+    #: A key containing one of these (any case) holds a credential: password, passwd, pwd,
+    #: token, access_token, secret, client_secret, private_key(_passphrase), api_key.
+    SECRET_KEYS = SECRET_KEY_PARTS
 
     @classmethod
     def is_secret_key(cls, key: str) -> bool:
         return any(s in str(key).lower() for s in cls.SECRET_KEYS)
 
     def redacted(self) -> dict[str, Any]:
-        return {k: ("***" if self.is_secret_key(k) else v) for k, v in self.settings.items()}
+        """The settings to show: secrets as ``***``, credentials inside URLs and connection
+        strings (``user:password@``, ``;token=``) too."""
+        return {k: ("***" if self.is_secret_key(k) else _redact_value(v))
+                for k, v in self.settings.items()}
 
     def __repr__(self) -> str:
         # The dataclass repr would print settings, password included, into any traceback or log.
@@ -50,6 +60,17 @@ class Target:
             f"Target(name={self.name!r}, type={self.type!r}, settings={self.redacted()!r}, "
             f"source={self.source!r})"
         )
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: ("***" if Target.is_secret_key(k) else _redact_value(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(v) for v in value]
+    return value
 
 
 def _env_var(name: str, default: str | None = None) -> str:
@@ -68,7 +89,14 @@ _ENV_REFERENCE = re.compile(
     r"""^\s*\{\{\s*env_var\(\s*(['"])[A-Za-z_][A-Za-z0-9_]*\1\s*\)\s*\}\}\s*$"""
 )
 
-
+# The only template expression a profile or the alerts section may hold: env_var('NAME') or
+# env_var('NAME', 'default'). Nothing else is evaluated (no Jinja: no range(), loops, filters or
+# arithmetic that could compute a secret or run for minutes).
+_EXPRESSION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_ENV_CALL = re.compile(
+    r"""^\s*env_var\(\s*(['"])([A-Za-z_][A-Za-z0-9_]*)\1\s*"""
+    r"""(?:,\s*(['"])([^'"{}]*)\3\s*)?\)\s*$"""
+)
 def _check_secrets(settings: Any, where: str) -> None:
     """Refuse literal secrets in profiles.yml, naming the key but never echoing the value."""
     if not isinstance(settings, dict):
@@ -86,20 +114,121 @@ def _check_secrets(settings: Any, where: str) -> None:
             )
 
 
-def _render_env(value: Any) -> Any:
-    """Resolve ``{{ env_var('X') }}`` in every string of a parsed YAML tree, as dbt does."""
+def _render_env(value: Any, *, where: str = "profiles.yml", secret: bool = False) -> Any:
+    """Resolve ``{{ env_var('X') }}`` (optionally ``env_var('X', 'default')``) in every string of
+    a parsed YAML tree, as dbt does. Any other template syntax is refused (ConfigError naming the
+    key), never evaluated. The values of secret keys are registered for redaction."""
     if isinstance(value, dict):
-        return {k: _render_env(v) for k, v in value.items()}
+        return {k: _render_env(v, where=f"{where}.{k}",
+                               secret=secret or Target.is_secret_key(str(k)))
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [_render_env(v) for v in value]
-    if isinstance(value, str) and "{{" in value:
-        env = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
-        try:
-            return env.from_string(value).render(env_var=_env_var)
-        except jinja2.TemplateError as err:
-            # The template text, not a rendered value: secrets are only env_var() references.
-            raise ConfigError(f"profiles.yml: cannot render {value!r}: {err}") from None
+        return [_render_env(v, where=f"{where}[{i}]", secret=secret)
+                for i, v in enumerate(value)]
+    if isinstance(value, str):
+        if "{%" in value or "{#" in value:
+            raise ConfigError(f"{where}: only {{{{ env_var('NAME') }}}} references are allowed "
+                              "here, not template statements or comments")
+
+        def substitute(match: re.Match[str]) -> str:
+            call = _ENV_CALL.match(match.group(1))
+            if call is None:
+                # The template text is shown only for non-secret keys.
+                shown = "" if secret else f" in {value[:200]!r}"
+                raise ConfigError(
+                    f"{where}: only {{{{ env_var('NAME') }}}} or "
+                    f"{{{{ env_var('NAME', 'default') }}}} may be used{shown}"
+                )
+            return _env_var(call.group(2), call.group(4))
+
+        rendered = _EXPRESSION.sub(substitute, value) if "{{" in value else value
+        if secret:
+            register_secret(rendered)
+        else:  # a URL or connection string holding a credential (sc://...;token=...)
+            register_url_credentials(rendered)
+        return rendered
+    if secret and value is not None:
+        register_secret(value)
     return value
+
+
+# --------------------------------------------------------------------------- settings
+
+
+#: profile keys that hold numbers: (kind, smallest, largest)
+_NUMERIC_SETTINGS: dict[str, tuple[type, float, float]] = {
+    "port": (int, 1, 65535),
+    "retries": (int, 0, 100),
+    "connect_timeout": (int, 0, 86400),
+    "login_timeout": (int, 0, 86400),
+    "network_timeout": (int, 0, 86400),
+    "statement_timeout": (float, 0, 7 * 86400),
+    "retry_delay": (float, 0, 3600),
+}
+_BOOLEAN_SETTINGS = ("read_only", "client_session_keep_alive")
+_TEXT_SETTINGS = ("schema", "path", "url", "host", "user", "dbname", "database", "account",
+                  "warehouse", "role", "source_schema")
+
+
+def _number(value: Any, kind: type, low: float, high: float, where: str) -> int | float:
+    """A profile setting as a number in [low, high] (strings such as an env_var() result too)."""
+    what = "a whole number" if kind is int else "a number"
+    problem = f"{where}: must be {what} from {low:g} to {high:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ConfigError(f"{problem}, not {type(value).__name__}")
+    try:
+        number = float(str(value).strip()) if kind is float else _whole(value)
+    except ValueError:
+        raise ConfigError(f"{problem}, not {str(value)[:40]!r}") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ConfigError(f"{problem}, not {str(value)[:40]!r}")
+    return number
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    return int(str(value).strip())
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0", ""):
+        return False
+    raise ConfigError(f"{where}: must be true or false, not {str(value)[:40]!r}")
+
+
+def _check_settings(settings: dict[str, Any], where: str) -> dict[str, Any]:
+    """Types of the settings the engines read, checked (and numbers parsed) before an engine
+    sees them, so ``port: abc`` is a message naming the key (exit 2), not a traceback."""
+    out = dict(settings)
+    for key, (kind, low, high) in _NUMERIC_SETTINGS.items():
+        if out.get(key) is not None:
+            out[key] = _number(out[key], kind, low, high, f"{where}.{key}")
+    for key in _BOOLEAN_SETTINGS:
+        if out.get(key) is not None:
+            out[key] = _boolean(out[key], f"{where}.{key}")
+    for key in _TEXT_SETTINGS:
+        value = out.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise ConfigError(f"{where}.{key}: must be a string, not {type(value).__name__}")
+        if key == "schema" and not str(value).strip():
+            raise ConfigError(f"{where}.{key}: must be a non-empty schema name")
+        if any(ord(c) < 32 or ord(c) == 127 for c in str(value)):
+            raise ConfigError(f"{where}.{key}: must not contain control characters")
+        out[key] = str(value)
+    if out.get("session_parameters") is not None and not isinstance(
+            out["session_parameters"], dict):
+        raise ConfigError(f"{where}.session_parameters: must be a mapping")
+    return out
 
 
 def load_target(profiles_dir: str | None = None, target: str | None = None) -> Target:
@@ -127,24 +256,29 @@ def load_target(profiles_dir: str | None = None, target: str | None = None) -> T
 
 def _target_from_file(path: Path, target: str | None) -> Target:
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    profile = doc.get(PROFILE_NAME)
+    profile = doc.get(PROFILE_NAME) if isinstance(doc, dict) else None
     if not isinstance(profile, dict):
         raise ConfigError(f"{path}: no profile named {PROFILE_NAME!r}")
     outputs = profile.get("outputs")
     if not isinstance(outputs, dict) or not outputs:
         raise ConfigError(f"{path}: profile {PROFILE_NAME!r} has no outputs")
     name = target or profile.get("target") or next(iter(outputs))
-    if name not in outputs:
+    if not isinstance(name, str) or name not in outputs:
         raise ConfigError(
             f"{path}: target {name!r} is not among outputs ({', '.join(sorted(outputs))})"
         )
     _check_secrets(outputs[name], f"{path}: outputs.{name}")
-    settings = _render_env(outputs[name])
+    settings = _render_env(outputs[name], where=f"{path}: outputs.{name}")
     if not isinstance(settings, dict) or "type" not in settings:
         raise ConfigError(f"{path}: outputs.{name} needs a 'type' (duckdb, postgres, ...)")
     settings = dict(settings)
-    kind = str(settings.pop("type")).lower()
-    return Target(name=name, type=kind, settings=settings, source=str(path))
+    kind = settings.pop("type")
+    if not isinstance(kind, str):
+        raise ConfigError(f"{path}: outputs.{name}.type: must be a string (duckdb, postgres, ...)")
+    settings = _check_settings(settings, f"{path}: outputs.{name}")
+    return Target(name=name, type=kind.lower(), settings=settings, source=str(path))
