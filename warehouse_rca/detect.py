@@ -65,7 +65,9 @@ the trailing residuals (Rousseeuw & Croux, 1993). Two complementary tests flag a
   :func:`per_day_threshold` (4 -> 4.7 hourly, 5.2 five-minute) -- and the absolute residual
   exceeds every residual of the trailing two cycles (a novelty bound, so that a series with
   regular spikes is calibrated on its own spikes rather than on a Gaussian assumption -- the
-  per-series calibration that NAB rewards);
+  per-series calibration that NAB rewards; at daily and coarser grains the days that already
+  alarmed in the same direction are left out of that bound, :func:`_daily_novelty`, so the second
+  storm of a fortnight is an incident too);
 * *sustained anomaly*, after Numenta's anomaly likelihood (Ahmad et al., 2017, "Unsupervised
   real-time anomaly detection for streaming data"): the short-term mean of the capped |score| is
   compared with the mean and standard deviation of that same statistic over the trailing two
@@ -560,14 +562,17 @@ def detect(
         likelihood_z = (mean_short.to_numpy() - mu) / np.fmax(sd, 1e-6)
     sustained = (np.nan_to_num(likelihood_z) >= _LIKELIHOOD_Z) & (abs_score >= _LIKELIHOOD_SIGMA)
 
-    flag = (point | sustained) & finite
-    flag &= np.nan_to_num(rel, nan=np.inf) >= settings.min_relative_change
+    gate = finite & (np.nan_to_num(rel, nan=np.inf) >= settings.min_relative_change)
     if settings.min_volume > 0:
-        flag &= np.fmax(np.abs(raw), np.abs(expected)) >= settings.min_volume
+        gate &= np.fmax(np.abs(raw), np.abs(expected)) >= settings.min_volume
     if settings.direction == "higher_is_better":
-        flag &= resid < 0
+        gate &= resid < 0
     elif settings.direction == "lower_is_better":
-        flag &= resid > 0
+        gate &= resid > 0
+    flag = (point | sustained) & gate
+    if step >= pd.Timedelta(days=1):
+        flag = _daily_novelty(flag, sustained, gate, abs_score >= threshold, resid,
+                              abs_hist.to_numpy(), _NOVELTY_CYCLES * cycle)
 
     points = pd.DataFrame(
         {
@@ -587,6 +592,25 @@ def detect(
     return DetectionResult(model=model, period=periods[0] if current else None, points=points,
                            excursions=_excursions(points, quiet, holdoff),
                            periods=periods if current else ())
+
+
+def _daily_novelty(flag: np.ndarray, sustained: np.ndarray, gate: np.ndarray,
+                   beyond: np.ndarray, resid: np.ndarray, abs_hist: np.ndarray,
+                   window: int) -> np.ndarray:
+    """Daily and coarser grains: the novelty bound leaves out the trailing days that alarmed in
+    the same direction. A storm season's bad days are incidents each, not a new normal: the
+    second storm in a fortnight is judged against the days that did not alarm, not against the
+    first storm. An alarm in the other direction still bounds (the echo a seasonal profile makes
+    a week after a drop it learnt is not a new incident). Online: earlier days' flags only."""
+    out = flag.copy()
+    sign = np.sign(np.nan_to_num(resid))
+    for t in np.flatnonzero(beyond & gate & ~sustained):
+        lo = max(0, t - window)
+        keep = ~(out[lo:t] & (sign[lo:t] == sign[t]))
+        past = abs_hist[lo:t][keep]
+        past = past[np.isfinite(past)]
+        out[t] = bool(abs(resid[t]) > (past.max() if len(past) else -np.inf))
+    return out
 
 
 def _volume_scale(scale: np.ndarray, expected: np.ndarray, volume: np.ndarray, kind: str,
