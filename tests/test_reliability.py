@@ -290,12 +290,15 @@ def test_postgres_lock_is_per_investigation(pg_warehouse: Warehouse) -> None:
 
 
 def slow_source(wh: Warehouse, seconds: float) -> str:
-    """A project file whose metric reads through pg_sleep: a query that runs long enough to be
-    killed or timed out (the metric's own trusted 'sql', not user input)."""
+    """A project file whose metric reads a view that sleeps: a query that runs long enough to be
+    killed or timed out. The view is the admin's (a project's `sql:` may not call pg_sleep)."""
+    # an uncorrelated scalar subquery is an InitPlan: one sleep per statement, not per row
+    wh.admin(f'CREATE OR REPLACE VIEW "{wh.data_schema}".slow_sessions AS SELECT s.* FROM '
+             f'"{wh.data_schema}".sessions AS s WHERE (SELECT pg_sleep({seconds})::text) IS NOT NULL')
     project = wh.folder / "project.yml"
     project.write_text(
         "metrics:\n  slow_rate:\n"
-        f"    sql: \"SELECT s.* FROM {wh.data_schema}.sessions AS s CROSS JOIN (SELECT pg_sleep({seconds})) AS z\"\n"
+        f"    table: {wh.data_schema}.slow_sessions\n"
         "    time_column: ts\n    numerator: sum(converted)\n    denominator: count(*)\n"
         "    dimensions: [device, region]\n"
     )
@@ -310,7 +313,7 @@ def kill_backends(wh: Warehouse, times: int, seen: list[str]) -> threading.Threa
         while len(seen) < times and time.monotonic() < deadline:
             rows = wh.admin(
                 "SELECT pid, query FROM pg_stat_activity WHERE application_name = 'warehouse-rca' "
-                "AND state = 'active' AND query ILIKE '%%pg_sleep%%' AND query NOT ILIKE '%%LIMIT 0%%'",
+                "AND state = 'active' AND query ILIKE '%%slow_sessions%%' AND query NOT ILIKE '%%LIMIT 0%%'",
                 fetch=True,
             )
             for pid, query in rows:

@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -114,7 +114,7 @@ _MEASURE_NODES = _CONDITION_NODES + (exp.Case, exp.If, exp.Star, exp.Mod, exp.Gr
 _ROW_AGGREGATES = (exp.Sum, exp.Count)
 
 
-def _parse_one(text: str, where: str) -> exp.Expr:
+def _parse_one(text: str, where: str, what: str = "") -> exp.Expr:
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"{where}: empty expression")
     if "\x00" in text:
@@ -123,12 +123,15 @@ def _parse_one(text: str, where: str) -> exp.Expr:
         statements = sqlglot.parse(text, read=TEMPLATE_DIALECT)
     except sqlglot.errors.SqlglotError as err:
         raise ConfigError(f"{where}: cannot parse {text!r}: {str(err).splitlines()[0]}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: expression nested too deeply to parse") from None
     except (TypeError, ValueError, AttributeError):
         # sqlglot's compiled parser fails some malformed input (e.g. a bare "->") with a
         # TypeError instead of a ParseError: still the user's text, still a clean error
         raise ConfigError(f"{where}: cannot parse {text!r}") from None
     if len(statements) != 1 or statements[0] is None:
-        raise ConfigError(f"{where}: {text!r} must be a single expression, not several statements")
+        raise ConfigError(f"{where}: {what or repr(text) + ' must be a single expression'}, "
+                          "not several statements")
     return statements[0]
 
 
@@ -216,21 +219,133 @@ def parse_row_measure(text: str, columns: Sequence[str], where: str) -> exp.Expr
 # subqueries or unknown functions: one value per row, computed from that row only.
 _DIMENSION_NODES = _MEASURE_NODES + (
     exp.Floor, exp.Ceil, exp.Round, exp.IntDiv, exp.Extract, exp.Var, exp.Hour, exp.Minute,
-    exp.DayOfWeek, exp.DayOfWeekIso, exp.DayOfMonth, exp.Day, exp.Month, exp.Quarter, exp.Year,
-    exp.Week, exp.TimestampTrunc, exp.DateTrunc, exp.Substring, exp.Concat, exp.DPipe, exp.Sign,
+    exp.DayOfWeek, exp.DayOfWeekIso, exp.DayOfMonth, exp.Day, exp.DayOfYear, exp.Month,
+    exp.Quarter, exp.Year, exp.Week, exp.WeekOfYear, exp.TimestampTrunc, exp.DateTrunc,
+    exp.Substring, exp.Concat, exp.DPipe, exp.Sign,
 )
-# Date parts written as functions become EXTRACT, which every dialect sqlglot writes portably
-# (hour()/dayofweek() come out as HOUR()/DAY_OF_WEEK() in PostgreSQL, which it does not know).
-_AS_EXTRACT: dict[type[exp.Expr], str] = {
-    exp.Hour: "HOUR", exp.Minute: "MINUTE", exp.DayOfWeek: "DOW",
+
+# Date parts, with DuckDB's meaning (the dialect project expressions are written in): DOW is
+# Sunday = 0 .. Saturday = 6, ISODOW Monday = 1 .. Sunday = 7, WEEK the ISO week. `portable`
+# writes each one for the target dialect with that meaning (Spark's DAYOFWEEK counts from 1,
+# PostgreSQL has no QUARTER() or WEEK(), Snowflake's week functions follow session parameters).
+_DATE_PART_OF: dict[type[exp.Expr], str] = {
+    exp.Year: "YEAR", exp.Quarter: "QUARTER", exp.Month: "MONTH", exp.Week: "WEEK",
+    exp.WeekOfYear: "WEEK", exp.Day: "DAY", exp.DayOfMonth: "DAY", exp.DayOfWeek: "DOW",
+    exp.DayOfWeekIso: "ISODOW", exp.DayOfYear: "DOY", exp.Hour: "HOUR", exp.Minute: "MINUTE",
+}
+#: EXTRACT(part FROM ...) spellings -> the date part.
+_EXTRACT_PARTS: dict[str, str] = {
+    "YEAR": "YEAR", "QUARTER": "QUARTER", "MONTH": "MONTH", "WEEK": "WEEK", "WEEKOFYEAR": "WEEK",
+    "DAY": "DAY", "DAYOFMONTH": "DAY", "DOW": "DOW", "DAYOFWEEK": "DOW", "ISODOW": "ISODOW",
+    "DOY": "DOY", "DAYOFYEAR": "DOY", "HOUR": "HOUR", "MINUTE": "MINUTE",
+}
+#: date_trunc units a derived dimension may use (weeks start on Monday everywhere).
+_TRUNC_UNITS = frozenset({"YEAR", "QUARTER", "MONTH", "WEEK", "DAY", "HOUR", "MINUTE"})
+
+
+def _date_part(node: exp.Expr) -> str | None:
+    """The date part a node takes (``hour(ts)``, ``EXTRACT(DOW FROM ts)``), else None."""
+    if isinstance(node, exp.Extract):
+        return _EXTRACT_PARTS.get(str(node.this.name).upper())
+    return _DATE_PART_OF.get(type(node))
+
+
+def _anon(name: str, *args: exp.Expr) -> exp.Expr:
+    return exp.Anonymous(this=name, expressions=list(args))
+
+
+def _extract_postgres(part: str, arg: exp.Expr) -> exp.Expr:
+    # EXTRACT returns numeric; DuckDB's date parts are BIGINT
+    return exp.cast(exp.Extract(this=exp.var(part), expression=arg), exp.DataType.Type.BIGINT)
+
+
+_SNOWFLAKE_PARTS: dict[str, Callable[[exp.Expr], exp.Expr]] = {
+    # DAYOFWEEK/WEEK depend on WEEK_START/WEEK_OF_YEAR_POLICY; the ISO functions do not
+    "WEEK": lambda a: _anon("WEEKISO", a),
+    "DOW": lambda a: exp.Paren(this=exp.Mod(this=_anon("DAYOFWEEKISO", a),
+                                           expression=exp.Literal.number(7))),
+    "ISODOW": lambda a: _anon("DAYOFWEEKISO", a),
+}
+_SPARK_PARTS: dict[str, Callable[[exp.Expr], exp.Expr]] = {
+    "WEEK": lambda a: _anon("WEEKOFYEAR", a),  # ISO week
+    "DAY": lambda a: _anon("DAYOFMONTH", a),
+    "DOW": lambda a: exp.Paren(this=exp.Sub(this=_anon("DAYOFWEEK", a),  # Sunday = 1
+                                           expression=exp.Literal.number(1))),
+    "ISODOW": lambda a: exp.Paren(this=exp.Add(this=_anon("WEEKDAY", a),  # Monday = 0
+                                              expression=exp.Literal.number(1))),
+}
+_FUNCTION_OF_PART: dict[str, type[exp.Func]] = {
+    "YEAR": exp.Year, "QUARTER": exp.Quarter, "MONTH": exp.Month, "WEEK": exp.Week,
+    "DAY": exp.DayOfMonth, "DOW": exp.DayOfWeek, "ISODOW": exp.DayOfWeekIso,
+    "DOY": exp.DayOfYear, "HOUR": exp.Hour, "MINUTE": exp.Minute,
 }
 
 
-def parse_dimension_expr(text: str, columns: Sequence[str], where: str) -> exp.Expr:
-    """A derived dimension: a per-row expression on known columns (buckets, date parts, CASE).
+def _numeric(node: exp.Expr) -> exp.Expr:
+    return exp.cast(node, exp.DataType.Type.DECIMAL)
 
-    >>> parse_dimension_expr("hour(ts)", ["ts"], "d").sql("postgres")
-    'EXTRACT(HOUR FROM "ts")'
+
+def _rewrite(node: exp.Expr, dialect: str) -> exp.Expr | None:
+    """``node`` for ``dialect`` where sqlglot's own output would fail there or mean something
+    else than in DuckDB; None to keep it."""
+    part = _date_part(node)
+    arg = node.expression if isinstance(node, exp.Extract) else node.this
+    if part is not None and arg is not None:
+        if dialect == "postgres":
+            return _extract_postgres(part, arg)
+        if dialect == "snowflake":
+            build = _SNOWFLAKE_PARTS.get(part)
+            return build(arg) if build else _FUNCTION_OF_PART[part](this=arg)
+        if dialect in ("spark", "databricks"):
+            build = _SPARK_PARTS.get(part)
+            return build(arg) if build else _FUNCTION_OF_PART[part](this=arg)
+        return None
+    if dialect == "postgres":
+        if isinstance(node, exp.Mod):
+            # `%` has no double precision operator in PostgreSQL; numeric's keeps DuckDB's result
+            return exp.Mod(this=_numeric(node.this), expression=_numeric(node.expression))
+        if isinstance(node, exp.Round):
+            # round(double precision) rounds half to even and has no `decimals` form; numeric's
+            # rounds half away from zero, as DuckDB does
+            return exp.Round(this=_numeric(node.this), decimals=node.args.get("decimals"))
+    return None
+
+
+_REWRITTEN: tuple[type[exp.Expr], ...] = (exp.Extract, exp.Mod, exp.Round, *_DATE_PART_OF)
+
+
+def portable(tree: exp.Expr, dialect: str) -> exp.Expr:
+    """``tree`` (written with DuckDB's meaning) made to mean the same in ``dialect``: date parts,
+    ``%`` and ``round`` where sqlglot's transpilation would fail or count differently. The tree is
+    copied when anything changes.
+
+    >>> portable(parse_dimension_expr("dayofweek(ts) IN (0, 6)", ["ts"], "d"), "postgres").sql(
+    ...     "postgres")
+    'CAST(EXTRACT(DOW FROM "ts") AS BIGINT) IN (0, 6)'
+    >>> portable(parse_dimension_expr("dayofweek(ts)", ["ts"], "d"), "spark").sql("spark")
+    '(DAYOFWEEK(`ts`) - 1)'
+    """
+    if dialect == TEMPLATE_DIALECT or not any(isinstance(n, _REWRITTEN) for n in tree.walk()):
+        return tree
+    tree = tree.copy()
+    # children before parents, so a rewritten parent wraps already rewritten arguments
+    for node in reversed([n for n in tree.walk() if isinstance(n, _REWRITTEN)]):
+        new = _rewrite(node, dialect)
+        if new is None:
+            continue
+        if node is tree:
+            tree = new
+        else:
+            node.replace(new)
+    return tree
+
+
+def parse_dimension_expr(text: str, columns: Sequence[str], where: str) -> exp.Expr:
+    """A derived dimension: a per-row expression on known columns (buckets, date parts, CASE),
+    with DuckDB's meaning on every engine (see :func:`portable`).
+
+    >>> portable(parse_dimension_expr("hour(ts)", ["ts"], "d"), "postgres").sql("postgres")
+    'CAST(EXTRACT(HOUR FROM "ts") AS BIGINT)'
     >>> parse_dimension_expr("CASE WHEN price < 20 THEN 'low' ELSE 'high' END", ["price"], "d").sql()
     'CASE WHEN "price" < 20 THEN \\'low\\' ELSE \\'high\\' END'
     """  # noqa: E501 (a doctest line)
@@ -239,26 +354,152 @@ def parse_dimension_expr(text: str, columns: Sequence[str], where: str) -> exp.E
     if unknown is not None:
         raise ConfigError(f"{where}: function {unknown.name.upper()}() is not allowed in a derived "
                           "dimension (allowed: CASE, arithmetic, FLOOR/CEIL/ROUND, EXTRACT, hour, "
-                          "dayofweek, month, year, date_trunc, LOWER/UPPER, SUBSTRING, COALESCE)")
+                          "minute, dayofweek, isodow, day, dayofyear, week, month, quarter, year, "
+                          "date_trunc, LOWER/UPPER, SUBSTRING, CONCAT, COALESCE)")
     tree = _check_nodes(tree, _DIMENSION_NODES, columns, where)
-    for node in list(tree.find_all(*_AS_EXTRACT)):
-        part = exp.Extract(this=exp.var(_AS_EXTRACT[type(node)]), expression=node.this.copy())
-        if node is tree:
-            return part
-        node.replace(part)
+    for extract in tree.find_all(exp.Extract):
+        if _date_part(extract) is None:
+            raise ConfigError(
+                f"{where}: EXTRACT({str(extract.this.name).upper()} ...) is not allowed in a "
+                f"derived dimension (parts: {', '.join(sorted(_EXTRACT_PARTS))})"
+            )
+    for trunc in tree.find_all(exp.TimestampTrunc, exp.DateTrunc):
+        unit = trunc.args.get("unit")
+        name = str(unit.name if isinstance(unit, exp.Expr) else unit or "").upper()
+        if name not in _TRUNC_UNITS:
+            raise ConfigError(f"{where}: date_trunc unit {name.lower()!r} is not allowed in a "
+                              f"derived dimension (units: {', '.join(sorted(_TRUNC_UNITS))})")
     return tree
 
 
-def parse_source_select(text: str, where: str) -> exp.Expr:
-    """A metric defined by a SELECT: one read-only statement, used as a subquery."""
-    tree = _parse_one(text, where)
-    if not isinstance(tree, (exp.Select, exp.Union)):
-        raise ConfigError(f"{where}: 'sql' must be a single SELECT statement")
-    for node in tree.walk():
-        if isinstance(
-            node, (exp.Insert, exp.Delete, exp.Update, exp.Create, exp.Drop, exp.Command)
+# --------------------------------------------------------------------------- project SQL
+#
+# A metric's or the events' `sql:` is a SELECT written by whoever edits the project file, run with
+# the warehouse credentials of an unattended tool. It may read named tables and compute with pure
+# functions, nothing else: no table functions or file/URL readers (DuckDB's read_text, read_csv,
+# glob; PostgreSQL's pg_read_file), no settings or session state (set_config, current_setting,
+# getenv), no sequences (nextval), no locks (pg_advisory_lock, FOR UPDATE), no administration
+# (pg_terminate_backend, pg_sleep), no SELECT ... INTO. Everything is refused unless listed here.
+
+
+def _classes(names: str) -> tuple[type[exp.Expr], ...]:
+    """sqlglot classes by name (one absent from an older or newer sqlglot is simply not allowed)."""
+    found = (getattr(exp, name, None) for name in names.split())
+    return tuple(c for c in found if isinstance(c, type) and issubclass(c, exp.Expr))
+
+
+#: Pure scalar, aggregate and window functions, as sqlglot types them (DuckDB's dialect).
+_SOURCE_FUNCTIONS = _classes("""
+    Sum Count Avg Min Max CountIf Stddev StddevPop StddevSamp Variance VariancePop Median Mode
+    Quantile PercentileCont PercentileDisc ApproxDistinct ApproxQuantile AnyValue First Last
+    LogicalOr LogicalAnd GroupConcat ArgMax ArgMin Corr CovarPop CovarSamp Kurtosis Skewness
+    RowNumber Rank DenseRank PercentRank CumeDist Ntile Lag Lead FirstValue LastValue NthValue
+    Grouping And Or Xor Exists Collate
+    Case If Coalesce Nullif Greatest Least Cast TryCast IsNan IsInf Nanvl
+    Lower Upper Trim Substring Concat ConcatWs Length Replace Left Right Pad StrPosition
+    Contains StartsWith EndsWith SplitPart RegexpLike RegexpFullMatch RegexpReplace
+    RegexpILike RegexpExtract Initcap Reverse Ascii Chr MD5
+    Abs Round Floor Ceil Ln Exp Pow Sqrt Cbrt Log Sign Trunc Mod IntDiv SafeDivide
+    DateTrunc TimestampTrunc DatetimeTrunc Extract Date DateAdd DateSub DateDiff TimestampAdd
+    TimestampSub TimestampDiff Year Quarter Month Week WeekOfYear Day DayOfMonth DayOfWeek
+    DayOfWeekIso DayOfYear Hour Minute Second LastDay DateFromParts TimeToStr StrToTime StrToDate
+    ToChar TsOrDsToDate TsOrDsAdd TimeStrToTime DateStrToDate UnixToTime TimeToUnix DateBin
+    AddMonths MonthsBetween CurrentDate CurrentTimestamp
+""")
+#: Pure functions sqlglot leaves untyped (``exp.Anonymous``): allowed by name, nothing else is.
+_SOURCE_ANONYMOUS = frozenset({
+    "DATE_PART", "DATEPART", "NOW", "TO_DATE", "YEARWEEK", "CENTURY", "DECADE", "MILLISECOND",
+    "AGE", "BTRIM", "OCTET_LENGTH", "PREFIX", "SUFFIX", "EVERY", "PRODUCT", "FSUM", "FAVG",
+    "TO_HOURS", "TO_MINUTES", "TO_SECONDS", "TO_MONTHS", "TO_YEARS", "TO_WEEKS", "ISFINITE",
+    "DAYOFWEEK",
+})
+#: The rest of a SELECT: clauses, names, literals, operators, subqueries, windows.
+_SOURCE_NODES: tuple[type[exp.Expr], ...] = _classes("""
+    Select Union Intersect Except Subquery From Join Where Group Having Qualify Order Ordered
+    Limit Offset Fetch With CTE TableAlias Table Column Identifier Star Alias Literal Boolean Null
+    Tuple Paren Distinct Window WindowSpec Filter WithinGroup IgnoreNulls RespectNulls Interval
+    Var DataType DataTypeParam Values Lateral Cube Rollup GroupingSets Exists Any All In Between
+    Is Like ILike Escape TableSample Dot
+""") + (exp.Binary, exp.Unary, exp.Predicate, exp.Connector)
+#: Constructs refused with their reason (the rest: "not allowed").
+_SOURCE_REFUSED: dict[str, str] = {
+    "Into": "SELECT ... INTO creates a table",
+    "Lock": "FOR UPDATE/FOR SHARE takes row locks",
+    "Placeholder": "a bind parameter has no value here",
+    "Parameter": "a session parameter reads session state",
+    "SessionParameter": "a session parameter reads session state",
+    "Unnest": "UNNEST is a table function",
+    "Lambda": "lambdas are not allowed",
+}
+#: Bare words PostgreSQL (and the SQL standard) evaluate as session functions, not columns.
+_SESSION_WORDS = frozenset({"user", "current_user", "session_user", "current_role",
+                            "current_schema", "current_catalog", "system_user"})
+#: Characters that make a table name a file or URL (DuckDB reads 'x.csv' or "s3://..." as files).
+_PATHLIKE = re.compile(r"[./\\:*?~]")
+
+
+def _function_name(node: exp.Func) -> str:
+    if isinstance(node, exp.Anonymous):
+        return str(node.name).upper()
+    names = type(node).sql_names()
+    return names[0] if names else type(node).__name__.upper()
+
+
+def _source_refusal(node: exp.Expr) -> str | None:
+    """Why ``node`` may not appear in a project's ``sql``, or None when it may."""
+    if isinstance(node, exp.Func):
+        if isinstance(node, _SOURCE_FUNCTIONS) or (
+            isinstance(node, exp.Anonymous) and _function_name(node) in _SOURCE_ANONYMOUS
         ):
-            raise ConfigError(f"{where}: 'sql' may only read data")
+            return None
+        if isinstance(node.parent, (exp.Table, exp.Lateral, exp.Join, exp.From)):
+            return (f"table function {_function_name(node)}() is not allowed: 'sql' may read "
+                    "named tables only")
+        return (f"function {_function_name(node)}() is not allowed: 'sql' may call pure scalar, "
+                "aggregate and window functions only (README, Security)")
+    reason = _SOURCE_REFUSED.get(type(node).__name__)
+    if reason is not None:
+        return reason
+    if isinstance(node, exp.Table):
+        if isinstance(node.this, exp.Func):
+            return (f"table function {_function_name(node.this)}() is not allowed: 'sql' may "
+                    "read named tables only")
+        if not isinstance(node.this, exp.Identifier):
+            return f"{node.sql(TEMPLATE_DIALECT)!r} is not a table name"
+        for part in node.parts:
+            if isinstance(part, exp.Identifier) and _PATHLIKE.search(part.name):
+                return (f"table name {part.name!r} looks like a file or URL: 'sql' may read "
+                        "named tables only")
+    if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier) \
+            and not node.this.quoted and not node.table and node.name.lower() in _SESSION_WORDS:
+        return (f"{node.name} is a session function in PostgreSQL; quote it (\"{node.name}\") "
+                "if it is a column")
+    if not isinstance(node, _SOURCE_NODES):
+        return f"{type(node).__name__.upper()} is not allowed"
+    return None
+
+
+def parse_source_select(text: str, where: str) -> exp.Expr:
+    """A metric (or change events) defined by a SELECT: one SELECT (CTEs, joins, subqueries,
+    UNION) that reads named tables and calls only pure scalar, aggregate and window functions;
+    used as a subquery.
+
+    >>> parse_source_select("SELECT * FROM s WHERE lower(d) = 'x'", "m").sql()
+    "SELECT * FROM s WHERE LOWER(d) = 'x'"
+    >>> parse_source_select("SELECT read_text('/proc/self/environ') AS d FROM s", "m")
+    Traceback (most recent call last):
+    warehouse_rca.errors.ConfigError: m: function READ_TEXT() is not allowed: 'sql' may call pure \
+scalar, aggregate and window functions only (README, Security)
+    """
+    tree = _parse_one(text, where, what="'sql' must be a single SELECT statement")
+    if not isinstance(tree, (exp.Select, exp.SetOperation, exp.Subquery)):
+        kind = tree.name if isinstance(tree, exp.Command) else tree.key
+        raise ConfigError(f"{where}: 'sql' must be a single SELECT statement, not "
+                          f"{str(kind).upper() or type(tree).__name__}")
+    for node in tree.walk():
+        reason = _source_refusal(node)
+        if reason is not None:
+            raise ConfigError(f"{where}: {reason}")
     return tree
 
 
@@ -361,7 +602,8 @@ def query_tag(run_id: str) -> Iterator[str]:
 def render_all(template: str, dialect: str, **context: Any) -> list[str]:
     # RAISE: a construct the dialect cannot express (sqlglot once silently dropped a PARTITIONED BY)
     # fails here instead of vanishing from the statement.
-    statements = [s.sql(dialect=dialect, pretty=True, unsupported_level=ErrorLevel.RAISE)
+    statements = [portable(s, dialect).sql(dialect=dialect, pretty=True,
+                                           unsupported_level=ErrorLevel.RAISE)
                   for s in render_tree(template, **context)]
     tag = _QUERY_TAG.get()
     if tag is None:

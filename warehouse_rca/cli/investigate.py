@@ -62,7 +62,9 @@ def _investigate_and_report(target: Target, metric: MetricSpec, baseline: Period
 
     logging.getLogger("warehouse_rca").debug("target %s (%s): %s", target.name, target.type,
                                              target.redacted())
-    with connect(target) as engine:
+    # --no-write: a read-only session (DuckDB lets read-only runs share the file; PostgreSQL
+    # refuses any write in the session).
+    with connect(target, read_only=not write) as engine:
         with progress(f"Investigating {metric.name} ..."):
             run = run_investigation(engine, metric, baseline=baseline, current=current,
                                     options=options, schema=schema, write=write)

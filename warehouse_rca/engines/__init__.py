@@ -22,8 +22,9 @@ ENGINES: dict[str, tuple[str, str]] = {
 EXTRAS: dict[str, str] = {"postgresql": "postgres", "databricks": "spark"}
 
 
-def connect(target: Target) -> Engine:
-    """Open the engine for a profile target."""
+def connect(target: Target, *, read_only: bool = False) -> Engine:
+    """Open the engine for a profile target; ``read_only`` when the caller writes nothing (the
+    engine then opens a read-only session where the warehouse offers one)."""
     if target.type not in ENGINES:
         raise ConfigError(
             f"{target.source}: target {target.name!r} has type {target.type!r}; "
@@ -37,7 +38,7 @@ def connect(target: Target) -> Engine:
             f"the {target.type} engine needs an extra: "
             f"pip install 'warehouse-rca[{EXTRAS.get(target.type, target.type)}]' ({err})"
         ) from None
-    return getattr(module, class_name)(target)
+    return getattr(module, class_name)(target, read_only=read_only)
 
 
 __all__ = ["ENGINES", "Engine", "connect"]

@@ -82,8 +82,12 @@ class Engine:
                                   else WriteStrategy.PARTITION_OVERWRITE)
         cls.ROW_LEVEL_DML = cls.WRITE_STRATEGY is WriteStrategy.DELETE_INSERT
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, *, read_only: bool = False) -> None:
         self.target = target
+        #: The run writes nothing (``--no-write``, dry runs, profiling): the engine opens a
+        #: read-only session where it has one (DuckDB ``read_only``, PostgreSQL
+        #: ``default_transaction_read_only``), so a write is refused by the warehouse itself.
+        self.read_only = bool(read_only)
         self.findings_schema: str = str(target.settings.get("schema") or "rca")
         # Transient errors (a dropped connection, a serialization failure) are retried outside
         # transactions only: inside one, the earlier statements are gone with the connection.
@@ -127,7 +131,7 @@ class Engine:
 
     def generate(self, tree: exp.Expr) -> str:
         """A sqlglot tree as this engine's SQL (pretty-printed, untagged: for people to read)."""
-        return tree.sql(dialect=self.DIALECT, pretty=True)
+        return sql.portable(tree, self.DIALECT).sql(dialect=self.DIALECT, pretty=True)
 
     def execute_all(self, template: sql.Template) -> None:
         """Run every statement of a multi-statement template, in order."""

@@ -27,10 +27,17 @@ class PostgresEngine(Engine):
             "connect_timeout": int(s.get("connect_timeout", 10)),
             "application_name": "warehouse-rca",
         }
+        options = []
         if s.get("statement_timeout") is not None:
             # Seconds in the profile; a server-side limit, so a runaway cube query is cancelled by
             # PostgreSQL itself (passed as a connection option, not as SQL).
-            params["options"] = f"-c statement_timeout={int(float(s['statement_timeout']) * 1000)}"
+            options.append(f"-c statement_timeout={int(float(s['statement_timeout']) * 1000)}")
+        if self.read_only:
+            # A run that writes nothing reads in read-only transactions: the server refuses any
+            # write (INSERT, DDL, nextval, ...) whatever the statement says.
+            options.append("-c default_transaction_read_only=on")
+        if options:
+            params["options"] = " ".join(options)
         try:
             # Autocommit: every statement stands alone unless inside transaction(), so DDL such as
             # CREATE SCHEMA IF NOT EXISTS never leaves an idle transaction holding locks.

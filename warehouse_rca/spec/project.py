@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from warehouse_rca import sql as sql_text
 from warehouse_rca.errors import ConfigError
 from warehouse_rca.spec.framework import parse_framework
 from warehouse_rca.spec.periods import GRAIN_STEP, GRAINS
@@ -236,6 +237,8 @@ def metric_from_mapping(name: str, raw: dict[str, Any], origin: str) -> MetricSp
     for key in ("measure", "numerator", "denominator", "table", "sql", "time_column"):
         if raw.get(key) is not None and not isinstance(raw.get(key), str):
             raise fail(key, "must be a string")
+    if raw.get("sql"):  # refused when the project is read, before any run is recorded
+        sql_text.parse_source_select(raw["sql"], f"{origin}: metric {name!r}, key 'sql'")
     fmt = raw.get("format")
     if fmt is not None and fmt not in ("percent", "currency", "number"):
         raise fail("format", "must be percent, currency or number")
@@ -316,6 +319,8 @@ def events_from_mapping(raw: Any, origin: str) -> EventsSpec:
     if bool(raw.get("dimension_column")) != bool(raw.get("value_column")):
         raise ConfigError(f"{origin}: events, key 'dimension_column': give both dimension_column "
                           "and value_column, or neither (every event global)")
+    if raw.get("sql"):  # refused when the project is read, before any run is recorded
+        sql_text.parse_source_select(raw["sql"], f"{origin}: events, key 'sql'")
     return EventsSpec(
         table=raw.get("table"), sql=raw.get("sql"), time_column=raw["time_column"],
         description_column=raw["description_column"], dimension_column=raw.get("dimension_column"),
