@@ -48,7 +48,7 @@ def suggest(table: str | None, metric: str | None, project: str | None, profiles
     else:
         assert metric is not None  # exactly one of TABLE / --metric, checked above
         source = source_expression(load_project(project).metric(metric))
-    with connect(load_target(profiles_dir, target)) as engine:
+    with connect(load_target(profiles_dir, target), read_only=True) as engine:
         profiles = profile(engine, source, max_values=max_values)
     click.echo("Proposed dimensions:")
     for p in profiles:
@@ -104,7 +104,7 @@ def drift(metric: str, baseline: str, current: str, project: str | None, profile
     base = Period.parse(baseline, option="--baseline")
     cur = Period.parse(current, option="--current")
     investigation = None
-    with connect(load_target(profiles_dir, target)) as engine:
+    with connect(load_target(profiles_dir, target), read_only=not write) as engine:
         schema = findings_schema or loaded.findings_schema or engine.findings_schema
         report = detect_drift(engine, spec, base, cur, schema=schema, min_share=min_share,
                               include_new=include_new)

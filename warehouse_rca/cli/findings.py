@@ -41,12 +41,14 @@ def _connection_options(fn: Any) -> Any:
 
 @contextlib.contextmanager
 def _open(project: str | None, profiles_dir: str | None, target: str | None,
-          findings_schema: str | None) -> Iterator[tuple[Engine, str, Project | None]]:
-    """The warehouse, the findings schema and the project (when there is one), closed after."""
+          findings_schema: str | None,
+          read_only: bool = False) -> Iterator[tuple[Engine, str, Project | None]]:
+    """The warehouse, the findings schema and the project (when there is one), closed after;
+    ``read_only`` for the commands that only read findings (a read-only session)."""
     spec: Project | None = None
     if project or Path("warehouse_rca.yml").is_file():
         spec = load_project(project)
-    with connect(load_target(profiles_dir, target)) as engine:
+    with connect(load_target(profiles_dir, target), read_only=read_only) as engine:
         schema = findings_schema or (spec.findings_schema if spec else None)
         yield engine, schema or engine.findings_schema, spec
 
@@ -62,7 +64,8 @@ def _open(project: str | None, profiles_dir: str | None, target: str | None,
 def report_command(run_id: str, project: str | None, profiles_dir: str | None, target: str | None,
                    findings_schema: str | None, output: str | None) -> None:
     """Write RUN_ID's findings as one self-contained HTML report (opens without a network)."""
-    with _open(project, profiles_dir, target, findings_schema) as (engine, schema, spec):
+    with _open(project, profiles_dir, target, findings_schema,
+               read_only=True) as (engine, schema, spec):
         html = build_report(engine, schema, run_id, spec)
     path = write_report(output or f"rca_report_{run_id}.html", html)
     click.echo(f"report written to {path}")
@@ -109,7 +112,8 @@ def history_command(metric: str, limit: int, output: str, project: str | None,
                     profiles_dir: str | None, target: str | None,
                     findings_schema: str | None) -> None:
     """List METRIC's past incidents (succeeded runs) with their causes and analysts' verdicts."""
-    with _open(project, profiles_dir, target, findings_schema) as (engine, schema, _):
+    with _open(project, profiles_dir, target, findings_schema,
+               read_only=True) as (engine, schema, _):
         incidents = history(engine, schema, metric, limit)
     if output == "json":
         click.echo(json.dumps(incidents, indent=2, ensure_ascii=False, default=str))
