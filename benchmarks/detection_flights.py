@@ -52,7 +52,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,10 +85,14 @@ TARGET_METRICS = ("cancellation_rate", "on_time_rate", "avg_dep_delay")
 
 
 def country_holidays(country: str, years: range) -> tuple[date, ...]:
-    """A country's public holidays (the maintained ``holidays`` package, as the monitor uses)."""
-    import holidays as calendars
+    """A country's public holidays, resolved as the monitor resolves a metric's
+    ``detection.holiday_country`` (:func:`warehouse_rca.monitor.holidays_for`)."""
+    from warehouse_rca.monitor import holidays_for
+    from warehouse_rca.spec.project import DetectionSpec, MetricSpec
 
-    return tuple(sorted(calendars.country_holidays(country, years=list(years)).keys()))
+    metric = MetricSpec(name="flights", time_column="ts", dimensions=(), table="flights",
+                        measure="count(*)", detection=DetectionSpec(holiday_country=country))
+    return holidays_for(metric, datetime(years.start, 1, 1), datetime(years.stop - 1, 12, 31))
 
 
 def daily_table() -> pd.DataFrame:

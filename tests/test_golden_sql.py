@@ -103,13 +103,17 @@ def _series(dialect: str) -> str:
 
 
 def _last_data(dialect: str) -> str:
-    """The monitor's probe of a quiet source: its newest event time, filters applied."""
+    """The monitor's probe of a quiet source: its newest day holding rows, filters applied."""
+    from sqlglot import exp
+
     from warehouse_rca import sql
     from warehouse_rca.cube.plan import plan_cube
 
     base, cur = Period.parse("2026-11-10:2026-11-16"), Period.parse("2026-11-17:2026-11-23")
     plan = plan_cube(HIERARCHY, None, baseline=base, current=cur, max_depth=1)
-    return sql.render("last_data.sql.j2", dialect, time=plan.time, source=plan.source,
+    assert plan.time is not None
+    bucket = exp.TimestampTrunc(this=plan.time.copy(), unit=exp.var("DAY"))
+    return sql.render("last_data.sql.j2", dialect, bucket=bucket, source=plan.source,
                       filter=plan.condition)
 
 

@@ -19,7 +19,6 @@ Built for schedulers (cron, Airflow, dbt hooks, Snowflake tasks):
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -31,7 +30,7 @@ from sqlglot import exp
 from warehouse_rca import sql
 from warehouse_rca.causal.validate import CausalSettings
 from warehouse_rca.contract import InvestigationOptions
-from warehouse_rca.cube.plan import plan_cube, source_expression
+from warehouse_rca.cube.plan import CubePlan, plan_cube, source_expression
 from warehouse_rca.detect import DetectionSettings, Excursion, detect
 from warehouse_rca.dimensions.drift import detect_drift, write_drift
 from warehouse_rca.engines.base import Engine
@@ -46,6 +45,7 @@ from warehouse_rca.findings.store import (
 from warehouse_rca.investigate import investigate
 from warehouse_rca.spec.periods import GRAIN_STEP, Period
 from warehouse_rca.spec.project import EventsSpec, MetricSpec
+from warehouse_rca.stats import finite_or_none
 
 log = logging.getLogger("warehouse_rca.monitor")
 
@@ -181,21 +181,31 @@ def holidays_for(metric: MetricSpec, start: datetime, end: datetime) -> tuple[da
     return tuple(sorted(days))
 
 
-def last_data_time(engine: Engine, metric: MetricSpec) -> datetime | None:
-    """The newest event time of the metric's source (filters applied); None when it is empty."""
+def _series_plan(engine: Engine, metric: MetricSpec) -> tuple[CubePlan, exp.Expr]:
+    """The metric's source, measures, filters and its time bucket expression (the plan's periods
+    are placeholders: the series queries bound time themselves)."""
     if metric.time_column is None:
         raise ConfigError(f"{metric.where('time_column')}: detection needs a time column")
-    # Only the plan's source, time and filters are used; its periods are placeholders.
     day = datetime(1970, 1, 1)
     plan = plan_cube(metric, engine.columns_of(source_expression(metric)),
                      baseline=Period(day, day + timedelta(days=1), "any"),
                      current=Period(day + timedelta(days=1), day + timedelta(days=2), "any"),
                      max_depth=1)
     assert plan.time is not None
-    frame = engine.query(sql.template("last_data.sql.j2", time=plan.time, source=plan.source,
+    return plan, exp.TimestampTrunc(this=plan.time.copy(), unit=exp.var(metric.grain.upper()))
+
+
+def last_data_bucket(engine: Engine, metric: MetricSpec) -> datetime | None:
+    """The start of the newest bucket of the metric's source holding rows (filters applied), as
+    the series query buckets it; None when the source is empty."""
+    plan, bucket = _series_plan(engine, metric)
+    frame = engine.query(sql.template("last_data.sql.j2", bucket=bucket, source=plan.source,
                                       filter=plan.condition))
     value = frame.iloc[0, 0] if not frame.empty else None
-    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+    if value is None or pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_localize(None) if stamp.tzinfo else stamp).to_pydatetime()
 
 
 def fetch_series(engine: Engine, metric: MetricSpec, start: datetime,
@@ -203,13 +213,8 @@ def fetch_series(engine: Engine, metric: MetricSpec, start: datetime,
     """The metric per bucket of its grain over ``[start, end)``, and for a ratio metric its
     denominator per bucket (the detector judges a rate on 10 flights more leniently than one on
     1,000): one aggregate query."""
-    if metric.time_column is None:
-        raise ConfigError(f"{metric.where('time_column')}: detection needs a time column")
-    plan = plan_cube(metric, engine.columns_of(source_expression(metric)),
-                     baseline=Period(start - timedelta(seconds=1), start, "history"),
-                     current=Period(start, end, "window"), max_depth=1)
+    plan, bucket = _series_plan(engine, metric)
     assert plan.time is not None
-    bucket = exp.TimestampTrunc(this=plan.time.copy(), unit=exp.var(metric.grain.upper()))
     frame = engine.query(sql.template(
         "series.sql.j2", bucket=bucket, num=plan.num, den=plan.den,
         source=plan.source,
@@ -275,8 +280,7 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
         series, volume = fetch_series(engine, metric, history_start, end)
     except InputError:
         # Not one row in the history and the window: the source stopped (or never started).
-        newest = last_data_time(engine, metric)
-        last_data = _bucket_of(newest, metric.grain) if newest is not None else None
+        last_data = last_data_bucket(engine, metric)
         if last_data is not None and last_data >= history_start:
             raise  # rows exist, the metric's filters or bucketing leave none: not staleness
         outcome = MetricOutcome(metric.name, "none", (window_start, window_start),
@@ -341,9 +345,10 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
                                & (result.points.index < examined_end)]
     band_rows = [{
         "metric": metric.name, "bucket_start": bucket.to_pydatetime(),
-        "bucket_end": bucket.to_pydatetime() + step, "actual": _finite(p.value),
-        "expected": _finite(p.expected), "lower": _finite(p.lower), "upper": _finite(p.upper),
-        "score": _finite(p.score), "is_anomaly": bool(p.flag), "model": result.model,
+        "bucket_end": bucket.to_pydatetime() + step, "actual": finite_or_none(p.value),
+        "expected": finite_or_none(p.expected), "lower": finite_or_none(p.lower),
+        "upper": finite_or_none(p.upper),
+        "score": finite_or_none(p.score), "is_anomaly": bool(p.flag), "model": result.model,
         "detected_at": now,
     } for bucket, p in zip(points.index, points.itertuples(index=False))]
     window = exp.and_(
@@ -362,21 +367,6 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
                              partition=("metric", metric.name))
         _record_state(engine, tables["monitor_state"], metric, last, outcome)
     return outcome
-
-
-def _finite(value: Any) -> float | None:
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _bucket_of(moment: datetime, grain: str) -> datetime:
-    """The start of the bucket of ``grain`` holding ``moment`` (weeks start on Monday)."""
-    stamp = pd.Timestamp(moment).tz_localize(None) if pd.Timestamp(moment).tzinfo else \
-        pd.Timestamp(moment)
-    start = stamp.floor("h") if grain == "hour" else stamp.normalize()
-    if grain == "week":
-        start -= pd.Timedelta(days=start.dayofweek)
-    return start.to_pydatetime()
 
 
 def _record_state(engine: Engine, table: exp.Table, metric: MetricSpec, last: datetime | None,

@@ -1,5 +1,5 @@
 SELECT
-  MAX(`session_start`) AS last_time
+  MAX(TIMESTAMP_TRUNC(`session_start`, DAY)) AS last_bucket
 FROM `analytics`.`sessions`
 WHERE
   (

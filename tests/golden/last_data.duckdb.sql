@@ -1,5 +1,5 @@
 SELECT
-  MAX("session_start") AS last_time
+  MAX(DATE_TRUNC('DAY', "session_start")) AS last_bucket
 FROM "analytics"."sessions"
 WHERE
   (

@@ -285,14 +285,16 @@ class Engine:
 
     def update_or_append(self, statement: Statement, table: exp.Table,
                          columns: Sequence[tuple[str, str]],
-                         rows: Sequence[dict[str, Any]]) -> None:
+                         rows: Sequence[dict[str, Any]]
+                         | Callable[[], Sequence[dict[str, Any]]]) -> None:
         """Run an UPDATE ``statement`` (DELETE_INSERT engines have row-level DML); without it
         (PARTITION_OVERWRITE) append ``rows`` instead, which readers must then reconcile (the
-        findings views read succeeded runs only)."""
+        findings views read succeeded runs only). ``rows`` may be a function that finds them
+        (a query), called only where they are appended."""
         if self.WRITE_STRATEGY is WriteStrategy.DELETE_INSERT:
             self.execute(statement)
         else:
-            self.insert_rows(table, columns, rows)
+            self.insert_rows(table, columns, rows() if callable(rows) else rows)
 
     def _is_transient(self, err: BaseException) -> bool:
         """A driver error worth retrying (lost connection, serialization failure): none by

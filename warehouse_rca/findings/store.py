@@ -312,28 +312,26 @@ def abandon_stale_runs(engine: Engine, schema: str, now: datetime) -> None:
     error = f"abandoned: still running {ABANDON_AFTER} after it started (the process was killed)"
     statement = sql.template("runs_abandon.sql.j2", table=table, finished_at=sql.literal(now),
                              error=sql.literal(error), cutoff=sql.literal(cutoff))
-    # Without UPDATE (plain Spark tables) an abandoned row goes next to each stale running one,
-    # once: attempts that already have one are skipped. Only a month of stale attempts is read
-    # (older ones were abandoned by an earlier run).
-    recent = engine.query(sql.template(
-        "feedback_select.sql.j2", table=table, order=[], limit=None,
-        columns=[sql.identifier(n) for n in ("run_id", "attempt_id", "metric", "started_at",
-                                             "status")],
-        condition=exp.and_(
-            exp.column("status").isin(sql.literal("running"), sql.literal("abandoned")),
-            exp.column("started_at") < sql.literal(cutoff),
-            exp.column("started_at") >= sql.literal(cutoff - timedelta(days=30))),
-    )).rename(columns=str.lower)
-    done = set(recent.loc[recent["status"] == "abandoned", "attempt_id"]) if len(recent) else set()
-    stale = recent[(recent["status"] == "running") & ~recent["attempt_id"].isin(done)] \
-        if len(recent) else recent
-    if stale.empty:
-        return
-    rows = [{"run_id": r.run_id, "attempt_id": r.attempt_id, "metric": r.metric,
-             "status": "abandoned", "started_at": pd.Timestamp(r.started_at).to_pydatetime(),
-             "finished_at": now, "error": error} for r in stale.itertuples()]
-    engine.update_or_append(statement, table, RUNS_COLUMNS, rows)
-    log.warning("marked %d attempt(s) running since before %s as abandoned", len(rows), cutoff)
+    def stale_rows() -> list[dict[str, Any]]:
+        # Without UPDATE (plain Spark tables) an abandoned row goes next to each stale running
+        # one, once: attempts that already have one are skipped. Only a month of stale attempts
+        # is read (older ones were abandoned by an earlier run). Not read where UPDATE runs.
+        recent = engine.query(sql.template(
+            "feedback_select.sql.j2", table=table, order=[], limit=None,
+            columns=[sql.identifier(n) for n in ("run_id", "attempt_id", "metric", "started_at",
+                                                 "status")],
+            condition=exp.and_(
+                exp.column("status").isin(sql.literal("running"), sql.literal("abandoned")),
+                exp.column("started_at") < sql.literal(cutoff),
+                exp.column("started_at") >= sql.literal(cutoff - timedelta(days=30))),
+        )).rename(columns=str.lower)
+        done = set(recent.loc[recent["status"] == "abandoned", "attempt_id"])
+        stale = recent[(recent["status"] == "running") & ~recent["attempt_id"].isin(done)]
+        return [{"run_id": r.run_id, "attempt_id": r.attempt_id, "metric": r.metric,
+                 "status": "abandoned", "started_at": pd.Timestamp(r.started_at).to_pydatetime(),
+                 "finished_at": now, "error": error} for r in stale.itertuples()]
+
+    engine.update_or_append(statement, table, RUNS_COLUMNS, stale_rows)
 
 
 def fail_run(engine: Engine, attempt: RunAttempt, error: BaseException | str) -> bool:
