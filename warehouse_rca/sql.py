@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import difflib
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,54 @@ def literal(value: Any) -> exp.Expr:
             raise InputError(f"value {value[:40]!r}... contains a NUL byte")
         return exp.Literal.string(value)
     raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
+#: How a dimension's NULL reads as a segment value, and the folded tail of a dimension.
+NULL_LABEL = "(null)"
+OTHER_LABEL = "(other)"
+
+
+def _is_reserved(text: str) -> bool:
+    """A value the labelling escapes (_label.sql.j2): in parentheses, and 'null' or 'other'
+    once every parenthesis is removed (REPLACE, not TRIM: it reads the same on every engine)."""
+    return (len(text) > 1 and text.startswith("(") and text.endswith(")")
+            and text.replace("(", "").replace(")", "") in ("null", "other"))
+
+
+def value_label(value: Any) -> str:
+    """A dimension value as the cube labels it (``_label.sql.j2``, in Python): NULL reads
+    '(null)', and a real value that would read like one of the labels gets one more pair of
+    parentheses ('(null)' -> '((null))'), so no real value collides with NULL or '(other)'.
+
+    >>> [value_label(v) for v in (None, "(null)", "((other))", "web", "(web)")]
+    ['(null)', '((null))', '(((other)))', 'web', '(web)']
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NULL_LABEL
+    text = str(value)
+    return f"({text})" if _is_reserved(text) else text
+
+
+def label_value(label: str) -> str | None:
+    """The value a label stands for (the inverse of :func:`value_label`); None for '(null)'.
+
+    >>> [label_value(x) for x in ("(null)", "((null))", "web")]
+    [None, '(null)', 'web']
+    """
+    if label == NULL_LABEL:
+        return None
+    if _is_reserved(label) and _is_reserved(label[1:-1]):
+        return label[1:-1]
+    return label
+
+
+def label_matches(value: exp.Expr, label: str) -> exp.Expr:
+    """The condition that ``value`` (a dimension's VARCHAR value) carries ``label``: IS NULL for
+    '(null)', an equality with the real value otherwise (plain SQL a person can read and run)."""
+    raw = label_value(label)
+    if raw is None:
+        return exp.Is(this=value, expression=exp.Null())
+    return exp.EQ(this=value, expression=literal(raw))
 
 
 def resolve_column(name: str, columns: Sequence[str], *, what: str = "column") -> str:

@@ -632,3 +632,61 @@ def test_latest_incidents_is_the_monitors_latest_on_every_engine(engine: Engine)
     if causes:
         record_feedback(engine, MONITOR_SCHEMA, adhoc.run_id, causes[0]["finding_id"], "confirmed", "ana")
         assert "rn" not in view("latest_feedback").columns
+
+
+def test_real_values_that_read_like_labels_stay_their_own_segments_on_every_engine(engine: Engine) -> None:
+    """A real '(null)' or '(other)' string never merges with NULL or with a folded tail (issue
+    19): such values are escaped with one more pair of parentheses, in the cube, in a folded
+    second level, in the verification SQL and in the findings, on every engine."""
+    import sqlglot
+
+    from warehouse_rca.cube.plan import segment_condition
+    from warehouse_rca.cube.verify import verification_sqls
+
+    # The real '((null))' channel (label '(((null)))') stops converting in the current week.
+    text = """CREATE TABLE sessions_labels AS SELECT ts, device, region,
+              CASE WHEN channel = 'paid' AND ts >= TIMESTAMP '2026-11-17 00:00:00' THEN 0 ELSE converted END AS converted,
+              CASE WHEN channel = 'paid' AND ts >= TIMESTAMP '2026-11-17 00:00:00' THEN 0 ELSE revenue END AS revenue,
+              CASE channel WHEN 'email' THEN '(null)' WHEN 'organic' THEN '(other)'
+                           WHEN 'paid' THEN '((null))' END AS channel FROM sessions"""
+    engine.execute(sql.template("drop_table.sql.j2", table=sql.table_ref("sessions_labels")))
+    engine.execute(sqlglot.transpile(text, read="duckdb", write=engine.DIALECT)[0])
+    frame = generated_sessions()
+    raw = frame["channel"].map({"email": "(null)", "organic": "(other)", "paid": "((null))"})
+    want = raw.map(sql.value_label).value_counts().to_dict()
+    assert want == {"(null)": (frame["channel"].isna()).sum(), "((null))": (frame["channel"] == "email").sum(),
+                    "((other))": (frame["channel"] == "organic").sum(), "(((null)))": (frame["channel"] == "paid").sum()}
+
+    metric = metric_from_mapping("conversion_rate", {
+        "table": "sessions_labels", "time_column": "ts", "numerator": "sum(converted)",
+        "denominator": "count(*)", "dimensions": ["device", "channel"]}, "conformance")
+    plan = plan_cube(metric, engine.columns_of(source_expression(metric)), baseline=BASE, current=CUR,
+                     max_depth=1, min_support=0.0)
+    cube = label_cube(engine.query(cube_sql(plan)), plan).frame
+    single = cube[(cube["depth"] == 1) & cube["channel"].notna()]
+    got = dict(zip(single["channel"], single["base_rows"] + single["cur_rows"]))
+    assert got == want
+    for label, rows in want.items():  # the rows a label's condition selects are the segment's
+        condition = segment_condition(plan, {"channel": label})
+        select = exp.select(exp.Count(this=exp.Star()).as_("n")).from_(plan.source).where(condition)
+        assert int(engine.query(engine.generate(select)).iloc[0, 0]) == rows, label
+
+    # A second level folded to two kept labels: the real '(other)' and NULL stay apart from the tail.
+    folded = dataclasses.replace(plan, sets=((), (0, 1)), keep=(None, ("(null)", "((other))")))
+    pairs = label_cube(engine.query(cube_sql(folded)), folded).frame
+    pairs = pairs[pairs["depth"] == 2].groupby("channel")[["base_rows", "cur_rows"]].sum().sum(axis=1)
+    assert pairs.to_dict() == {"(null)": want["(null)"], "((other))": want["((other))"],
+                               "(other)": want["((null))"] + want["(((null)))"]}
+
+    # Investigations on a ratio and an additive metric: every stated number is its segment's SQL.
+    for spec in (metric, dataclasses.replace(metric, name="revenue", numerator=None, denominator=None,
+                                             measure="sum(revenue)", higher_is_better=True)):
+        found = investigate(engine, spec, baseline=BASE, current=CUR)
+        causes = found.to_json()["root_causes"]
+        assert causes[0]["segment"] == {"channel": "(((null)))"}, spec.name
+        checks = verification_sqls(engine, spec, found.periods, causes)
+        for cause in causes:
+            result = engine.query(checks[cause["finding_id"]]).rename(columns=str.lower)
+            by_period = dict(zip(result["period"].astype(str), result["value"].astype(float)))
+            assert by_period["baseline"] == pytest.approx(cause["baseline_value"]), cause["segment"]
+            assert by_period["current"] == pytest.approx(cause["current_value"]), cause["segment"]

@@ -1,7 +1,7 @@
 WITH scoped AS (
   SELECT
-    COALESCE(CAST(`a` AS STRING), '(null)') AS d0,
-    COALESCE(CAST(`b` AS STRING), '(null)') AS d1,
+    CAST(`a` AS STRING) AS d0,
+    CAST(`b` AS STRING) AS d1,
     CAST(`predict` AS FLOAT64) AS rca_base_num,
     CAST(`real` AS FLOAT64) AS rca_num,
     CAST(1 AS FLOAT64) AS rca_base_den,
@@ -49,8 +49,24 @@ WITH scoped AS (
     d1
 ), `cube` AS (
   SELECT
-    d0,
-    d1,
+    CASE
+      WHEN GROUPING(d0) = 1
+      THEN NULL
+      WHEN d0 IS NULL
+      THEN '(null)'
+      WHEN d0 LIKE '(%)' AND REPLACE(REPLACE(d0, '(', ''), ')', '') IN ('null', 'other')
+      THEN '(' || d0 || ')'
+      ELSE d0
+    END AS d0,
+    CASE
+      WHEN GROUPING(d1) = 1
+      THEN NULL
+      WHEN d1 IS NULL
+      THEN '(null)'
+      WHEN d1 LIKE '(%)' AND REPLACE(REPLACE(d1, '(', ''), ')', '') IN ('null', 'other')
+      THEN '(' || d1 || ')'
+      ELSE d1
+    END AS d1,
     GROUPING(d0) * 1 + GROUPING(d1) * 2 AS rca_set,
     SUM(l_base_num) AS base_num,
     SUM(l_cur_num) AS cur_num,

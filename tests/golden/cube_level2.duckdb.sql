@@ -1,20 +1,12 @@
 WITH scoped AS (
   SELECT
-    CASE COALESCE(CAST("device" AS TEXT), '(null)')
+    CASE CAST("device" AS TEXT)
       WHEN 'mobile'
       THEN 1
-      WHEN '(null)'
-      THEN 2
-      ELSE 0
+      ELSE CASE WHEN CAST("device" AS TEXT) IS NULL THEN 2 ELSE 0 END
     END AS d0,
-    COALESCE(CAST("region" AS TEXT), '(null)') AS d1,
-    CASE COALESCE(CAST("channel" AS TEXT), '(null)')
-      WHEN 'it''s'
-      THEN 1
-      WHEN 'paid'
-      THEN 2
-      ELSE 0
-    END AS d2,
+    CAST("region" AS TEXT) AS d1,
+    CASE CAST("channel" AS TEXT) WHEN 'it''s' THEN 1 WHEN 'paid' THEN 2 ELSE 0 END AS d2,
     CASE
       WHEN "session_start" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP)
       AND "session_start" < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
@@ -68,7 +60,15 @@ WITH scoped AS (
 ), sided AS (
   SELECT
     d0,
-    d1,
+    CASE
+      WHEN GROUPING(d1) = 1
+      THEN NULL
+      WHEN d1 IS NULL
+      THEN '(null)'
+      WHEN d1 LIKE '(%)' AND REPLACE(REPLACE(d1, '(', ''), ')', '') IN ('null', 'other')
+      THEN '(' || d1 || ')'
+      ELSE d1
+    END AS d1,
     d2,
     GROUPING(d0) * 1 + GROUPING(d1) * 2 + GROUPING(d2) * 4 AS rca_set,
     rca_side,

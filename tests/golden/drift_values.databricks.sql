@@ -1,8 +1,8 @@
 WITH scoped AS (
   SELECT
-    COALESCE(CAST(`device` AS STRING), '(null)') AS d0,
-    COALESCE(CAST(`region` AS STRING), '(null)') AS d1,
-    COALESCE(CAST(`channel` AS STRING), '(null)') AS d2,
+    CAST(`device` AS STRING) AS d0,
+    CAST(`region` AS STRING) AS d1,
+    CAST(`channel` AS STRING) AS d2,
     CASE
       WHEN `session_start` >= CAST('2026-11-17 00:00:00' AS TIMESTAMP_NTZ)
       AND `session_start` < CAST('2026-11-24 00:00:00' AS TIMESTAMP_NTZ)
@@ -37,9 +37,33 @@ WITH scoped AS (
     )
 ), per_value AS (
   SELECT
-    d0,
-    d1,
-    d2,
+    CASE
+      WHEN GROUPING(d0) = 1
+      THEN NULL
+      WHEN d0 IS NULL
+      THEN '(null)'
+      WHEN d0 LIKE '(%)' AND REPLACE(REPLACE(d0, '(', ''), ')', '') IN ('null', 'other')
+      THEN '(' || d0 || ')'
+      ELSE d0
+    END AS d0,
+    CASE
+      WHEN GROUPING(d1) = 1
+      THEN NULL
+      WHEN d1 IS NULL
+      THEN '(null)'
+      WHEN d1 LIKE '(%)' AND REPLACE(REPLACE(d1, '(', ''), ')', '') IN ('null', 'other')
+      THEN '(' || d1 || ')'
+      ELSE d1
+    END AS d1,
+    CASE
+      WHEN GROUPING(d2) = 1
+      THEN NULL
+      WHEN d2 IS NULL
+      THEN '(null)'
+      WHEN d2 LIKE '(%)' AND REPLACE(REPLACE(d2, '(', ''), ')', '') IN ('null', 'other')
+      THEN '(' || d2 || ')'
+      ELSE d2
+    END AS d2,
     GROUPING(d0) * 1 + GROUPING(d1) * 2 + GROUPING(d2) * 4 AS rca_set,
     SUM(CASE WHEN rca_side = 0 THEN 1 ELSE 0 END) AS base_rows,
     SUM(CASE WHEN rca_side = 1 THEN 1 ELSE 0 END) AS cur_rows,

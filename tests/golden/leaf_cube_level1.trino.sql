@@ -1,8 +1,8 @@
 WITH scoped AS (
   SELECT
-    COALESCE(CAST("device" AS VARCHAR), '(null)') AS d0,
-    COALESCE(CAST("region" AS VARCHAR), '(null)') AS d1,
-    COALESCE(CAST("channel" AS VARCHAR), '(null)') AS d2,
+    CAST("device" AS VARCHAR) AS d0,
+    CAST("region" AS VARCHAR) AS d1,
+    CAST("channel" AS VARCHAR) AS d2,
     CASE
       WHEN "session_start" >= CAST('2026-11-17 00:00:00' AS TIMESTAMP)
       AND "session_start" < CAST('2026-11-24 00:00:00' AS TIMESTAMP)
@@ -160,9 +160,33 @@ WITH scoped AS (
   FROM flagged
 ), cube AS (
   SELECT
-    d0,
-    d1,
-    d2,
+    CASE
+      WHEN GROUPING(d0) = 1
+      THEN NULL
+      WHEN d0 IS NULL
+      THEN '(null)'
+      WHEN d0 LIKE '(%)' AND REPLACE(REPLACE(d0, '(', ''), ')', '') IN ('null', 'other')
+      THEN CONCAT(CAST('(' AS VARCHAR), CAST(d0 AS VARCHAR), CAST(')' AS VARCHAR))
+      ELSE d0
+    END AS d0,
+    CASE
+      WHEN GROUPING(d1) = 1
+      THEN NULL
+      WHEN d1 IS NULL
+      THEN '(null)'
+      WHEN d1 LIKE '(%)' AND REPLACE(REPLACE(d1, '(', ''), ')', '') IN ('null', 'other')
+      THEN CONCAT(CAST('(' AS VARCHAR), CAST(d1 AS VARCHAR), CAST(')' AS VARCHAR))
+      ELSE d1
+    END AS d1,
+    CASE
+      WHEN GROUPING(d2) = 1
+      THEN NULL
+      WHEN d2 IS NULL
+      THEN '(null)'
+      WHEN d2 LIKE '(%)' AND REPLACE(REPLACE(d2, '(', ''), ')', '') IN ('null', 'other')
+      THEN CONCAT(CAST('(' AS VARCHAR), CAST(d2 AS VARCHAR), CAST(')' AS VARCHAR))
+      ELSE d2
+    END AS d2,
     GROUPING(d0) * 1 + GROUPING(d1) * 2 + GROUPING(d2) * 4 AS rca_set,
     CAST(SUM(l_exp) AS DOUBLE) / 1.0 AS base_num,
     SUM(l_act) AS cur_num,

@@ -1,21 +1,42 @@
-SELECT
-  COALESCE(CAST(`region` AS STRING), '(null)') AS h0,
-  COALESCE(CAST(`city` AS STRING), '(null)') AS h1,
-  COUNT(*) AS n
-FROM `analytics`.`sessions`
-WHERE
-  COALESCE(CAST(`city` AS STRING), '(null)') IN ('Lyon', 'it\'s')
-  AND (
-    `amount` > 0
-    AND (
-      CAST((
-        `converted`
-      ) AS FLOAT64) - CAST((
-        `converted`
-      ) AS FLOAT64) = 0
-      OR `converted` IS NULL
+WITH paths AS (
+  SELECT
+    CAST(`region` AS STRING) AS h0,
+    CAST(`city` AS STRING) AS h1,
+    COUNT(*) AS n
+  FROM `analytics`.`sessions`
+  WHERE
+    (
+      `city`
     )
-  )
-GROUP BY
-  COALESCE(CAST(`region` AS STRING), '(null)'),
-  COALESCE(CAST(`city` AS STRING), '(null)')
+    AND (
+      `amount` > 0
+      AND (
+        CAST((
+          `converted`
+        ) AS FLOAT64) - CAST((
+          `converted`
+        ) AS FLOAT64) = 0
+        OR `converted` IS NULL
+      )
+    )
+  GROUP BY
+    CAST(`region` AS STRING),
+    CAST(`city` AS STRING)
+)
+SELECT
+  CASE
+    WHEN h0 IS NULL
+    THEN '(null)'
+    WHEN h0 LIKE '(%)' AND REPLACE(REPLACE(h0, '(', ''), ')', '') IN ('null', 'other')
+    THEN '(' || h0 || ')'
+    ELSE h0
+  END AS h0,
+  CASE
+    WHEN h1 IS NULL
+    THEN '(null)'
+    WHEN h1 LIKE '(%)' AND REPLACE(REPLACE(h1, '(', ''), ')', '') IN ('null', 'other')
+    THEN '(' || h1 || ')'
+    ELSE h1
+  END AS h1,
+  n
+FROM paths

@@ -1,21 +1,42 @@
-SELECT
-  COALESCE(CAST("region" AS TEXT), '(null)') AS h0,
-  COALESCE(CAST("city" AS TEXT), '(null)') AS h1,
-  COUNT(*) AS n
-FROM "analytics"."sessions"
-WHERE
-  COALESCE(CAST("city" AS TEXT), '(null)') IN ('Lyon', 'it''s')
-  AND (
-    "amount" > 0
-    AND (
-      CAST((
-        "converted"
-      ) AS DOUBLE PRECISION) - CAST((
-        "converted"
-      ) AS DOUBLE PRECISION) = 0
-      OR "converted" IS NULL
+WITH paths AS (
+  SELECT
+    CAST("region" AS TEXT) AS h0,
+    CAST("city" AS TEXT) AS h1,
+    COUNT(*) AS n
+  FROM "analytics"."sessions"
+  WHERE
+    (
+      "city"
     )
-  )
-GROUP BY
-  COALESCE(CAST("region" AS TEXT), '(null)'),
-  COALESCE(CAST("city" AS TEXT), '(null)')
+    AND (
+      "amount" > 0
+      AND (
+        CAST((
+          "converted"
+        ) AS DOUBLE PRECISION) - CAST((
+          "converted"
+        ) AS DOUBLE PRECISION) = 0
+        OR "converted" IS NULL
+      )
+    )
+  GROUP BY
+    CAST("region" AS TEXT),
+    CAST("city" AS TEXT)
+)
+SELECT
+  CASE
+    WHEN h0 IS NULL
+    THEN '(null)'
+    WHEN h0 LIKE '(%)' AND REPLACE(REPLACE(h0, '(', ''), ')', '') IN ('null', 'other')
+    THEN '(' || h0 || ')'
+    ELSE h0
+  END AS h0,
+  CASE
+    WHEN h1 IS NULL
+    THEN '(null)'
+    WHEN h1 LIKE '(%)' AND REPLACE(REPLACE(h1, '(', ''), ')', '') IN ('null', 'other')
+    THEN '(' || h1 || ')'
+    ELSE h1
+  END AS h1,
+  n
+FROM paths

@@ -1,14 +1,8 @@
 WITH scoped AS (
   SELECT
     DATE_TRUNC('DAY', `session_start`) AS bucket,
-    CASE COALESCE(CAST(`device` AS STRING), '(null)')
-      WHEN 'desktop'
-      THEN 1
-      WHEN 'mobile'
-      THEN 2
-      ELSE 0
-    END AS d0,
-    CASE COALESCE(CAST(`channel` AS STRING), '(null)') WHEN 'it\'s' THEN 1 ELSE 0 END AS d1,
+    CASE CAST(`device` AS STRING) WHEN 'desktop' THEN 1 WHEN 'mobile' THEN 2 ELSE 0 END AS d0,
+    CASE CAST(`channel` AS STRING) WHEN 'it\'s' THEN 1 ELSE 0 END AS d1,
     CAST(`converted` AS DOUBLE) AS rca_num,
     CAST(1 AS DOUBLE) AS rca_den
   FROM `analytics`.`sessions`

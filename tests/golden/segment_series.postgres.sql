@@ -1,14 +1,8 @@
 WITH scoped AS (
   SELECT
     DATE_TRUNC('DAY', "session_start") AS bucket,
-    CASE COALESCE(CAST("device" AS TEXT), '(null)')
-      WHEN 'desktop'
-      THEN 1
-      WHEN 'mobile'
-      THEN 2
-      ELSE 0
-    END AS d0,
-    CASE COALESCE(CAST("channel" AS TEXT), '(null)') WHEN 'it''s' THEN 1 ELSE 0 END AS d1,
+    CASE CAST("device" AS TEXT) WHEN 'desktop' THEN 1 WHEN 'mobile' THEN 2 ELSE 0 END AS d0,
+    CASE CAST("channel" AS TEXT) WHEN 'it''s' THEN 1 ELSE 0 END AS d1,
     CAST("converted" AS DOUBLE PRECISION) AS rca_num,
     CAST(1 AS DOUBLE PRECISION) AS rca_den
   FROM "analytics"."sessions"

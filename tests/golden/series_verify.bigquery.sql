@@ -39,8 +39,7 @@ FROM (
       )
     )
     AND (
-      COALESCE(CAST(`device` AS STRING), '(null)') = 'mobile'
-      AND COALESCE(CAST(`channel` AS STRING), '(null)') = 'it\'s'
+      CAST(`device` AS STRING) = 'mobile' AND CAST(`channel` AS STRING) = 'it\'s'
     )
   GROUP BY
     1

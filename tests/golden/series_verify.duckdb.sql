@@ -39,8 +39,7 @@ FROM (
       )
     )
     AND (
-      COALESCE(CAST("device" AS TEXT), '(null)') = 'mobile'
-      AND COALESCE(CAST("channel" AS TEXT), '(null)') = 'it''s'
+      CAST("device" AS TEXT) = 'mobile' AND CAST("channel" AS TEXT) = 'it''s'
     )
   GROUP BY
     1

@@ -39,8 +39,7 @@ FROM (
       )
     )
     AND (
-      COALESCE(CAST("device" AS VARCHAR), '(null)') = 'mobile'
-      AND COALESCE(CAST("channel" AS VARCHAR), '(null)') = 'it\'s'
+      CAST("device" AS VARCHAR) = 'mobile' AND CAST("channel" AS VARCHAR) = 'it\'s'
     )
   GROUP BY
     1

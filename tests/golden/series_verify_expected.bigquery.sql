@@ -23,5 +23,5 @@ WHERE
     )
   )
   AND (
-    COALESCE(CAST(`a` AS STRING), '(null)') = 'x'
+    CAST(`a` AS STRING) = 'x'
   )

@@ -23,5 +23,5 @@ WHERE
     )
   )
   AND (
-    COALESCE(CAST("a" AS TEXT), '(null)') = 'x'
+    CAST("a" AS TEXT) = 'x'
   )

@@ -22,5 +22,5 @@ WHERE
     )
   )
   AND (
-    COALESCE(CAST("a" AS VARCHAR), '(null)') = 'x'
+    CAST("a" AS VARCHAR) = 'x'
   )

@@ -9,7 +9,7 @@ import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.cube.plan import OTHER, CubePlan
+from warehouse_rca.cube.plan import OTHER, CubePlan, template_dims
 from warehouse_rca.errors import InputError
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.project import EventsSpec
@@ -101,9 +101,9 @@ def series_sql(plan: CubePlan, segments: list[dict[str, str]], window: Period,
         bucket=bucket, num=plan.num, den=plan.den, source=plan.source, time=plan.time,
         filter=plan.condition, start=sql.literal(window.start),
         end=sql.literal(window.end_exclusive),
-        dims=[{"expr": plan.dim_exprs[plan.dimensions.index(d)], "alias": alias[d],
-               "keep": [sql.literal(v) for v in keep[d]] if d in folded else None}
-              for d in used],
+        dims=template_dims([plan.dim_exprs[plan.dimensions.index(d)] for d in used],
+                           [alias[d] for d in used],
+                           [keep[d] if d in folded else None for d in used]),
         groups=[[alias[used[i]] for i in g] for g in groups],
         total_set=set_id({}),  # every row once: the largest set
         series=[{"condition": condition(s), "num_alias": exp.to_identifier(f"s{i}_num"),

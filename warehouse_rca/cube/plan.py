@@ -37,7 +37,7 @@ NONFINITE_COUNTS = ("base_nonfinite", "cur_nonfinite")
 CLUSTER_COMPONENTS = ("base_cnn", "base_cdd", "base_cnd", "base_cdt", "base_cnt", "base_days")
 SOURCE_ALIAS = "rca_source"
 #: The folded tail of a dimension (cube.sql.j2): not a real value, so no filter reproduces it.
-OTHER = "(other)"
+OTHER = sql.OTHER_LABEL
 
 
 @dataclass(frozen=True)
@@ -228,15 +228,31 @@ def _alias(i: int) -> exp.Identifier:
     return exp.to_identifier(f"d{i}")
 
 
+def template_dims(exprs: Sequence[exp.Expr], aliases: Sequence[exp.Identifier],
+                  keep: Sequence[Sequence[str] | None] | None = None) -> list[dict[str, object]]:
+    """Dimensions as the templates take them: the expression and its alias; for a dimension
+    folded to ``keep`` labels (``_fold.sql.j2``), the labels, the values they stand for
+    (None for '(null)') and the code NULL gets (0: NULL is not kept)."""
+    out: list[dict[str, object]] = []
+    for i, (e, alias) in enumerate(zip(exprs, aliases, strict=True)):
+        labels = keep[i] if keep is not None else None
+        d: dict[str, object] = {"expr": e, "alias": alias, "keep": None}
+        if labels is not None:
+            raw = [sql.label_value(v) for v in labels]
+            d.update(keep=[sql.literal(v) for v in labels],
+                     raw=[None if v is None else sql.literal(v) for v in raw],
+                     null_code=raw.index(None) + 1 if None in raw else 0)
+        out.append(d)
+    return out
+
+
 def segment_condition(plan: CubePlan, segment: dict[str, str]) -> exp.Expr | None:
-    """The rows of ``segment``, comparing values the way the cube labels them (NULL is
-    '(null)'); None for the empty segment (every row)."""
+    """The rows of ``segment``: each dimension's value compared with the real value its label
+    stands for (``expr IS NULL`` for '(null)'; sql.label_matches); None for the empty segment."""
     parts = []
     for name, value in segment.items():
         expr = plan.dim_exprs[plan.dimensions.index(name)].copy()
-        labelled = exp.Coalesce(this=exp.cast(expr, exp.DataType.Type.VARCHAR),
-                                expressions=[exp.Literal.string("(null)")])
-        parts.append(exp.EQ(this=labelled, expression=sql.literal(value)))
+        parts.append(sql.label_matches(exp.cast(expr, exp.DataType.Type.VARCHAR), value))
     return sql.and_all(parts)
 
 
@@ -298,9 +314,8 @@ def cube_sql(plan: CubePlan, *, preaggregate: bool = True,
         expected=plan.mode == "expected",
         ratio=plan.ratio,
         source=plan.source,
-        dims=[{"expr": e, "alias": _alias(i),
-               "keep": [sql.literal(v) for v in k] if (k := keep[i]) is not None else None}
-              for i, e in enumerate(plan.dim_exprs)],
+        dims=template_dims(plan.dim_exprs, [_alias(i) for i in range(len(plan.dim_exprs))],
+                           keep),
         preaggregate=preaggregate,
         time=plan.time,
         num=plan.num,

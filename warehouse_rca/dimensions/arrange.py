@@ -82,7 +82,9 @@ def hierarchy_paths(engine: Engine, plan: CubePlan, segments: Sequence[dict[str,
                 levels=[
                     {"expr": e, "alias": exp.to_identifier(f"h{i}")} for i, e in enumerate(exprs)
                 ],
-                child=exprs[-1], values=[sql.literal(v) for v in values], filter=plan.condition,
+                child=exp.or_(*[sql.label_matches(exp.cast(exprs[-1].copy(), "VARCHAR"), v)
+                                for v in values]),
+                filter=plan.condition,
             ))
             queries += 1
             last = f"h{depth}"

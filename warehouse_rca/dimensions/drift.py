@@ -14,7 +14,7 @@ import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.cube.plan import plan_cube, source_expression
+from warehouse_rca.cube.plan import plan_cube, source_expression, template_dims
 from warehouse_rca.dimensions.profile import profile
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import ConfigError, InputError
@@ -162,9 +162,8 @@ def detect_drift(engine: Engine, metric: MetricSpec, baseline: Period, current: 
     queries = 1
     frame = engine.query(sql.template(
         "drift_values.sql.j2", source=plan.source,
-        dims=[
-            {"expr": e, "alias": exp.to_identifier(f"d{i}")} for i, e in enumerate(plan.dim_exprs)
-        ],
+        dims=template_dims(plan.dim_exprs,
+                           [exp.to_identifier(f"d{i}") for i in range(len(plan.dim_exprs))]),
         time=plan.time, weight=plan.den if plan.ratio else plan.num, filter=plan.condition,
         base_start=sql.literal(baseline.start), base_end=sql.literal(baseline.end_exclusive),
         cur_start=sql.literal(current.start), cur_end=sql.literal(current.end_exclusive),

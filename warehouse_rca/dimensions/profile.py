@@ -91,7 +91,7 @@ def profile(engine: Engine, source: Any, *, max_values: int = 1000, unique_share
             mine = counts[counts["rca_set"] == all_set - 2**i]
             n = mine["n"].astype(float)
             shares = (n / n.sum()).sort_values(ascending=False)
-            values = mine.loc[shares.index, f"v{i}"].fillna("(null)").astype(str)
+            values = mine.loc[shares.index, f"v{i}"].map(sql.value_label)
             p.top_values = list(zip(values.head(5), shares.head(5).round(4)))
             h = -float((shares * shares.map(math.log)).sum())
             p.entropy = h / math.log(len(shares)) if len(shares) > 1 else 0.0

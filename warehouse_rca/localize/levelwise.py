@@ -33,6 +33,7 @@ from warehouse_rca.cube.plan import (
     label_cube,
     period_bounds,
     segment_condition,
+    template_dims,
 )
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.localize.leaves import LEAF_COLUMNS, localize_leaves
@@ -198,9 +199,8 @@ def leaf_cube_sql(plan: CubePlan, frontier: tuple[tuple[int, ...], ...] = (),
         "leaf_cube.sql.j2",
         expected=plan.mode == "expected",
         source=plan.source,
-        dims=[
-            {"expr": e, "alias": exp.to_identifier(f"d{i}")} for i, e in enumerate(plan.dim_exprs)
-        ],
+        dims=template_dims(plan.dim_exprs,
+                           [exp.to_identifier(f"d{i}") for i in range(len(plan.dim_exprs))]),
         time=plan.time,
         num=plan.num,
         base_num=plan.base_num,
@@ -218,11 +218,15 @@ def leaf_cube_sql(plan: CubePlan, frontier: tuple[tuple[int, ...], ...] = (),
     )
 
 
+def _alias_of(plan: CubePlan, dimension: str) -> exp.Identifier:
+    return exp.to_identifier(f"d{plan.dimensions.index(dimension)}")
+
+
 def _alias_condition(plan: CubePlan, segments: list[dict[str, str]]) -> exp.Expr:
-    """Leaves of any of ``segments``, on the labelled dimension aliases of the leaf CTE."""
+    """Leaves of any of ``segments``, on the dimension values of the leaf CTE (labelled only
+    once grouped: sql.label_matches)."""
     alternatives = [
-        exp.and_(*[exp.EQ(this=exp.column(exp.to_identifier(f"d{plan.dimensions.index(d)}")),
-                          expression=sql.literal(v)) for d, v in seg.items()])
+        exp.and_(*[sql.label_matches(exp.column(_alias_of(plan, d)), v) for d, v in seg.items()])
         for seg in segments
     ]
     return exp.or_(*alternatives) if len(alternatives) > 1 else alternatives[0]
