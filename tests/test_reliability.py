@@ -461,3 +461,40 @@ def test_non_transient_errors_are_not_retried() -> None:
     with pytest.raises(PermissionError):
         retry(refused, is_transient=lambda e: isinstance(e, ConnectionError), sleep=lambda _: None)
     assert calls == [1]
+
+
+def test_a_findings_probe_that_loses_a_deadlock_is_probed_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Concurrent first runs on PostgreSQL: a probe of latest_root_causes can be the deadlock victim
+    of another schedule's CREATE OR REPLACE VIEW. The probe is retried like the DDL, never fatal;
+    a refusal that is not transient still fails at once."""
+    from warehouse_rca.engines import connect
+    from warehouse_rca.errors import WarehouseError
+    from warehouse_rca.findings import store
+
+    engine = connect(Target(name="t", type="duckdb", settings={"path": str(tmp_path / "wh.duckdb"), "schema": "rca"}, source="test"))
+    real = engine.column_types
+    failures = {"left": 2, "calls": 0}
+
+    class Deadlock(Exception):
+        pass
+
+    def flaky(source: Any) -> dict[str, str]:
+        failures["calls"] += 1
+        if failures["left"] and "latest_root_causes" in str(source):
+            failures["left"] -= 1
+            raise WarehouseError("deadlock detected") from Deadlock()
+        return real(source)
+
+    monkeypatch.setattr(engine, "column_types", flaky)
+    monkeypatch.setattr(engine, "_is_transient", lambda err: isinstance(err, Deadlock))
+    monkeypatch.setattr(store.time, "sleep", lambda _: None)
+    store.ensure_tables(engine, "rca")  # creates everything, then the probes see it
+    failures["left"] = 2
+    store.ensure_tables(engine, "rca")  # two lost probes, then a clean one: no error
+    assert failures["left"] == 0
+    assert engine.columns_of(store.findings_tables("rca")["latest_incidents"])
+
+    monkeypatch.setattr(engine, "_is_transient", lambda err: False)
+    failures["left"] = 1
+    with pytest.raises(WarehouseError, match="deadlock"):
+        store.ensure_tables(engine, "rca")

@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -188,21 +189,24 @@ def ensure_tables(engine: Engine, schema: str) -> None:
         )
         return None if views_exist and all(m == [] for m in missing.values()) else missing
 
-    for attempt in range(3):
-        missing = missing_now()  # probed outside the transaction: a failed probe would abort it
-        if missing is None:
-            return
+    attempts = 5
+    for attempt in range(attempts):
         try:
+            # Probed outside the transaction (a failed probe would abort it). The probe itself can
+            # be a deadlock victim: a probe of latest_root_causes locks that view, then
+            # latest_runs, while a concurrent first run's CREATE OR REPLACE VIEW holds latest_runs
+            # and waits for latest_root_causes. Either side may be aborted; both roll back as a
+            # whole, so probe again (the other schedule has usually created everything by now).
+            missing = missing_now()
+            if missing is None:
+                return
             _create_tables(engine, schema, tables, missing)
             return
         except WarehouseError as err:
-            # Concurrent first runs can deadlock on the catalog (CREATE OR REPLACE VIEW against
-            # another schedule's writes): the transaction rolled back as a whole, so probe again
-            # (the other schedule has usually created everything by now) and retry.
-            if attempt == 2 or not engine._is_transient(err.__cause__ or err):
+            if attempt == attempts - 1 or not engine._is_transient(err.__cause__ or err):
                 raise
             log.warning("findings DDL in %s hit a transient error, retrying: %s", schema, err)
-            time.sleep(0.2 * (attempt + 1))
+            time.sleep(random.uniform(0.1, 0.3) * (attempt + 1))
 
 
 def _create_tables(engine: Engine, schema: str, tables: dict[str, exp.Table],
