@@ -46,6 +46,14 @@ def _as_server_user(args: list[str]) -> list[str]:
 @contextmanager
 def postgres_server() -> Iterator[dict[str, object]]:
     """Yield connection settings (host, port, user, dbname) of a fresh server."""
+    with logged_postgres_server() as (settings, _):
+        yield settings
+
+
+@contextmanager
+def logged_postgres_server(conf: str = "") -> Iterator[tuple[dict[str, object], Path]]:
+    """A fresh server with ``conf`` appended to its postgresql.conf: its connection settings and
+    the path of its log file (readable while it runs)."""
     initdb, pg_ctl = pg_bin("initdb"), pg_bin("pg_ctl")
     if not initdb or not pg_ctl:
         raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) not found")
@@ -59,6 +67,9 @@ def postgres_server() -> Iterator[dict[str, object]]:
     try:
         subprocess.run(_as_server_user([initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8"]),
                        check=True, capture_output=True)
+        if conf:
+            with open(data / "postgresql.conf", "a") as handle:
+                handle.write("\n" + conf + "\n")
         subprocess.run(
             _as_server_user([pg_ctl, "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60",
                              "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]),
@@ -71,7 +82,8 @@ def postgres_server() -> Iterator[dict[str, object]]:
                     break
             except OSError:
                 time.sleep(0.2)
-        yield {"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "postgres"}
+        yield ({"host": "127.0.0.1", "port": port, "user": "postgres", "dbname": "postgres"},
+               root / "server.log")
     finally:
         subprocess.run(_as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)

@@ -370,6 +370,7 @@ def _engine_statements() -> dict[str, Callable[[str], str]]:
         "drop_table": lambda d: sql.render("drop_table.sql.j2", d,
                                            table=exp.Table(this=sql.identifier("rca_stage_0123abcd"))),
         "lock_advisory": lambda d: sql.render("lock_advisory.sql.j2", d, key=sql.literal(int(_lock_key("run", "r-0001")))),
+        "session_read_only": lambda d: sql.render("session_read_only.sql.j2", d, on=sql.literal("on")),
         "use_schema": lambda d: sql.render("use_schema.sql.j2", d, schema=exp.Table(
             this=sql.identifier("PUBLIC"), db=sql.identifier("ANALYTICS"))),
         "demo_sessions": lambda d: ";\n".join(sql.render_all(
@@ -385,6 +386,7 @@ def _engine_statements() -> dict[str, Callable[[str], str]]:
 #: Statements only some engines ever run: pinned for those dialects only.
 ONLY: dict[str, tuple[str, ...]] = {
     "lock_advisory": ("postgres",),  # PostgresEngine.lock
+    "session_read_only": ("postgres",),  # PostgresEngine.reading
     "use_schema": ("snowflake",),  # SnowflakeEngine.execute
     "demo_sessions": ("duckdb",),  # demo.build_demo_warehouse (a DuckDBEngine)
     "create_table": ("postgres", "snowflake"),  # test_conformance._load_bound

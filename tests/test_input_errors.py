@@ -106,3 +106,8 @@ def test_terminal_escapes_in_data_never_reach_the_terminal(tmp_path: Path) -> No
     assert not any(c in out for c in ("\x1b", "\x07", "\u202e"))
     code, out = cli(tmp_path, "history", "conversion_rate")
     assert code == 0 and "\x1b" not in out and "pwned" in out, out
+    # Error messages quote what the user (or the data) wrote: escaped on stderr too.
+    code, out = cli(tmp_path, "investigate", "--table", "x\x1b]0;pwned\x07", "--time-column", "ts",
+                    "--measure", "count(*)", "--dimensions", "device", *PERIODS)
+    assert code in (2, 3) and out.startswith("error: ") and "x\\x1b]0;pwned\\x07" in out, out
+    assert "\x1b" not in out and "\x07" not in out, out

@@ -426,6 +426,28 @@ def test_a_read_only_postgres_session_refuses_every_write(postgres_target: Targe
             admin.execute("DROP SEQUENCE IF EXISTS rca_ro_seq")
 
 
+@pytest.mark.slow
+@pytest.mark.engine
+def test_the_read_phase_of_a_writing_postgres_run_refuses_writes(postgres_target: Target) -> None:
+    """A run that writes findings reads the metric in a read-only session (Engine.reading), also
+    after a reconnect inside the phase; writes work again after it."""
+    with connect(postgres_target) as engine:
+        engine.execute("DROP TABLE IF EXISTS rca_phase_probe")
+        engine.execute("CREATE TABLE rca_phase_probe (a INTEGER)")
+        try:
+            with engine.reading():
+                assert engine.query("SELECT COUNT(*) AS n FROM rca_phase_probe").iloc[0, 0] == 0
+                with pytest.raises(RcaError, match="read-only transaction"):
+                    engine.execute("INSERT INTO rca_phase_probe VALUES (1)")
+                engine.reconnect()
+                with pytest.raises(RcaError, match="read-only transaction"):
+                    engine.execute("INSERT INTO rca_phase_probe VALUES (2)")
+            engine.execute("INSERT INTO rca_phase_probe VALUES (3)")
+            assert engine.query("SELECT SUM(a) AS s FROM rca_phase_probe").iloc[0, 0] == 3
+        finally:
+            engine.execute("DROP TABLE IF EXISTS rca_phase_probe")
+
+
 # --------------------------------------------------------------------------- derived dimensions
 
 

@@ -66,9 +66,10 @@ def run_investigation(engine: Engine, metric: MetricSpec, *, baseline: Period | 
         run_id = run_id_for(metric, {"baseline": baseline, "current": current}, options)
         attempt = start_run(engine, run_id, metric.name, schema)
     try:
-        knowledge = load_knowledge(engine, schema or engine.findings_schema, metric.name)
-        found = investigate(engine, metric, baseline=baseline, current=current, options=options,
-                            knowledge=knowledge)
+        with engine.reading():  # the metric's SQL runs in a read-only session where possible
+            knowledge = load_knowledge(engine, schema or engine.findings_schema, metric.name)
+            found = investigate(engine, metric, baseline=baseline, current=current,
+                                options=options, knowledge=knowledge)
         written = write_investigation(engine, found, schema, attempt=attempt) if write else None
     except RcaError as err:
         if attempt is not None:

@@ -277,10 +277,12 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
     history_start = window_start - HISTORY_BUCKETS[metric.grain] * step
     latency = metric.detection.max_latency or DEFAULT_LATENCY_BUCKETS * step
     try:
-        series, volume = fetch_series(engine, metric, history_start, end)
+        with engine.reading():  # the metric's SQL runs in a read-only session where possible
+            series, volume = fetch_series(engine, metric, history_start, end)
     except InputError:
         # Not one row in the history and the window: the source stopped (or never started).
-        last_data = last_data_bucket(engine, metric)
+        with engine.reading():
+            last_data = last_data_bucket(engine, metric)
         if last_data is not None and last_data >= history_start:
             raise  # rows exist, the metric's filters or bucketing leave none: not staleness
         outcome = MetricOutcome(metric.name, "none", (window_start, window_start),
@@ -321,10 +323,11 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
                     extra_dimensions=extra,
                     baseline_scale=_forecast_scale(metric, series, result, baseline, current),
                 )
-                inv = investigate(
-                    engine, metric, baseline=baseline, current=current, options=options,
-                    knowledge=load_knowledge(engine, schema, metric.name),
-                )
+                with engine.reading():
+                    inv = investigate(
+                        engine, metric, baseline=baseline, current=current, options=options,
+                        knowledge=load_knowledge(engine, schema, metric.name),
+                    )
             except InputError as err:  # e.g. no baseline rows yet: keep the anomaly, say why
                 outcome.investigations.append({"error": str(err)})
             else:

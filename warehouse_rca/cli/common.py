@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from warehouse_rca.cli.logs import _debug_enabled, format_error_chain
+from warehouse_rca.cli.terminal import echo
 from warehouse_rca.errors import ConfigError, RcaError
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.project import MetricSpec, load_project, metric_from_mapping
@@ -31,8 +32,8 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                 # The chain (driver error included) helps debugging; tracebacks show code and
                 # messages, not local variables, so settings and passwords stay out, and the
                 # text is redacted (a driver message may quote a URL with its credentials).
-                click.echo(format_error_chain(err), err=True)
-            click.echo(f"error: {err}", err=True)  # RcaError messages are redacted
+                echo(format_error_chain(err), err=True)
+            echo(f"error: {err}", err=True)  # redacted; control characters escaped
             sys.exit(err.exit_code)
 
     return wrapper

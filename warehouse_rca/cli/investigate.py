@@ -71,7 +71,7 @@ def _investigate_and_report(target: Target, metric: MetricSpec, baseline: Period
         investigation, written = run.investigation, run.written
         if report_path and written:
             html = build_report(engine, written, investigation.run_id, None, metric=metric)
-            click.echo(f"report written to {write_report(report_path, html)}", err=True)
+            echo(f"report written to {write_report(report_path, html)}", err=True)
     doc = investigation.to_json()
     if output == "json":
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False))

@@ -17,6 +17,8 @@ from types import TracebackType
 
 import click
 
+from warehouse_rca.cli.terminal import safe
+
 _ERRORS_MODULE = "warehouse_rca.errors"
 
 
@@ -32,7 +34,7 @@ class _ClickHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            click.echo(redact(f"{record.levelname.lower()}: {self.format(record)}"), err=True)
+            click.echo(safe(redact(f"{record.levelname.lower()}: {self.format(record)}")), err=True)
         except Exception:  # noqa: BLE001 - logging must never break a run
             self.handleError(record)
 

@@ -136,14 +136,14 @@ def _run(metric_names: list[str] | None, project: str | None, profiles_dir: str 
                 report_dir=report_dir, report_path=report_path,
             )
         for written in run.reports:
-            click.echo(f"report written to {written}", err=True)
+            echo(f"report written to {written}", err=True)
         # One alert per incident (excursion), never twice for the same one (alerts_sent).
         for sent in run.alerts:
             if sent.error:
-                click.echo(f"warning: {sent.channel} alert not sent: {sent.error}", err=True)
+                echo(f"warning: {sent.channel} alert not sent: {sent.error}", err=True)
         result = run.result
     except RcaError as err:
-        click.echo(f"error: {err}", err=True)
+        echo(f"error: {err}", err=True)
         sys.exit(err.exit_code)
     _report(result, output)
     sys.exit(result.exit_code)

@@ -315,6 +315,13 @@ class Engine:
             self._conn.close()
         self._conn = self._connect()
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """The read phase of a run that writes findings before and after it: statements inside
+        run in a read-only session where the engine has one (PostgreSQL), so the metric's own
+        SQL can never write, whatever it says. A no-op elsewhere and in read-only sessions."""
+        yield
+
     def lock(self, key: int) -> None:
         """Take a lock on ``key`` until the current transaction ends, where the engine has one
         (PostgreSQL advisory locks); a no-op elsewhere. Serializes concurrent writers of one run."""

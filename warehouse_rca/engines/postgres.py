@@ -15,6 +15,7 @@ from warehouse_rca.errors import WarehouseError
 
 class PostgresEngine(Engine):
     DIALECT = "postgres"
+    _reading = False
 
     def _connect(self) -> Any:
         s = self.target.settings
@@ -32,7 +33,7 @@ class PostgresEngine(Engine):
             # Seconds in the profile; a server-side limit, so a runaway cube query is cancelled by
             # PostgreSQL itself (passed as a connection option, not as SQL).
             options.append(f"-c statement_timeout={int(float(s['statement_timeout']) * 1000)}")
-        if self.read_only:
+        if self.read_only or self._reading:
             # A run that writes nothing reads in read-only transactions: the server refuses any
             # write (INSERT, DDL, nextval, ...) whatever the statement says.
             options.append("-c default_transaction_read_only=on")
@@ -58,6 +59,23 @@ class PostgresEngine(Engine):
                 yield
         finally:
             self._tx_depth -= 1
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        if self.read_only or self._reading or self._tx_depth:
+            yield
+            return
+        self._set_read_only(True)
+        self._reading = True  # a reconnect inside the phase opens a read-only session again
+        try:
+            yield
+        finally:
+            self._reading = False
+            self._set_read_only(False)
+
+    def _set_read_only(self, on: bool) -> None:
+        value = sql.literal("on" if on else "off")
+        self.execute(sql.template("session_read_only.sql.j2", on=value))
 
     def lock(self, key: int) -> None:
         # A transaction-scoped advisory lock: released at COMMIT/ROLLBACK or when the session dies,
