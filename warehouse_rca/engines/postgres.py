@@ -69,9 +69,15 @@ class PostgresEngine(Engine):
         self._reading = True  # a reconnect inside the phase opens a read-only session again
         try:
             yield
-        finally:
+        except BaseException:
+            # Never mask the error: the connection may be gone (a reconnect opens a writable
+            # session again, as _reading is off), and fail_run writes through it.
             self._reading = False
-            self._set_read_only(False)
+            with contextlib.suppress(Exception):
+                self._set_read_only(False)
+            raise
+        self._reading = False
+        self._set_read_only(False)
 
     def _set_read_only(self, on: bool) -> None:
         value = sql.literal("on" if on else "off")
