@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import resource
 import statistics
@@ -40,6 +41,7 @@ from warehouse_rca.cube.plan import cube_sql, plan_cube, source_expression
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.investigate import investigate
+from warehouse_rca.localize.levelwise import grouping_sets_upto
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.profiles import Target, load_target
 from warehouse_rca.spec.project import metric_from_mapping
@@ -48,21 +50,27 @@ DIMENSIONS = {  # name -> cardinality
     "device": 4, "region": 8, "channel": 6, "customer_type": 3,
     "category": 20, "country": 50, "campaign": 200, "product": 1000,
 }
+#: The injected rate cause at each depth (the current week's conversion falls from 4% to 1% there).
+CAUSES = {1: "device = 'dev0'", 2: "device = 'dev0' AND region = 'reg1'",
+          3: "device = 'dev0' AND region = 'reg1' AND channel = 'cha2'"}
+#: How a value index is drawn from u in [0, 1): Zipf-like popularity (most values rare, where the
+#: second level's fold bites) or uniform (every value equally common, the fold's hard case).
+SHAPES = {"zipf": "pow({u}, 2)", "uniform": "{u}"}
 BASELINE = Period.parse("2026-11-10:2026-11-16")
 CURRENT = Period.parse("2026-11-17:2026-11-23")
 
 
-def generate(engine: Engine, rows: int) -> None:
+def generate(engine: Engine, rows: int, shape: str = "zipf", cause: str = CAUSES[2]) -> None:
     """Create bench.facts with ``rows`` rows over two weeks (benchmark data, in the engine's SQL)."""
     if engine.DIALECT == "postgres":
-        generate_postgres(engine, rows)
+        generate_postgres(engine, rows, shape, cause)
         return
     if engine.DIALECT == "spark":
-        generate_spark(engine, rows)
+        generate_spark(engine, rows, shape, cause)
         return
     dims = ",\n".join(
-        # Zipf-like popularity: value index = floor(card * u^2)
-        f"'{name[:3]}' || CAST(floor({card} * pow((hash(i * 31 + {k}) % 1000003) / 1000003.0, 2)) AS INTEGER) AS {name}"
+        f"'{name[:3]}' || CAST(floor({card} * "
+        f"{SHAPES[shape].format(u=f'((hash(i * 31 + {k}) % 1000003) / 1000003.0)')}) AS INTEGER) AS {name}"
         for k, (name, card) in enumerate(DIMENSIONS.items())
     )
     engine.execute("CREATE SCHEMA IF NOT EXISTS bench")
@@ -71,15 +79,15 @@ def generate(engine: Engine, rows: int) -> None:
         f"WITH base AS (SELECT i, TIMESTAMP '2026-11-10' + to_seconds(CAST(i * 1209600 // {rows} AS BIGINT)) AS ts, "
         f"{dims} FROM range({rows}) t(i)) "
         "SELECT *, CASE WHEN (hash(i * 7 + 99) % 1000003) / 1000003.0 < "
-        "CASE WHEN ts >= TIMESTAMP '2026-11-17' AND device = 'dev0' AND region = 'reg1' THEN 0.01 ELSE 0.04 END "
+        f"CASE WHEN ts >= TIMESTAMP '2026-11-17' AND {cause} THEN 0.01 ELSE 0.04 END "
         "THEN 1 ELSE 0 END AS converted FROM base"
     )
 
 
-def generate_postgres(engine: Engine, rows: int) -> None:
+def generate_postgres(engine: Engine, rows: int, shape: str, cause: str) -> None:
     """The same table on PostgreSQL: random() after setseed() is repeatable within the session."""
     dims = ", ".join(
-        f"'{name[:3]}' || floor({card} * power(random(), 2))::int AS {name}"
+        f"'{name[:3]}' || floor({card} * {SHAPES[shape].format(u='random()')})::int AS {name}"
         for name, card in DIMENSIONS.items()
     )
     engine.execute("CREATE SCHEMA IF NOT EXISTS bench")
@@ -88,16 +96,17 @@ def generate_postgres(engine: Engine, rows: int) -> None:
     engine.execute(
         f"CREATE TABLE bench.facts AS WITH base AS (SELECT i, TIMESTAMP '2026-11-10' + (i::bigint * 1209600 / {rows}) * INTERVAL '1 second' AS ts, "
         f"{dims} FROM generate_series(0, {rows - 1}) AS t(i)) "
-        "SELECT *, CASE WHEN random() < CASE WHEN ts >= TIMESTAMP '2026-11-17' AND device = 'dev0' AND region = 'reg1' "
+        f"SELECT *, CASE WHEN random() < CASE WHEN ts >= TIMESTAMP '2026-11-17' AND {cause} "
         "THEN 0.01 ELSE 0.04 END THEN 1 ELSE 0 END AS converted FROM base"
     )
     engine.execute("ANALYZE bench.facts")
 
 
-def generate_spark(engine: Engine, rows: int) -> None:
+def generate_spark(engine: Engine, rows: int, shape: str, cause: str) -> None:
     """The same table on Spark (Parquet, as a data lake holds it): hash() is Spark's Murmur3."""
     dims = ", ".join(
-        f"concat('{name[:3]}', CAST(floor({card} * pow(pmod(hash(id * 31 + {k}), 1000003) / 1000003.0, 2)) AS INT)) AS {name}"
+        f"concat('{name[:3]}', CAST(floor({card} * "
+        f"{SHAPES[shape].format(u=f'(pmod(hash(id * 31 + {k}), 1000003) / 1000003.0)')}) AS INT)) AS {name}"
         for k, (name, card) in enumerate(DIMENSIONS.items())
     )
     engine.execute("CREATE SCHEMA IF NOT EXISTS bench")
@@ -106,7 +115,7 @@ def generate_spark(engine: Engine, rows: int) -> None:
         "CREATE TABLE bench.facts USING parquet AS WITH base AS (SELECT id AS i, "
         f"timestamp_seconds(1794268800 + CAST(id * 1209600 DIV {rows} AS BIGINT)) AS ts, {dims} FROM range({rows})) "
         "SELECT *, CASE WHEN pmod(hash(i * 7 + 99), 1000003) / 1000003.0 < "
-        "CASE WHEN ts >= TIMESTAMP '2026-11-17' AND device = 'dev0' AND region = 'reg1' THEN 0.01 ELSE 0.04 END "
+        f"CASE WHEN ts >= TIMESTAMP '2026-11-17' AND {cause} THEN 0.01 ELSE 0.04 END "
         "THEN 1 ELSE 0 END AS converted FROM base"
     )
 
@@ -133,10 +142,11 @@ def timed(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def run(target: Target, rows: int, repeat: int, max_depth: int) -> dict[str, float]:
+def run(target: Target, rows: int, repeat: int, max_depth: int, shape: str = "zipf",
+        cause_depth: int = 2) -> dict[str, object]:
     engine = connect(target)
     try:
-        generate(engine, rows)
+        generate(engine, rows, shape, CAUSES[cause_depth])
         metric = metric_from_mapping("conversion_rate", {
             "table": "bench.facts", "time_column": "ts", "numerator": "sum(converted)",
             "denominator": "count(*)", "dimensions": list(DIMENSIONS),
@@ -144,14 +154,25 @@ def run(target: Target, rows: int, repeat: int, max_depth: int) -> dict[str, flo
         plan = plan_cube(metric, engine.columns_of(source_expression(metric)),
                          baseline=BASELINE, current=CURRENT, max_depth=max_depth)
         bare = bare_query(engine.render(cube_sql(plan)), engine.DIALECT)
-        engine.query(bare)  # warm the cache once, for both
-        bare_s = timed(lambda: engine.query(bare), repeat)
+        # The floor: each dimension aggregated once over the two periods' rows (single-dimension
+        # sets, side-keyed), the least any drill-down must read and hash.
+        single = dataclasses.replace(plan, sets=grouping_sets_upto(len(plan.dimensions), 1))
+        floor = bare_query(engine.render(cube_sql(single)), engine.DIALECT)
+        engine.query(bare)  # warm the cache once, for all
+        # Measured in one run, interleaved, so load on the machine hits all three alike.
+        times: dict[str, list[float]] = {"floor": [], "bare": [], "inv": []}
         result = {}
 
         def one() -> None:
             result["doc"] = investigate(engine, metric, baseline=BASELINE, current=CURRENT).to_json()
 
-        inv_s = timed(one, repeat)
+        for _ in range(repeat):
+            for key, fn in (("floor", lambda: engine.query(floor)), ("bare", lambda: engine.query(bare)),
+                            ("inv", one)):
+                start = time.perf_counter()
+                fn()
+                times[key].append(time.perf_counter() - start)
+        floor_s, bare_s, inv_s = (statistics.median(times[k]) for k in ("floor", "bare", "inv"))
         # Memory in one more, traced run (tracemalloc slows Python code, so the timed runs are not).
         tracemalloc.start()
         one()
@@ -160,15 +181,23 @@ def run(target: Target, rows: int, repeat: int, max_depth: int) -> dict[str, flo
     finally:
         engine.close()
     doc = result["doc"]
+    top = doc["root_causes"][0]["segment"] if doc["root_causes"] else {}
+    injected = dict(part.split(" = ") for part in CAUSES[cause_depth].split(" AND "))
+    injected = {k: v.strip("'") for k, v in injected.items()}
     return {
         "rows": rows,
+        "shape": shape,
+        "cause_depth": cause_depth,
+        "floor_s": round(floor_s, 3),
         "bare_query_s": round(bare_s, 3),
         "investigation_s": round(inv_s, 3),
+        "ratio_to_floor": round(inv_s / floor_s, 2),
         "ratio": round(inv_s / bare_s, 2),
         "python_peak_mb": round(peak / 2**20, 1),
         "process_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "segments": doc["segments_evaluated"],
-        "top_cause": json.dumps(doc["root_causes"][0]["segment"]) if doc["root_causes"] else "none",
+        "found": top == injected,
+        "top_cause": json.dumps(top) if top else "none",
     }
 
 
@@ -196,30 +225,44 @@ def main() -> int:
     parser.add_argument("--rows", type=int, action="append", help="fact rows (repeatable); default 10M")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--max-depth", type=int, default=3)
+    parser.add_argument("--shape", choices=sorted(SHAPES), action="append",
+                        help="how dimension values are distributed (repeatable); default both")
+    parser.add_argument("--cause-depth", type=int, choices=sorted(CAUSES), action="append",
+                        help="depth of the injected cause (repeatable); default 2")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--target", help="a profiles.yml output to benchmark instead of an embedded DuckDB "
                                          "(e.g. a PostgreSQL server); 'postgres-local' / 'spark-local' start a throwaway one")
     parser.add_argument("--profiles-dir", help="where profiles.yml is (with --target)")
     args = parser.parse_args()
     sizes = args.rows or [10_000_000]
+    shapes = args.shape or ["uniform", "zipf"]
+    depths = args.cause_depth or [2]
     results = []
     with tempfile.TemporaryDirectory() as tmp, _server(args.target) as local:
         for rows in sizes:
-            if local is not None:
-                target = local
-            elif args.target:
-                target = load_target(args.profiles_dir, args.target)
-            else:
-                target = Target("bench", "duckdb", {"path": str(Path(tmp) / f"bench_{rows}.duckdb")}, "benchmark")
-            results.append(run(target, rows, args.repeat, args.max_depth))
+            for shape in shapes:
+                for depth in depths:
+                    if local is not None:
+                        target = local
+                    elif args.target:
+                        target = load_target(args.profiles_dir, args.target)
+                    else:
+                        target = Target("bench", "duckdb", {"path": str(Path(tmp) / "speed.duckdb")},
+                                        "benchmark")
+                    results.append(run(target, rows, args.repeat, args.max_depth, shape, depth))
+                    if local is None and not args.target:
+                        (Path(tmp) / "speed.duckdb").unlink(missing_ok=True)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
-    header = f"{'rows':>12} {'bare GS query':>14} {'investigation':>14} {'ratio':>6} {'python peak':>12} {'process RSS':>12}  top cause"
+    header = (f"{'rows':>12} {'shape':>8} {'cause':>5} {'floor':>8} {'lattice':>8} {'investig.':>9} "
+              f"{'x floor':>7} {'x lattice':>9} {'py peak':>8} {'RSS':>7}  found  top cause")
     print(header)
     for r in results:
-        print(f"{r['rows']:>12,} {r['bare_query_s']:>13.2f}s {r['investigation_s']:>13.2f}s {r['ratio']:>6.2f} "
-              f"{r['python_peak_mb']:>10.1f}MB {r['process_peak_rss_mb']:>10.0f}MB  {r['top_cause']}")
+        print(f"{r['rows']:>12,} {r['shape']:>8} {r['cause_depth']:>5} {r['floor_s']:>7.2f}s "
+              f"{r['bare_query_s']:>7.2f}s {r['investigation_s']:>8.2f}s {r['ratio_to_floor']:>7.2f} "
+              f"{r['ratio']:>9.2f} {r['python_peak_mb']:>6.1f}MB {r['process_peak_rss_mb']:>5.0f}MB  "
+              f"{'yes' if r['found'] else 'NO':>5}  {r['top_cause']}")
     return 0
 
 

@@ -8,6 +8,7 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.test_investigate import BASE, CUR, load, make_sessions, ratio_metric
 from warehouse_rca.causal.series import series_sql
@@ -23,10 +24,12 @@ from warehouse_rca.engines.duckdb import DuckDBEngine
 from warehouse_rca.investigate import investigate
 from warehouse_rca.localize.levelwise import (
     DEVIATION_FLOOR,
+    KEEP_WEIGHT,
+    KEEP_Z,
     combined_values,
     max_dimensions,
+    reference_moves,
     select_dimensions,
-    value_deviations,
 )
 from warehouse_rca.spec.periods import Period
 
@@ -141,13 +144,55 @@ def test_second_level_combines_the_values_that_deviate_from_a_uniform_move(duck:
     keep = combined_values(level1, ["device", "product", "region"], min_share=0.02)
     assert "d1" in keep["device"] and "p3" in keep["product"]
     assert len(keep["product"]) < 30 and "p0" in keep["product"]
-    values = value_deviations(level1)
+    values = reference_moves(level1)
     products = values[values["product"].notna() & (values["product"] != OTHER)]
     folded = products[~products["product"].isin(keep["product"])]
     assert len(folded) > 5 and (folded["deviation_share"] < DEVIATION_FLOOR * 0.02).all()
+    kept = products[products["product"].isin(keep["product"])]
+    assert (kept["deviation_share"] >= DEVIATION_FLOOR * 0.02).all()
     # ... and the investigation finds the cause through the folded second level.
     doc = investigate(duck, metric, baseline=BASE, current=CUR).to_json()
     assert doc["root_causes"][0]["segment"] == {"device": "d1", "product": "p3"}
+
+
+def test_a_wide_second_level_keeps_its_budget_and_the_cause(duck: DuckDBEngine,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uniform dimensions with hundreds of values: noise alone passes the share floor
+    everywhere, so the second level is bounded (KEEP_BUDGET values, here 25 so that a small
+    table binds it): the values beyond noise and the large ones stay, the cause is still found."""
+    from warehouse_rca.localize import levelwise
+
+    monkeypatch.setattr(levelwise, "KEEP_BUDGET", 25)
+    rng = np.random.default_rng(21)
+    n = 400_000
+    frame = pd.DataFrame({
+        "ts": pd.Timestamp("2026-11-10") + pd.to_timedelta(rng.integers(0, 14 * 86400, n), unit="s"),
+        "device": rng.choice([f"d{i}" for i in range(4)], n),
+        "region": rng.choice([f"r{i}" for i in range(4)], n),
+        "campaign": rng.choice([f"c{i}" for i in range(300)], n),
+        "product": rng.choice([f"p{i}" for i in range(600)], n),
+    })
+    late = frame["ts"] >= pd.Timestamp("2026-11-17")
+    hit = late & (frame["device"] == "d0") & (frame["region"] == "r1")
+    frame["converted"] = (rng.random(n) < np.where(hit, 0.005, 0.04)).astype(int)
+    load(duck, frame)
+    metric = ratio_metric(["device", "region", "campaign", "product"])
+    plan = plan_cube(metric, duck.columns_of(source_expression(metric)), baseline=BASE, current=CUR, max_depth=1)
+    level1 = label_cube(duck.query(cube_sql(plan, preaggregate=False)), plan)
+    keep = combined_values(level1, list(metric.dimensions), min_share=0.02)
+    values = reference_moves(level1)
+    beyond_floor = values[values["deviation_share"] >= DEVIATION_FLOOR * 0.02]
+    assert len(beyond_floor) > 2 * 25  # noise passes the share floor: the budget binds
+    assert sum(len(v) for v in keep.values()) <= 25
+    assert "d0" in keep["device"] and "r1" in keep["region"]
+    for name in ("campaign", "product"):
+        own = values[values[name].notna() & (values[name] != OTHER)]
+        kept = own[own[name].isin(keep[name])]
+        top = kept["deviation_z"].idxmax()
+        assert ((kept["deviation_z"] >= KEEP_Z) | (kept["base_weight"] >= KEEP_WEIGHT)
+                | (kept.index == top)).all()  # what stays is beyond noise, large, or the best
+    doc = investigate(duck, metric, baseline=BASE, current=CUR).to_json()
+    assert doc["root_causes"][0]["segment"] == {"device": "d0", "region": "r1"}
 
 
 def test_causal_series_from_leaves_equal_each_segments_own_sums(duck: DuckDBEngine) -> None:

@@ -32,6 +32,7 @@ from warehouse_rca.localize.levelwise import (
     level_wise,
     locate,
     max_dimensions,
+    reference_moves,
     select_dimensions,
     value_deviations,
 )
@@ -81,6 +82,7 @@ __all__ = [
     "locate",
     "max_dimensions",
     "moved_p_value",
+    "reference_moves",
     "ripple_residual",
     "risk_scores",
     "select_dimensions",

@@ -38,7 +38,7 @@ from warehouse_rca.cube.plan import (
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.localize.leaves import LEAF_COLUMNS, localize_leaves
 from warehouse_rca.localize.segments import Localization, LocalizeSettings, localize
-from warehouse_rca.stats import segment_stats
+from warehouse_rca.stats import DEFF_COLUMNS, describe, segment_stats
 
 
 @dataclass
@@ -402,28 +402,121 @@ def select_dimensions(cube: Cube, depth: int, alpha: float, min_share: float) ->
     return [d for d in cube.dimensions if d in chosen]  # the framework's order
 
 
+#: The second level combines at most this many values in all (its CASE branches; the leaves grow
+#: with their product). Under it, every value beyond the share floor is combined; over it
+#: (uniform or wide data, where noise alone passes the floor), values within noise go first.
+KEEP_BUDGET = 160
+#: Within noise: a deviation under this many standard errors of sampling noise.
+KEEP_Z = 1.0
+#: A value holding at least this share of the baseline is kept whatever its deviation (a large
+#: value's siblings are what tells a cause inside it from a move of the whole value).
+KEEP_WEIGHT = 0.05
+
+
+def reference_moves(cube: Cube) -> pd.DataFrame:
+    """The first level's values with their deviation from a reference that excludes the causes.
+
+    :func:`value_deviations` measures a value against the total's relative change, which holds
+    the cause: every other value of a cause's dimension then "deviates" by its share of the
+    cause. Here each dimension's reference is the base-weighted median of its values' relative
+    changes, which a cause holding less than half of the dimension's base cannot move; a value's
+    ``deviation`` is its change minus its base times that reference (or the total's relative
+    change, whichever leaves the larger deviation), ``deviation_z`` that in
+    standard errors of its change, ``deviation_share`` that as a share of the total change."""
+    out = value_deviations(cube)
+    stats = segment_stats(cube)
+    seg = stats.loc[stats["depth"] == 1].reset_index(drop=True)
+    base = np.nan_to_num(seg["base_value"].to_numpy(dtype="float64"))
+    if cube.kind == "ratio":
+        base = base * np.nan_to_num(seg["cur_share"].to_numpy(dtype="float64"))
+    change = np.nan_to_num(seg["change"].to_numpy(dtype="float64"))
+    total = stats.loc[stats["depth"] == 0].iloc[0]
+    total_change = abs(float(total["change"])) if np.isfinite(float(total["change"])) else 0.0
+    reference = np.zeros(len(seg))
+    for name in cube.dimensions:
+        own = out[name].notna().to_numpy() & (base > 0)
+        if own.any():
+            reference[out[name].notna().to_numpy()] = _weighted_median(
+                change[own] / base[own], base[own])
+    # A cause holding half of its dimension's base moves the median itself: it is measured
+    # against the total's move too, and the larger deviation stands (a value folds only when it
+    # moved like both).
+    deviation = np.maximum(np.abs(change - base * reference), out["deviation"].to_numpy())
+    # Judged against sampling noise alone, not the calibrated noise of segment_stats: that
+    # dispersion is read across segments and inflated by the incident itself (a cause at z = 8
+    # in its combination showed at z = 1.1 in its value), and folding a value wrongly costs a
+    # cause where keeping one wrongly costs only a few leaves.
+    frame = cube.frame.drop(columns=list(DEFF_COLUMNS), errors="ignore")
+    sampling = describe(frame, cube.total, cube.kind, cube.scale)
+    sampling = sampling.loc[(frame["depth"] == 1).to_numpy()].reset_index(drop=True)
+    raw_z = np.abs(np.nan_to_num(sampling["z"].to_numpy(dtype="float64")))
+    raw_change = np.abs(np.nan_to_num(sampling["change"].to_numpy(dtype="float64")))
+    sd = np.divide(raw_change, raw_z, out=np.full(len(seg), np.inf), where=raw_z > 1e-12)
+    out["deviation"] = deviation
+    out["deviation_z"] = np.divide(deviation, sd, out=np.zeros(len(seg)),
+                                   where=np.isfinite(sd) & (sd > 0))
+    out["deviation_share"] = np.divide(deviation, total_change, out=np.full(len(seg), np.inf),
+                                       where=total_change > 0)
+    size = "base_den" if cube.kind == "ratio" else "base_value"
+    total_size = abs(float(np.nan_to_num(total[size])))
+    out["base_weight"] = (np.abs(np.nan_to_num(seg[size].to_numpy(dtype="float64"))) / total_size
+                          if total_size else 0.0)
+    return out
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
 def combined_values(
     cube: Cube, dimensions: list[str], min_share: float
 ) -> dict[str, tuple[str, ...]]:
     """Per dimension, the values the second level combines; the rest is folded into '(other)'.
 
     Apriori on deviation: a combination's deviation from a uniform move shows in each of its
-    values (it is part of theirs), so a value whose own deviation is under
+    values (it is part of theirs), so a value whose own deviation (:func:`reference_moves`: from
+    its dimension's reference or from the total's move, the larger) is under
     ``DEVIATION_FLOOR x min_share`` of the total change cannot hold a reportable combination
-    unless a sibling offsets it exactly. The values that deviate beyond that are kept, and each
-    dimension keeps at least its most deviating value (the first level's evidence for a deep cause
-    can be faint). The kept values are far fewer than the data's, so the second level's leaves
-    are too (10M rows x 6 dimensions: 3.3M leaves -> a few thousand)."""
-    values = value_deviations(cube)
+    unless a sibling offsets it exactly (``tests/test_search.py`` checks this on exact data).
+    Each dimension keeps at least its most deviating value (the first level's evidence for a
+    deep cause can be faint).
+
+    On uniform or wide data noise alone passes that floor (every value of a 200-value dimension
+    on 10M rows), and combining them all costs 10-20x the floor scan (issue 20). So the values
+    are bounded by :data:`KEEP_BUDGET`: beyond it, values within sampling noise (under
+    :data:`KEEP_Z` standard errors) and not large (under :data:`KEEP_WEIGHT` of the baseline)
+    are folded, the least deviating first. That gives up exactness only for a combination
+    whose values all look like noise at the first level, the price of a bounded second level
+    (measured in benchmarks/speed.py and the accuracy benchmarks)."""
+    values = reference_moves(cube)
     out: dict[str, tuple[str, ...]] = {}
+    candidates: dict[str, pd.DataFrame] = {}
     for name in dimensions:
         own = values[values[name].notna() & (values[name].astype(str) != OTHER)]
         if own.empty:
             continue
         strong = own[own["deviation_share"] >= DEVIATION_FLOOR * min_share]
-        chosen = strong if not strong.empty else own.nlargest(1, "deviation")
+        candidates[name] = strong if not strong.empty else own.nlargest(1, "deviation_z")
+    if sum(len(c) for c in candidates.values()) > KEEP_BUDGET:
+        candidates = _within_budget(candidates)
+    for name, chosen in candidates.items():
         out[name] = tuple(sorted(chosen[name].astype(str)))
     return out
+
+
+def _within_budget(candidates: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """At most :data:`KEEP_BUDGET` values: large ones and those beyond noise first (most
+    deviating in standard errors first), never fewer than one per dimension."""
+    ranked = pd.concat([c.assign(_dim=name) for name, c in candidates.items()])
+    first = ranked.sort_values("deviation_z", ascending=False).groupby("_dim").head(1)
+    rest = ranked.drop(first.index, errors="ignore")
+    rest = rest[(rest["deviation_z"] >= KEEP_Z) | (rest["base_weight"] >= KEEP_WEIGHT)]
+    rest = rest.assign(_large=rest["base_weight"] >= KEEP_WEIGHT).sort_values(
+        ["_large", "deviation_z"], ascending=False)
+    kept = pd.concat([first, rest.head(max(0, KEEP_BUDGET - len(first)))])
+    return {name: kept[kept["_dim"] == name] for name in candidates}
 
 
 def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_depth: int,
