@@ -1,4 +1,4 @@
-"""Pushdown speed: an investigation vs. the bare GROUPING SETS query it is built on.
+"""Pushdown speed: an investigation vs. the floor scan and the full GROUPING SETS lattice.
 
     python benchmarks/speed.py                 # 10M rows on an embedded DuckDB file
     python benchmarks/speed.py --rows 1000000 --rows 10000000
@@ -6,11 +6,15 @@
     python benchmarks/speed.py --rows 1000000 --target spark-local      # Spark Connect, local[2]
     python benchmarks/speed.py --target prod --profiles-dir ~/.warehouse_rca
 
-For each size it generates a fact table in the warehouse (sessions with 8 dimensions of 3 to 1,000
-values, a conversion flag and an injected incident), then times
+For each size, dimension shape (``--shape uniform|zipf``) and cause depth (``--cause-depth``) it
+generates a fact table in the warehouse (sessions with 8 dimensions of 3 to 1,000 values, a
+conversion flag and an injected rate cause), then times, interleaved in one run (median of
+``--repeat``),
 
-* the bare query: the GROUPING SETS aggregation alone (the `cube` CTE of the same SQL, without the
-  in-warehouse pruning), i.e. the physical cost of one pass, and
+* the floor: each dimension aggregated once over the two periods' rows (single-dimension sets,
+  side-keyed), the least any drill-down must read and hash,
+* the bare query: the full depth-3 GROUPING SETS lattice over the rows (the `cube` CTE of the
+  same SQL, without the in-warehouse pruning), and
 * the investigation: catalog probe + cube query with pruning + statistics + root-cause selection,
   through the same code path as the CLI.
 
