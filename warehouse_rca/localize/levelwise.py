@@ -337,15 +337,16 @@ def max_dimensions(depth: int, max_sets: int = DEEP_SETS) -> int:
     return k
 
 
-def value_deviations(cube: Cube) -> pd.DataFrame:
+def value_deviations(cube: Cube, stats: pd.DataFrame | None = None) -> pd.DataFrame:
     """The first level's values with how far each moved from a uniform move of the total.
 
     A value unrelated to any cause moves like the total (a uniform relative change, shares
     unchanged); a value holding a cause, or part of a combination that does, deviates. Its
     deviation is its contribution minus what a uniform move would give it (``base value x total's
     relative change``, times its current share for a rate); ``deviation_sd`` its standard error
-    and ``deviation_share`` its size as a share of the total change."""
-    stats = segment_stats(cube)
+    and ``deviation_share`` its size as a share of the total change. ``stats``: the cube's
+    :func:`~warehouse_rca.stats.segment_stats`, when the caller has them."""
+    stats = segment_stats(cube) if stats is None else stats
     total = stats.loc[stats["depth"] == 0].iloc[0]
     seg = stats.loc[stats["depth"] == 1].reset_index(drop=True)
     relative = (
@@ -421,10 +422,11 @@ def reference_moves(cube: Cube) -> pd.DataFrame:
     cause. Here each dimension's reference is the base-weighted median of its values' relative
     changes, which a cause holding less than half of the dimension's base cannot move; a value's
     ``deviation`` is its change minus its base times that reference (or the total's relative
-    change, whichever leaves the larger deviation), ``deviation_z`` that in
-    standard errors of its change, ``deviation_share`` that as a share of the total change."""
-    out = value_deviations(cube)
+    change, whichever leaves the larger deviation), ``deviation_sd`` the sampling standard error
+    of its change, ``deviation_z`` the deviation in those, ``deviation_share`` it as a share of
+    the total change."""
     stats = segment_stats(cube)
+    out = value_deviations(cube, stats)
     seg = stats.loc[stats["depth"] == 1].reset_index(drop=True)
     base = np.nan_to_num(seg["base_value"].to_numpy(dtype="float64"))
     if cube.kind == "ratio":
@@ -453,6 +455,7 @@ def reference_moves(cube: Cube) -> pd.DataFrame:
     raw_change = np.abs(np.nan_to_num(sampling["change"].to_numpy(dtype="float64")))
     sd = np.divide(raw_change, raw_z, out=np.full(len(seg), np.inf), where=raw_z > 1e-12)
     out["deviation"] = deviation
+    out["deviation_sd"] = sd
     out["deviation_z"] = np.divide(deviation, sd, out=np.zeros(len(seg)),
                                    where=np.isfinite(sd) & (sd > 0))
     out["deviation_share"] = np.divide(deviation, total_change, out=np.full(len(seg), np.inf),
