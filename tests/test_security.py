@@ -328,14 +328,16 @@ def test_property_filters_are_refused_or_only_allowed_nodes(text: str) -> None:
         assert len(again) == 1 and not list(again[0].find_all(exp.Select, exp.Command, exp.Drop))
 
 
-def _hostile_cli_case(target_kind: str, folder: Path, pg, name: str, value: str, condition: str) -> None:
+def _hostile_cli_case(target_kind: str, folder: Path, pg, name: str, value: str, condition: str,
+                      connect=None) -> None:
     """Create table t(ts, d, <name>) holding ``value``, run the CLI with ``condition``, and check the
-    outcome is exit 0 with the name/value as data, or exit 2 with a message; t is untouched."""
+    outcome is exit 0 with the name/value as data, or exit 2 with a message; t is untouched.
+    ``connect`` opens the DuckDB file for the fixture SQL (the statement audit's logging one)."""
     import yaml
 
     if target_kind == "duckdb":
         profile = {"type": "duckdb", "path": str(folder / "p.duckdb"), "schema": "rca"}
-        con = duckdb.connect(profile["path"])
+        con = (connect or duckdb.connect)(profile["path"])
         quoted = '"' + name.replace('"', '""') + '"'
         con.execute(f"CREATE OR REPLACE TABLE t (ts TIMESTAMP, d VARCHAR, {quoted} VARCHAR)")
         con.executemany("INSERT INTO t VALUES (?, ?, ?)", [["2026-11-11", "a", value], ["2026-11-18", "b", value]])
