@@ -25,7 +25,6 @@ from warehouse_rca.investigate import investigate
 from warehouse_rca.localize.levelwise import (
     DEVIATION_FLOOR,
     KEEP_WEIGHT,
-    KEEP_Z,
     combined_values,
     max_dimensions,
     reference_moves,
@@ -141,7 +140,7 @@ def test_second_level_combines_the_values_that_deviate_from_a_uniform_move(duck:
     metric = ratio_metric(["device", "product", "region"])
     plan = plan_cube(metric, duck.columns_of(source_expression(metric)), baseline=BASE, current=CUR, max_depth=1)
     level1 = label_cube(duck.query(cube_sql(plan, preaggregate=False)), plan)
-    keep = combined_values(level1, ["device", "product", "region"], min_share=0.02)
+    keep = combined_values(level1, ["device", "product", "region"], min_share=0.02).values
     assert "d1" in keep["device"] and "p3" in keep["product"]
     assert len(keep["product"]) < 30 and "p0" in keep["product"]
     values = reference_moves(level1)
@@ -158,11 +157,14 @@ def test_second_level_combines_the_values_that_deviate_from_a_uniform_move(duck:
 def test_a_wide_second_level_keeps_its_budget_and_the_cause(duck: DuckDBEngine,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """Uniform dimensions with hundreds of values: noise alone passes the share floor
-    everywhere, so the second level is bounded (KEEP_BUDGET values, here 25 so that a small
-    table binds it): the values beyond noise and the large ones stay, the cause is still found."""
+    everywhere, so the second level is bounded (LEAF_BUDGET leaves, here 2,000 so that a small
+    table binds it, and EXACT_ROWS lowered): what is folded looks more like noise than what
+    stays, the cause's values stay, and the cause is still found. At the real EXACT_ROWS the
+    same table is combined exactly."""
     from warehouse_rca.localize import levelwise
 
-    monkeypatch.setattr(levelwise, "KEEP_BUDGET", 25)
+    monkeypatch.setattr(levelwise, "LEAF_BUDGET", 2_000)
+    monkeypatch.setattr(levelwise, "EXACT_ROWS", 10_000)
     rng = np.random.default_rng(21)
     n = 400_000
     frame = pd.DataFrame({
@@ -179,18 +181,27 @@ def test_a_wide_second_level_keeps_its_budget_and_the_cause(duck: DuckDBEngine,
     metric = ratio_metric(["device", "region", "campaign", "product"])
     plan = plan_cube(metric, duck.columns_of(source_expression(metric)), baseline=BASE, current=CUR, max_depth=1)
     level1 = label_cube(duck.query(cube_sql(plan, preaggregate=False)), plan)
-    keep = combined_values(level1, list(metric.dimensions), min_share=0.02)
+    monkeypatch.setattr(levelwise, "EXACT_ROWS", 10**9)
+    assert not combined_values(level1, list(metric.dimensions), min_share=0.02).bounded
+    monkeypatch.setattr(levelwise, "EXACT_ROWS", 10_000)
+    combined = combined_values(level1, list(metric.dimensions), min_share=0.02)
+    assert combined.bounded
+    keep = combined.values
     values = reference_moves(level1)
     beyond_floor = values[values["deviation_share"] >= DEVIATION_FLOOR * 0.02]
-    assert len(beyond_floor) > 2 * 25  # noise passes the share floor: the budget binds
-    assert sum(len(v) for v in keep.values()) <= 25
+    sizes = {"device": 4, "region": 4, "campaign": 300, "product": 600}
+    unbounded = 2 * np.prod([(beyond_floor[d].notna().sum()) + 1 for d in sizes])
+    assert unbounded > 20 * 2_000  # noise passes the share floor: the budget binds
+    leaves = 2 * np.prod([len(keep[d]) + (len(keep[d]) < sizes[d]) for d in sizes])
+    assert leaves <= 2_000
     assert "d0" in keep["device"] and "r1" in keep["region"]
+    folded_z, kept_z = [], []
     for name in ("campaign", "product"):
-        own = values[values[name].notna() & (values[name] != OTHER)]
-        kept = own[own[name].isin(keep[name])]
-        top = kept["deviation_z"].idxmax()
-        assert ((kept["deviation_z"] >= KEEP_Z) | (kept["base_weight"] >= KEEP_WEIGHT)
-                | (kept.index == top)).all()  # what stays is beyond noise, large, or the best
+        own = values[values[name].notna() & (values[name] != OTHER)
+                     & (values["base_weight"] < KEEP_WEIGHT)]
+        kept_z += own.loc[own[name].isin(keep[name]), "deviation_z"].tolist()
+        folded_z += own.loc[~own[name].isin(keep[name]), "deviation_z"].tolist()
+    assert folded_z and kept_z and max(folded_z) <= min(kept_z) + 1e-9  # noise folds first
     doc = investigate(duck, metric, baseline=BASE, current=CUR).to_json()
     assert doc["root_causes"][0]["segment"] == {"device": "d0", "region": "r1"}
 

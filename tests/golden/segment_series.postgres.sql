@@ -22,6 +22,18 @@ WITH scoped AS (
         OR "converted" IS NULL
       )
     )
+), leaves AS (
+  SELECT
+    bucket,
+    d0,
+    d1,
+    SUM(rca_num) AS rca_num,
+    SUM(rca_den) AS rca_den
+  FROM scoped
+  GROUP BY
+    bucket,
+    d0,
+    d1
 ), cells AS (
   SELECT
     bucket,
@@ -30,7 +42,7 @@ WITH scoped AS (
     GROUPING(d0) * 1 + GROUPING(d1) * 2 + 0 AS rca_set,
     SUM(rca_num) AS rca_num,
     SUM(rca_den) AS rca_den
-  FROM scoped
+  FROM leaves
   GROUP BY
     GROUPING SETS (
       (bucket, d0, d1)

@@ -403,13 +403,15 @@ def select_dimensions(cube: Cube, depth: int, alpha: float, min_share: float) ->
     return [d for d in cube.dimensions if d in chosen]  # the framework's order
 
 
-#: The second level combines at most this many values in all (its CASE branches; the leaves grow
-#: with their product). Under it, every value beyond the share floor is combined; over it
-#: (uniform or wide data, where noise alone passes the floor), values within noise go first.
-KEEP_BUDGET = 160
-#: Within noise: a deviation under this many standard errors of sampling noise.
-KEEP_Z = 1.0
-#: A value holding at least this share of the baseline is kept whatever its deviation (a large
+#: The second level's leaves at most: combinations of the combined values ('(other)' included)
+#: per side, estimated as their product and never more than the rows. Under it every value beyond
+#: the share floor is combined; over it (uniform or wide data, where noise alone passes the floor
+#: and every row is its own leaf), the values most like noise are folded until it fits.
+LEAF_BUDGET = 50_000
+#: Periods holding at most this many rows are always combined exactly: their second level costs
+#: a fraction of a second whatever it keeps (at most these rows as leaves).
+EXACT_ROWS = 200_000
+#: Over the budget, a value holding at least this share of the baseline is folded last (a large
 #: value's siblings are what tells a cause inside it from a move of the whole value).
 KEEP_WEIGHT = 0.05
 
@@ -473,9 +475,16 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
     return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
-def combined_values(
-    cube: Cube, dimensions: list[str], min_share: float
-) -> dict[str, tuple[str, ...]]:
+@dataclasses.dataclass(frozen=True)
+class Combined:
+    """What the second level combines: per dimension, the values it keeps (the rest is folded into
+    '(other)'); ``bounded`` when :data:`LEAF_BUDGET` folded values the exact rule keeps."""
+
+    values: dict[str, tuple[str, ...]]
+    bounded: bool = False
+
+
+def combined_values(cube: Cube, dimensions: list[str], min_share: float) -> Combined:
     """Per dimension, the values the second level combines; the rest is folded into '(other)'.
 
     Apriori on deviation: a combination's deviation from a uniform move shows in each of its
@@ -487,39 +496,78 @@ def combined_values(
     deep cause can be faint).
 
     On uniform or wide data noise alone passes that floor (every value of a 200-value dimension
-    on 10M rows), and combining them all costs 10-20x the floor scan (issue 20). So the values
-    are bounded by :data:`KEEP_BUDGET`: beyond it, values within sampling noise (under
-    :data:`KEEP_Z` standard errors) and not large (under :data:`KEEP_WEIGHT` of the baseline)
-    are folded, the least deviating first. That gives up exactness only for a combination
-    whose values all look like noise at the first level, the price of a bounded second level
-    (measured in benchmarks/speed.py and the accuracy benchmarks)."""
+    on 10M rows), every row is its own leaf, and combining them all costs 10-20x the floor scan
+    (issue 20). So on periods of more than :data:`EXACT_ROWS` rows the second level's leaves
+    are bounded by :data:`LEAF_BUDGET`: beyond it the values are folded in order of how much
+    they look like noise (:func:`_within_budget`) until the leaves fit. That gives up exactness
+    only for a combination whose values are among the least deviating of a table too large to
+    combine exactly, the price of a bounded second level (measured in benchmarks/speed.py);
+    under the budget, and on every table of up to :data:`EXACT_ROWS` rows in its periods, the
+    rule above is exact.
+
+    The kept combinations also estimate the noise across segments (stats.segment_stats), so a
+    bounded level, which keeps the most deviating values, reads the noise somewhat higher: on
+    realistic.py's orders (100K rows, had they been bounded) one borderline cause of 42 fell
+    below significance, which is why tables that small are never bounded."""
     values = reference_moves(cube)
-    out: dict[str, tuple[str, ...]] = {}
     candidates: dict[str, pd.DataFrame] = {}
+    counts: dict[str, int] = {}
     for name in dimensions:
         own = values[values[name].notna() & (values[name].astype(str) != OTHER)]
         if own.empty:
             continue
+        # '(other)' is a leaf value of the dimension when the first level pruned a tail or
+        # anything is folded: one more than the values it holds.
+        counts[name] = len(own) + int((values[name].astype(str) == OTHER).any())
         strong = own[own["deviation_share"] >= DEVIATION_FLOOR * min_share]
         candidates[name] = strong if not strong.empty else own.nlargest(1, "deviation_z")
-    if sum(len(c) for c in candidates.values()) > KEEP_BUDGET:
-        candidates = _within_budget(candidates)
-    for name, chosen in candidates.items():
-        out[name] = tuple(sorted(chosen[name].astype(str)))
-    return out
+    total = cube.frame.loc[cube.frame["depth"] == 0].iloc[0]
+    rows = float(np.nan_to_num(total.get("base_rows", np.inf), nan=np.inf)
+                 + np.nan_to_num(total.get("cur_rows", 0.0)))
+    bounded = rows > EXACT_ROWS and _leaves(
+        {n: len(c) for n, c in candidates.items()}, counts, rows) > LEAF_BUDGET
+    if bounded:
+        candidates = _within_budget(candidates, counts, rows)
+    return Combined({name: tuple(sorted(chosen[name].astype(str)))
+                     for name, chosen in candidates.items()}, bounded)
 
 
-def _within_budget(candidates: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """At most :data:`KEEP_BUDGET` values: large ones and those beyond noise first (most
-    deviating in standard errors first), never fewer than one per dimension."""
+def _leaves(kept: dict[str, int], counts: dict[str, int], rows: float) -> float:
+    """The second level's leaves when ``kept[d]`` of dimension d's ``counts[d]`` values are
+    combined: the product of each dimension's kept values (plus '(other)' when it folds any),
+    per side, never more than the rows."""
+    product = 2.0
+    for name, k in kept.items():
+        product *= k + int(k < counts[name])
+    return min(product, rows)
+
+
+def _within_budget(candidates: dict[str, pd.DataFrame], counts: dict[str, int],
+                   rows: float) -> dict[str, pd.DataFrame]:
+    """The values that fit :data:`LEAF_BUDGET`: the ones most like noise folded first (small
+    before large, then the fewest sampling standard errors of deviation), never fewer than one per
+    dimension (its most deviating)."""
     ranked = pd.concat([c.assign(_dim=name) for name, c in candidates.items()])
     first = ranked.sort_values("deviation_z", ascending=False).groupby("_dim").head(1)
     rest = ranked.drop(first.index, errors="ignore")
-    rest = rest[(rest["deviation_z"] >= KEEP_Z) | (rest["base_weight"] >= KEEP_WEIGHT)]
-    rest = rest.assign(_large=rest["base_weight"] >= KEEP_WEIGHT).sort_values(
-        ["_large", "deviation_z"], ascending=False)
-    kept = pd.concat([first, rest.head(max(0, KEEP_BUDGET - len(first)))])
-    return {name: kept[kept["_dim"] == name] for name in candidates}
+    order = rest.assign(_large=rest["base_weight"] >= KEEP_WEIGHT).sort_values(
+        ["_large", "deviation_z"], kind="stable")
+    kept = {name: len(c) for name, c in candidates.items()}
+    folded: list[object] = []
+    for index, name in zip(order.index, order["_dim"], strict=True):
+        if _leaves(kept, counts, rows) <= LEAF_BUDGET:
+            break
+        kept[name] -= 1
+        folded.append(index)
+    stay = ranked.drop(folded)
+    return {name: stay[stay["_dim"] == name] for name in candidates}
+
+
+def _keeps_all(cube: Cube, name: str, kept: tuple[str, ...]) -> bool:
+    """Whether the second level keeps every value of ``name``: then it reads the column as it is
+    (no per-row CASE; a kept value's code costs a comparison per value and row)."""
+    first = cube.frame.loc[cube.frame["depth"] == 1, name].dropna().astype(str)
+    return OTHER not in set(first) and set(first) == set(kept)
 
 
 def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_depth: int,
@@ -546,8 +594,10 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
         budget.spend()
     if check is not None:
         check(cube)
-    keep = combined_values(cube, select_dimensions(cube, depth, settings.alpha, settings.min_share),
-                           settings.min_share) if depth >= 2 else {}
+    combined = combined_values(
+        cube, select_dimensions(cube, depth, settings.alpha, settings.min_share), settings.min_share
+    ) if depth >= 2 else Combined({})
+    keep = combined.values
     chosen = list(keep)
     if len(chosen) >= 2:
         idx = [plan.dimensions.index(d) for d in chosen]
@@ -555,7 +605,7 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
             plan,
             dimensions=tuple(chosen),
             dim_exprs=tuple(plan.dim_exprs[i] for i in idx),
-            keep=tuple(keep[d] for d in chosen),
+            keep=tuple(None if _keeps_all(cube, d, keep[d]) else keep[d] for d in chosen),
             sets=tuple(s for s in grouping_sets_upto(len(chosen), depth) if len(s) != 1),
         )
         deeper = label_cube(engine.query(cube_sql(second)), second).frame
