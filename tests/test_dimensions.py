@@ -52,7 +52,8 @@ def test_suggest_picks_dimensions_and_rejects_with_reasons(tmp_path: Path) -> No
     assert "- order_id: identifier" in left_out
     assert "- created_at: timestamp" in left_out
     assert "- comment: free text" in left_out
-    assert "- amount: numeric" in left_out
+    assert "- amount" not in left_out and "~ amount: numeric" in out  # a measurement, as bands
+    assert "amount_band" in out.split("# paste")[1]
     assert "- source_system: constant" in left_out
     assert "dimensions:\n- " in out  # the ready-to-paste YAML block
     assert "NULL (kept as its own segment)" in proposed

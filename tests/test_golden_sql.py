@@ -315,8 +315,16 @@ def _dimension_statements() -> dict[str, Callable[[str], str]]:
                     for n in ("dimension_drift", "dimension_frameworks")]))
 
     return {
-        "profile_columns": lambda d: sql.render("profile_columns.sql.j2", d, source=source, columns=columns),
+        "profile_columns": lambda d: sql.render("profile_columns.sql.j2", d, source=source, columns=[
+            {"expr": c, "numeric": i == 1} for i, c in enumerate(columns)]),
         "profile_values": lambda d: sql.render("profile_values.sql.j2", d, source=source, columns=columns[:2]),
+        "profile_time_parts": lambda d: sql.render("profile_time_parts.sql.j2", d, source=source, checks=[
+            {"column": columns[1], "part": exp.Extract(this=exp.var(part), expression=sql.column_ref("ts"))}
+            for part in ("MONTH", "HOUR")]),
+        "profile_pairs": lambda d: sql.render("profile_pairs.sql.j2", d, source=source, columns=columns[:3],
+                                              pairs=[(0, 1), (0, 2)]),
+        "profile_quantiles": lambda d: sql.render("profile_quantiles.sql.j2", d, source=source,
+                                                  columns=columns[1:3], levels=[1 / 3, 2 / 3]),
         "profile_hierarchy": hierarchy,
         "drift_values": drift_values,
         "drift_framework_read": lambda d: sql.render(

@@ -349,6 +349,9 @@ def _rewrite(node: exp.Expr, dialect: str) -> exp.Expr | None:
             build = _SPARK_PARTS.get(part)
             return build(arg) if build else _FUNCTION_OF_PART[part](this=arg)
         return None
+    if isinstance(node, exp.PercentileCont) and dialect in ("spark", "databricks"):
+        # sqlglot writes percentile_cont(x, q), which Spark rejects; PERCENTILE is its exact one
+        return exp.Quantile(this=node.this, quantile=node.expression)
     if dialect == "postgres":
         if isinstance(node, exp.Mod):
             # `%` has no double precision operator in PostgreSQL; numeric's keeps DuckDB's result
@@ -360,7 +363,8 @@ def _rewrite(node: exp.Expr, dialect: str) -> exp.Expr | None:
     return None
 
 
-_REWRITTEN: tuple[type[exp.Expr], ...] = (exp.Extract, exp.Mod, exp.Round, *_DATE_PART_OF)
+_REWRITTEN: tuple[type[exp.Expr], ...] = (exp.Extract, exp.Mod, exp.Round, exp.PercentileCont,
+                                         *_DATE_PART_OF)
 
 
 def portable(tree: exp.Expr, dialect: str) -> exp.Expr:

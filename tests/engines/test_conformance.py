@@ -690,3 +690,30 @@ def test_real_values_that_read_like_labels_stay_their_own_segments_on_every_engi
             by_period = dict(zip(result["period"].astype(str), result["value"].astype(float)))
             assert by_period["baseline"] == pytest.approx(cause["baseline_value"]), cause["segment"]
             assert by_period["current"] == pytest.approx(cause["current_value"]), cause["segment"]
+
+
+SUGGEST_COLUMNS = (("ts", "TIMESTAMP"), ("day_of_month", "INTEGER"), ("city", "VARCHAR"),
+                   ("region", "VARCHAR"), ("city_code", "VARCHAR"), ("latency_ms", "DOUBLE"),
+                   ("slow", "INTEGER"), ("converted", "INTEGER"))
+
+
+def test_dimension_suggestions_are_the_same_on_every_engine(engine: Engine) -> None:
+    """`dimensions suggest`'s pushed-down profile (statistics, time parts, value counts, pairs,
+    quantiles) gives every engine the same verdicts, hierarchy and (nearly) the same cuts."""
+    from tests.test_suggest_flights import rule_table
+    from warehouse_rca.dimensions.profile import suggest
+
+    frame = rule_table(1500, seed=5)
+    latency = frame["latency_ms"].to_numpy()
+    load_table(engine, "suggest_t", frame, SUGGEST_COLUMNS)
+    found = suggest(engine, sql.table_ref("suggest_t"), outcomes=["converted"], time_column="ts")
+    by = {p.name.lower(): p for p in found.columns}
+    # city and city_code are one partition: the shorter values (the code) stay
+    assert {n for n, p in by.items() if p.proposed} == {"city_code", "region"}
+    assert {n for n, p in by.items() if p.numeric} == {"latency_ms"}
+    assert "the day of ts" in by["day_of_month"].reason.lower()
+    assert "duplicates city_code" in by["city"].reason.lower() and "0/1 flag" in by["slow"].reason
+    assert [(h.parent.lower(), h.child.lower()) for h in found.hierarchies] == [("region", "city_code")]
+    lo, hi = np.quantile(latency, [1 / 3, 2 / 3])
+    cuts = by["latency_ms"].cuts
+    assert len(cuts) == 2 and abs(cuts[0] - lo) / lo < 0.05 and abs(cuts[1] - hi) / hi < 0.05

@@ -6,6 +6,8 @@ SELECT
   COUNT(DISTINCT `region`) AS distinct_1,
   SUM(CASE WHEN `region` IS NULL THEN 1 ELSE 0 END) AS nulls_1,
   AVG(LENGTH(CAST(`region` AS STRING))) AS length_1,
+  MIN(CAST(`region` AS DOUBLE)) AS min_1,
+  MAX(CAST(`region` AS DOUBLE)) AS max_1,
   COUNT(DISTINCT `amount`) AS distinct_2,
   SUM(CASE WHEN `amount` IS NULL THEN 1 ELSE 0 END) AS nulls_2,
   AVG(LENGTH(CAST(`amount` AS STRING))) AS length_2

@@ -13,7 +13,8 @@ from warehouse_rca.cli.terminal import echo
 from warehouse_rca.contract import InvestigationOptions
 from warehouse_rca.cube.plan import source_expression
 from warehouse_rca.dimensions.drift import detect_drift, write_drift
-from warehouse_rca.dimensions.profile import profile, yaml_block
+from warehouse_rca.dimensions.profile import outcome_columns, yaml_block
+from warehouse_rca.dimensions.profile import suggest as suggest_dimensions
 from warehouse_rca.engines import connect
 from warehouse_rca.errors import ConfigError
 from warehouse_rca.investigate import investigate
@@ -39,27 +40,45 @@ def dimensions_group() -> None:
 @_handle_errors
 def suggest(table: str | None, metric: str | None, project: str | None, profiles_dir: str | None,
             target: str | None, max_values: int) -> None:
-    """Profile TABLE's columns in the warehouse and propose dimensions, with reasons."""
+    """Profile TABLE's columns in the warehouse and propose dimensions, with reasons.
+
+    With --metric, the columns the metric is computed from are left out (its own outcome) and
+    the parts of its time column are checked against that column."""
     if bool(table) == bool(metric):
         raise ConfigError("give a TABLE or --metric NAME")
     source: exp.Expr
+    outcomes: list[str] = []
+    time_column = None
     if table:
         source = sql.table_ref(table)
     else:
         assert metric is not None  # exactly one of TABLE / --metric, checked above
-        source = source_expression(load_project(project).metric(metric))
+        spec = load_project(project).metric(metric)
+        source = source_expression(spec)
+        outcomes = outcome_columns(spec)
+        time_column = spec.time_column
     with connect(load_target(profiles_dir, target), read_only=True) as engine:
-        profiles = profile(engine, source, max_values=max_values)
+        found = suggest_dimensions(engine, source, max_values=max_values, outcomes=outcomes,
+                                   time_column=time_column)
     click.echo("Proposed dimensions:")
-    for p in profiles:
+    for p in found.columns:
         if p.proposed:
             echo(f"  + {p.name}: {p.reason}")
+    numeric = [p for p in found.columns if p.numeric]
+    if numeric:
+        click.echo("Numeric measurements, as bands cut from the data:")
+        for p in numeric:
+            echo(f"  ~ {p.name}: {p.reason}")
+    if found.hierarchies:
+        click.echo("Hierarchies (every value of the finer one lies in one value of the broader):")
+        for h in found.hierarchies:
+            echo(f"  > {h.parent} > {h.child}")
     click.echo("Left out:")
-    for p in profiles:
-        if not p.proposed:
+    for p in found.columns:
+        if not p.proposed and not p.numeric:
             echo(f"  - {p.name}: {p.reason}")
     click.echo("\n# paste under your metric in warehouse_rca.yml")
-    echo(yaml_block(profiles), nl=False)
+    echo(yaml_block(found), nl=False)
 
 
 @dimensions_group.command("drift")

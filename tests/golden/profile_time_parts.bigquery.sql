@@ -1,0 +1,19 @@
+SELECT
+  COUNT(*) AS n_rows,
+  SUM(CASE WHEN NOT `region` IS NULL THEN 1 ELSE 0 END) AS present_0,
+  SUM(
+    CASE
+      WHEN CAST(`region` AS FLOAT64) = CAST(EXTRACT(MONTH FROM `ts`) AS FLOAT64)
+      THEN 1
+      ELSE 0
+    END
+  ) AS equal_0,
+  SUM(CASE WHEN NOT `region` IS NULL THEN 1 ELSE 0 END) AS present_1,
+  SUM(
+    CASE
+      WHEN CAST(`region` AS FLOAT64) = CAST(EXTRACT(HOUR FROM `ts`) AS FLOAT64)
+      THEN 1
+      ELSE 0
+    END
+  ) AS equal_1
+FROM `analytics`.`sessions`
