@@ -266,9 +266,14 @@ def test_max_depth_is_a_cap_and_shares_keep_their_sign(duck: DuckDBEngine) -> No
     assert capped["root_causes"] and all(len(s) == 1 for s in segments(capped))
 
 
-def test_deeper_levels_never_merge_partial_groups(duck: DuckDBEngine) -> None:
+def test_deeper_levels_never_merge_partial_groups(duck: DuckDBEngine,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """Causes at the first pass's deepest level are refined one level deeper, over the OR of their
-    rows: every reported number must still be the segment's own (checked against SQL in run())."""
+    rows: every reported number must still be the segment's own (checked against SQL in run()),
+    and the deeper query reads those rows only (its scan is restricted to the frontier)."""
+    sent: list[str] = []
+    render = type(duck).render
+    monkeypatch.setattr(type(duck), "render", lambda self, t: sent.append(out := render(self, t)) or out)
     rng = np.random.default_rng(20)
     dims = {"a": [1, 1, 1], "b": [1, 1, 1], "c": [1, 1], "d": [1, 1], "e": [2, 1]}
     base = convert(rng, events(rng, 120_000, "2026-11-09", dims), 0.2)
@@ -280,6 +285,10 @@ def test_deeper_levels_never_merge_partial_groups(duck: DuckDBEngine) -> None:
     found = segments(doc)
     assert {"a": "a0", "b": "b0", "c": "c0", "d": "d0"} in found
     assert {"a": "a1", "b": "b1", "c": "c1", "e": "e1"} in found
+    deeper = [q for q in sent if "GROUPING SETS" in q and "rca_side, d0, d1, d2, d3" in q]
+    assert deeper, "no deeper level was queried"
+    scan = deeper[0].split("), leaves AS (")[0]  # the row scan, before any aggregation
+    assert "'a0'" in scan and "'a1'" in scan  # restricted to the frontier causes' rows
 
 
 # --------------------------------------------------------------------------- day-to-day noise

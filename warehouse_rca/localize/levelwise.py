@@ -133,12 +133,13 @@ def deepen(
         if not frontier or (budget is not None and not budget.allows(f"search level {depth + 1}")):
             break
         condition = _segments_condition(plan, frontier)
+        # Both row restrictions: a period cube reads `filters` (it counts non-finite rows itself),
+        # every other query `condition`; without it here the level scanned every row.
         deeper = dataclasses.replace(
             plan,
             sets=_children_sets(plan, frontier),
-            condition=(
-                exp.and_(plan.condition, condition) if plan.condition is not None else condition
-            ),
+            condition=sql.and_all([c for c in (plan.condition, condition) if c is not None]),
+            filters=sql.and_all([c for c in (plan.filters, condition) if c is not None]),
         )
         raw = run(cube_sql(deeper))
         queries += 1
