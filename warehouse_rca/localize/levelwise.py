@@ -409,13 +409,11 @@ def select_dimensions(cube: Cube, depth: int, alpha: float, min_share: float) ->
 #: the share floor is combined; over it (uniform or wide data, where noise alone passes the floor
 #: and every row is its own leaf), the values most like noise are folded until it fits.
 LEAF_BUDGET = 50_000
+#: Over the budget, values holding at least this share of the baseline are folded last.
+KEEP_WEIGHT = 0.05
 #: Periods holding at most this many rows are always combined exactly: their second level costs
 #: a fraction of a second whatever it keeps (at most these rows as leaves).
 EXACT_ROWS = 200_000
-#: Over the budget, a value holding at least this share of the baseline is folded last (a large
-#: value's siblings are what tells a cause inside it from a move of the whole value).
-KEEP_WEIGHT = 0.05
-
 
 def reference_moves(cube: Cube) -> pd.DataFrame:
     """The first level's values with their deviation from a reference that excludes the causes.
@@ -499,12 +497,12 @@ def combined_values(cube: Cube, dimensions: list[str], min_share: float) -> Comb
     On uniform or wide data noise alone passes that floor (every value of a 200-value dimension
     on 10M rows), every row is its own leaf, and combining them all costs 10-20x the floor scan
     (issue 20). So on periods of more than :data:`EXACT_ROWS` rows the second level's leaves
-    are bounded by :data:`LEAF_BUDGET`: beyond it the values are folded in order of how much
-    they look like noise (:func:`_within_budget`) until the leaves fit. That gives up exactness
-    only for a combination whose values are among the least deviating of a table too large to
-    combine exactly, the price of a bounded second level (measured in benchmarks/speed.py);
-    under the budget, and on every table of up to :data:`EXACT_ROWS` rows in its periods, the
-    rule above is exact.
+    are bounded by :data:`LEAF_BUDGET`: beyond it small values of the widest dimensions are
+    folded first, the least deviating first, until the leaves fit (:func:`_within_budget`).
+    That gives up exactness only for a combination of small values that deviate by little, in a
+    table too large to combine exactly: the price of a bounded second level (measured in
+    benchmarks/speed.py). Under the budget, and on every table of up to :data:`EXACT_ROWS`
+    rows in its periods, the rule above is exact.
 
     The kept combinations also estimate the noise across segments (stats.segment_stats), so a
     bounded level, which keeps the most deviating values, reads the noise somewhat higher: on
@@ -545,23 +543,36 @@ def _leaves(kept: dict[str, int], counts: dict[str, int], rows: float) -> float:
 
 def _within_budget(candidates: dict[str, pd.DataFrame], counts: dict[str, int],
                    rows: float) -> dict[str, pd.DataFrame]:
-    """The values that fit :data:`LEAF_BUDGET`: the ones most like noise folded first (small
-    before large, then the fewest sampling standard errors of deviation), never fewer than one per
-    dimension (its most deviating)."""
-    ranked = pd.concat([c.assign(_dim=name) for name, c in candidates.items()])
-    first = ranked.sort_values("deviation_z", ascending=False).groupby("_dim").head(1)
-    rest = ranked.drop(first.index, errors="ignore")
-    order = rest.assign(_large=rest["base_weight"] >= KEEP_WEIGHT).sort_values(
-        ["_large", "deviation_z"], kind="stable")
+    """The values that fit :data:`LEAF_BUDGET`, folded one at a time until the leaves fit: small
+    values (under :data:`KEEP_WEIGHT` of the baseline) before large ones, the widest dimension
+    first, within it the value whose deviation is the smallest share of the total change; each
+    dimension keeps its most deviating value and its largest.
+
+    Small and wide first: a 200-value campaign's values each hold about 0.5% of the rows, so
+    they can hold little of any change, while a 4-value device's hold the deep causes. A cause
+    inside a large value deviates it by few of its standard errors (a depth-3 cause is a
+    fiftieth of a 25% device), so neither standard errors nor a share floor can tell it from
+    noise there: large values go last."""
+    queue: dict[str, list[object]] = {}
+    for name, c in candidates.items():
+        stay = {c["deviation_z"].idxmax(), c["base_weight"].idxmax()}
+        queue[name] = list(c.drop(list(stay)).sort_values(["deviation_share", "deviation_z"],
+                                                          kind="stable").index)
+        small = [i for i in queue[name] if c.at[i, "base_weight"] < KEEP_WEIGHT]
+        queue[name] = small + [i for i in queue[name] if i not in set(small)]
+    weight = {name: c["base_weight"] for name, c in candidates.items()}
     kept = {name: len(c) for name, c in candidates.items()}
-    folded: list[object] = []
-    for index, name in zip(order.index, order["_dim"], strict=True):
-        if _leaves(kept, counts, rows) <= LEAF_BUDGET:
+    folded: dict[str, set[object]] = {name: set() for name in candidates}
+    order = list(candidates)
+    while _leaves(kept, counts, rows) > LEAF_BUDGET:
+        open_ = [n for n in order if queue[n]]
+        if not open_:
             break
+        name = max(open_, key=lambda n: (weight[n][queue[n][0]] < KEEP_WEIGHT, kept[n],
+                                         -order.index(n)))
+        folded[name].add(queue[name].pop(0))
         kept[name] -= 1
-        folded.append(index)
-    stay = ranked.drop(folded)
-    return {name: stay[stay["_dim"] == name] for name in candidates}
+    return {name: c.drop(list(folded[name])) for name, c in candidates.items()}
 
 
 def _keeps_all(cube: Cube, name: str, kept: tuple[str, ...]) -> bool:
