@@ -407,13 +407,14 @@ def select_dimensions(cube: Cube, depth: int, alpha: float, min_share: float) ->
 #: The second level's leaves at most: combinations of the combined values ('(other)' included)
 #: per side, estimated as their product and never more than the rows. Under it every value beyond
 #: the share floor is combined; over it (uniform or wide data, where noise alone passes the floor
-#: and every row is its own leaf), the values most like noise are folded until it fits.
+#: and every row is its own leaf), small values of the widest dimensions fold until it fits.
 LEAF_BUDGET = 50_000
 #: Over the budget, values holding at least this share of the baseline are folded last.
 KEEP_WEIGHT = 0.05
 #: Periods holding at most this many rows are always combined exactly: their second level costs
 #: a fraction of a second whatever it keeps (at most these rows as leaves).
 EXACT_ROWS = 200_000
+
 
 def reference_moves(cube: Cube) -> pd.DataFrame:
     """The first level's values with their deviation from a reference that excludes the causes.
