@@ -164,7 +164,7 @@ ALLOWED_CALLS = [
     "sqrt(a)", "greatest(a, 1)", "least(a, 1)", "a % 7", "a // 2", "a / 2 + 1",
     "date_trunc('day', ts)", "EXTRACT(dow FROM ts)", "date_part('hour', ts)", "date(ts)",
     "year(ts)", "month(ts)", "dayofweek(ts)", "CASE WHEN a > 1 THEN 'hi' ELSE 'lo' END",
-    "ts - INTERVAL 1 DAY", "current_date",
+    "ts - INTERVAL 1 DAY", "current_date", "ts AT TIME ZONE 'UTC'",
 ]
 
 
@@ -179,6 +179,8 @@ def test_pure_functions_are_accepted_at_every_position(call: str, position: str)
     # the README's and the tests' own
     "select s.* from analytics.sessions s",
     "SELECT happened_at, title FROM ops.releases WHERE env = 'prod'",
+    # benchmarks/localization.py's: epoch seconds to a UTC timestamp
+    "SELECT *, to_timestamp(\"min\") AT TIME ZONE 'UTC' AS ts FROM rca.cases",
     # CTEs, joins, subqueries, set operations, windows, aggregates
     ("WITH o AS (SELECT customer_id, sum(amount) AS total FROM shop.orders GROUP BY 1) "
     "SELECT s.*, o.total FROM shop.sessions AS s LEFT JOIN o ON o.customer_id = s.customer_id"),

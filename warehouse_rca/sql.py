@@ -457,7 +457,7 @@ _SOURCE_FUNCTIONS = _classes("""
     TimestampSub TimestampDiff Year Quarter Month Week WeekOfYear Day DayOfMonth DayOfWeek
     DayOfWeekIso DayOfYear Hour Minute Second LastDay DateFromParts TimeToStr StrToTime StrToDate
     ToChar TsOrDsToDate TsOrDsAdd TimeStrToTime DateStrToDate UnixToTime TimeToUnix DateBin
-    AddMonths MonthsBetween CurrentDate CurrentTimestamp
+    AddMonths MonthsBetween CurrentDate CurrentTimestamp ConvertTimezone
 """)
 #: Pure functions sqlglot leaves untyped (``exp.Anonymous``): allowed by name, nothing else is.
 _SOURCE_ANONYMOUS = frozenset({
@@ -472,7 +472,7 @@ _SOURCE_NODES: tuple[type[exp.Expr], ...] = _classes("""
     Limit Offset Fetch With CTE TableAlias Table Column Identifier Star Alias Literal Boolean Null
     Tuple Paren Distinct Window WindowSpec Filter WithinGroup IgnoreNulls RespectNulls Interval
     Var DataType DataTypeParam Values Lateral Cube Rollup GroupingSets Exists Any All In Between
-    Is Like ILike Escape TableSample Dot
+    Is Like ILike Escape TableSample Dot AtTimeZone
 """) + (exp.Binary, exp.Unary, exp.Predicate, exp.Connector)
 #: Constructs refused with their reason (the rest: "not allowed").
 _SOURCE_REFUSED: dict[str, str] = {

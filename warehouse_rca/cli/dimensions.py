@@ -55,9 +55,10 @@ def suggest(table: str | None, metric: str | None, project: str | None, profiles
         assert metric is not None  # exactly one of TABLE / --metric, checked above
         spec = load_project(project).metric(metric)
         source = source_expression(spec)
-        outcomes = outcome_columns(spec)
         time_column = spec.time_column
     with connect(load_target(profiles_dir, target), read_only=True) as engine:
+        if metric:
+            outcomes = outcome_columns(spec, list(engine.column_types(source)))
         found = suggest_dimensions(engine, source, max_values=max_values, outcomes=outcomes,
                                    time_column=time_column)
     click.echo("Proposed dimensions:")

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import sqlglot
 import yaml
 from sqlglot import exp
 
 from warehouse_rca import sql
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import ConfigError
+from warehouse_rca.spec.project import MetricSpec
 
 # --------------------------------------------------------------------------- suggest
 
@@ -72,13 +72,15 @@ class Suggestion:
     hierarchies: list[Hierarchy]
 
 
-def outcome_columns(metric: Any) -> list[str]:
-    """The columns a metric is computed from (numerator, denominator, measure, expected and
-    actual columns): never its dimensions."""
+def outcome_columns(metric: MetricSpec, columns: Sequence[str]) -> list[str]:
+    """The columns of ``columns`` (the source's) a metric is computed from: its numerator,
+    denominator or measure (parsed as the cube parses them) and its expected and actual
+    columns. Never its dimensions."""
     names: list[str] = []
-    for text in (metric.numerator, metric.denominator, metric.measure):
+    for key in ("numerator", "denominator", "measure"):
+        text = getattr(metric, key)
         if text:
-            tree = sqlglot.parse_one(text, read=sql.TEMPLATE_DIALECT)
+            tree = sql.parse_row_measure(text, columns, metric.where(key))
             names += [c.name for c in tree.find_all(exp.Column)]
     names += [c for c in (metric.expected_column, metric.actual_column) if c]
     return list(dict.fromkeys(names))
@@ -332,11 +334,10 @@ def band_expression(p: ColumnProfile) -> str:
     return "CASE " + " ".join(parts) + " END"
 
 
-def yaml_block(profiles: list[ColumnProfile] | Suggestion) -> str:
+def yaml_block(found: Suggestion) -> str:
     """The proposed dimensions as YAML: categories by name, numeric measurements as bands cut
     from the data, the hierarchies found; derived-dimension ideas for time columns as comments."""
-    columns = profiles.columns if isinstance(profiles, Suggestion) else profiles
-    hierarchies = profiles.hierarchies if isinstance(profiles, Suggestion) else []
+    columns, hierarchies = found.columns, found.hierarchies
     entries: list[Any] = [p.name for p in columns if p.proposed]
     entries += [{"name": f"{p.name}_band", "expr": band_expression(p)}
                 for p in columns if p.numeric and (p.cuts or p.low is not None)

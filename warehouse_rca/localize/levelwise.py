@@ -556,11 +556,9 @@ def _within_budget(candidates: dict[str, pd.DataFrame], counts: dict[str, int],
     noise there: large values go last."""
     queue: dict[str, list[object]] = {}
     for name, c in candidates.items():
-        stay = {c["deviation_z"].idxmax(), c["base_weight"].idxmax()}
-        queue[name] = list(c.drop(list(stay)).sort_values(["deviation_share", "deviation_z"],
-                                                          kind="stable").index)
-        small = [i for i in queue[name] if c.at[i, "base_weight"] < KEEP_WEIGHT]
-        queue[name] = small + [i for i in queue[name] if i not in set(small)]
+        rest = c.drop(list({c["deviation_z"].idxmax(), c["base_weight"].idxmax()}))
+        queue[name] = list(rest.assign(_large=rest["base_weight"] >= KEEP_WEIGHT).sort_values(
+            ["_large", "deviation_share", "deviation_z"], kind="stable").index)
     weight = {name: c["base_weight"] for name, c in candidates.items()}
     kept = {name: len(c) for name, c in candidates.items()}
     folded: dict[str, set[object]] = {name: set() for name in candidates}
