@@ -6,6 +6,7 @@ Every golden statement must also parse back with sqlglot in its own dialect.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -334,6 +335,35 @@ def _dimension_statements() -> dict[str, Callable[[str], str]]:
     }
 
 
+def _numeric_statements() -> dict[str, Callable[[str], str]]:
+    """Numeric dimensions' histogram (localize.thresholds) and the drivers' bins (causal.drivers),
+    as the investigation renders them: one numeric column and an expression, two causes, one of
+    them holding a threshold's predicate."""
+    from sqlglot import exp
+
+    from warehouse_rca import sql
+    from warehouse_rca.causal.drivers import drivers_sql
+    from warehouse_rca.cube.plan import segment_condition
+    from warehouse_rca.cube.predicates import split_expression
+    from warehouse_rca.localize.thresholds import histogram_sql
+
+    plan = plan_cube(RATIO, None, baseline=Period.parse("2026-11-10:2026-11-16"),
+                     current=Period.parse("2026-11-17:2026-11-23"))
+    load = sql.column_ref("page load_ms")
+    employees = split_expression(sql.column_ref("employees"), (500.0,))
+    split = dataclasses.replace(plan, dimensions=(*plan.dimensions, "employees"),
+                                dim_exprs=(*plan.dim_exprs, employees),
+                                metric=dataclasses.replace(plan.metric,
+                                                           thresholds={"employees": (500.0,)}))
+    causes = [segment_condition(split, {"device": "mobile", "employees": ">= 500"}),
+              segment_condition(split, {"channel": "it's"})]
+    values = [sql.column_ref("employees"), exp.Div(this=load, expression=exp.Literal.number(1000))]
+    return {
+        "numeric_histogram": lambda d: histogram_sql(plan, values).sql(d),
+        "driver_bins": lambda d: drivers_sql(plan, causes, values).sql(d),
+    }
+
+
 def _feedback_statements() -> dict[str, Callable[[str], str]]:
     """The findings reads (feedback.select, as report.py calls it) and the feedback views."""
     from sqlglot import exp
@@ -419,6 +449,7 @@ def statements() -> dict[str, Callable[[str], str]]:
         **_causal_statements(),
         **_monitor_statements(),
         **_dimension_statements(),
+        **_numeric_statements(),
         **_feedback_statements(),
         **_engine_statements(),
     }

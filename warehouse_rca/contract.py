@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from warehouse_rca import __version__, narrative
+from warehouse_rca.causal.drivers import DriverReport
 from warehouse_rca.causal.validate import CausalReport
 from warehouse_rca.cube.plan import Cube
 from warehouse_rca.dimensions.arrange import Arrangement, CauseContext, findings_by_group
@@ -117,6 +118,8 @@ class Investigation:
     budget: Budget | None = None
     #: what the answer leaves out and why (rows with NaN or infinite measures, ...)
     warnings: tuple[str, ...] = ()
+    #: the metric's drivers read inside the first causes (causal.drivers); None: none declared
+    drivers: DriverReport | None = None
     document: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -197,6 +200,12 @@ class Investigation:
                     f" {narrative.fmt_value(without, fmt)},"
                     f" not {narrative.fmt_value(cur, fmt)}."
                 )
+            read = self.drivers.for_segment(cause.segment) if self.drivers is not None else []
+            item["drivers"] = [d.to_json() for d in read]
+            lead = narrative.driver_sentence(item, [d.to_json() for d in read], fmt, metric.title)
+            item["driver_summary"] = lead
+            if lead:
+                item["narrative"] += " " + lead
             if evidence is not None and evidence.reasons:
                 item["narrative"] += " Causal check: " + "; ".join(evidence.reasons) + "."
             # The dimensional framework: stakeholder group, hierarchy path, merged parent/child.
@@ -242,6 +251,10 @@ class Investigation:
         # every dimension's single values always are. None: the leaf-evidence search (additive).
         combined = cast("Sequence[str] | None", self.cube.extra.get("combined_dimensions"))
         doc["combined_dimensions"] = list(combined) if combined is not None else None
+        # Numeric dimensions: the thresholds this run chose (localize.thresholds), and how.
+        doc["numeric_dimensions"] = list(
+            cast("Sequence[dict[str, Any]]", self.cube.extra.get("numeric", []))
+        )
         return doc
 
 

@@ -37,6 +37,8 @@ DEMO_PROJECT = {
                            "product_category"],
             "higher_is_better": True,
             "format": "percent",
+            # the operational measure behind a cause (causal.drivers)
+            "drivers": ["checkout_latency_ms"],
         },
         "revenue": {
             "label": "Revenue",

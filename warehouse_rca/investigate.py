@@ -11,6 +11,7 @@ import time
 from datetime import datetime, timezone
 
 from warehouse_rca import sql
+from warehouse_rca.causal.drivers import explain_drivers
 from warehouse_rca.causal.validate import validate
 from warehouse_rca.contract import Investigation, InvestigationOptions, KnowledgeBase, run_id_for
 from warehouse_rca.cube.plan import Cube, plan_cube, source_expression
@@ -20,6 +21,7 @@ from warehouse_rca.errors import InputError
 from warehouse_rca.localize.levelwise import Budget, locate
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.project import MetricSpec
+from warehouse_rca.stats import is_proportion
 
 log = logging.getLogger("warehouse_rca.investigate")
 
@@ -112,9 +114,10 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     budget.spend()  # the catalog probe
     # The budget counts every query (the probe, each search level, the causal series, the
     # framework's), so it is also the run's query count.
-    cube, loc, _ = locate(engine, plan, options.localize,
-                          check=lambda c: _check_cube(c, metric, periods), budget=budget,
-                          max_depth=options.max_depth)
+    cube, loc, _, plan = locate(engine, plan, options.localize,
+                                check=lambda c: _check_cube(c, metric, periods), budget=budget,
+                                max_depth=options.max_depth)
+    metric = plan.metric  # numeric dimensions are now derived dimensions of their thresholds
     report = None
     if options.causal and plan.mode == "periods" and budget.allows("causal validation"):
         report = validate(engine, plan, loc, periods, options.causal_settings,
@@ -125,6 +128,11 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     # are reported once, causes carry their group, group_priority mildly orders them.
     loc, arrangement, framework_queries = arrange_causes(engine, plan, loc)
     budget.spend(framework_queries)
+    drivers = None
+    if metric.drivers and plan.mode == "periods" and budget.allows("drivers"):
+        drivers = explain_drivers(engine, plan, loc, columns,
+                                  proportion=metric.kind == "ratio" and is_proportion(cube.total))
+        budget.spend(drivers.queries)
     warnings = nonfinite_warnings(cube, metric, periods)
     for warning in warnings:
         log.warning("%s", warning)
@@ -143,6 +151,7 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
         framework=arrangement,
         budget=budget,
         warnings=warnings,
+        drivers=drivers,
     )
 
 

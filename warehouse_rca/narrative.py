@@ -52,8 +52,14 @@ def fmt_points(x: float, kind: str) -> str:
     return ("+" if x >= 0 else "") + fmt_value(x, kind)
 
 
+#: How a numeric dimension's values begin (localize.thresholds.labels_for): read as predicates.
+_PREDICATE_LABELS = ("< ", ">= ", "in [")
+
+
 def segment_label(segment: dict[str, Any]) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in segment.items()) or "all rows"
+    """``device = iOS, employees >= 500`` (a numeric dimension's value is its predicate)."""
+    return ", ".join(f"{k} {v}" if isinstance(v, str) and v.startswith(_PREDICATE_LABELS)
+                     else f"{k} = {v}" for k, v in segment.items()) or "all rows"
 
 
 _CAUSE = _ENV.from_string(
@@ -84,6 +90,7 @@ _HEADLINE = _ENV.from_string(
     "{{ top_base }} against {{ top_rest }} for the rest){% endif %}"
     "{% else %}, whose {{ metric_lower }} {{ top_verb }} from {{ top_base }} to {{ top_cur }}"
     "{% endif %}"
+    "{% if top_driver %}, driven primarily by {{ top_driver }}{% endif %}"
     " (confidence {{ top_conf }})."
     "{% if more %} {{ more }} more cause(s) below.{% endif %}{% else %} {{ message }}{% endif %}"
 )
@@ -153,9 +160,64 @@ def headline(doc: dict[str, Any], metric: str, value_format: str, message: str) 
         top_base=fmt_value(top["baseline_value"], value_format) if top else "",
         top_cur=fmt_value(top["current_value"], value_format) if top else "",
         top_conf=f"{top['confidence']:.2f}" if top else "",
+        top_driver=driver_phrase(lead) if top and (lead := leading_driver(top)) else "",
         more=len(causes) - 1 if causes else 0,
         message=message,
     )
+
+
+# --------------------------------------------------------------------------- drivers
+
+def fmt_number(x: float | None) -> str:
+    """A driver's value: three significant digits (1.2, 4.79, 1,250)."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def leading_driver(cause: dict[str, Any]) -> dict[str, Any] | None:
+    """The driver that explains most of a cause (``explains``), if any."""
+    explaining = [d for d in cause.get("drivers") or [] if d.get("explains")]
+    return max(explaining, key=lambda d: d["explained_share"]) if explaining else None
+
+
+def driver_phrase(d: dict[str, Any]) -> str:
+    """"lat rising from 1.2 to 4.79" (means inside the segment)."""
+    verb = "rising" if (d["current_mean"] or 0) > (d["baseline_mean"] or 0) else "falling"
+    return (f"{d['driver']} {verb} from {fmt_number(d['baseline_mean'])} "
+            f"to {fmt_number(d['current_mean'])}")
+
+
+def driver_sentence(cause: dict[str, Any], drivers: list[dict[str, Any]], value_format: str,
+                    metric: str) -> str | None:
+    """What drove a cause, in one or two sentences; None when no driver says anything."""
+    lead = leading_driver({"drivers": drivers})
+    parts = []
+    if lead is not None:
+        interval = lead.get("explained_interval")
+        span = (f" [{interval[0]:.0%}, {interval[1]:.0%}]" if interval and None not in interval
+                else "")
+        direction = "drop" if (cause.get("change") or 0) < 0 else "rise"
+        parts.append(
+            f"Driven primarily by {driver_phrase(lead)} on average inside the segment (elsewhere "
+            f"{fmt_number(lead['outside_baseline_mean'])} -> "
+            f"{fmt_number(lead['outside_current_mean'])}): under the baseline's response to "
+            f"{lead['driver']}, that shift explains {lead['explained_share']:.0%}{span} of the "
+            f"segment's {direction}; without it the segment's {metric.lower()} would be "
+            f"{fmt_value(lead['counterfactual_value'], value_format)}, not "
+            f"{fmt_value(cause.get('current_value'), value_format)}."
+        )
+    for d in drivers:
+        z = d.get("shift_z")
+        if not d["localized"] and z is not None and z >= 3:
+            parts.append(
+                f"{d['driver']} moved as much outside the segment as inside "
+                f"({fmt_number(d['baseline_mean'])} -> "
+                f"{fmt_number(d['current_mean'])} inside, {fmt_number(d['outside_baseline_mean'])}"
+                f" -> {fmt_number(d['outside_current_mean'])} elsewhere): it does not explain "
+                "this segment's change."
+            )
+    return " ".join(parts) or None
 
 
 # --------------------------------------------------------------------------- evidence sentences

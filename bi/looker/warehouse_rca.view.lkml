@@ -210,6 +210,51 @@ view: rca_root_causes {
     sql: ${TABLE}.presence ;;
     description: "new (no baseline rows: launched in the current period), vanished (no current rows), or null."
   }
+  dimension: driver {
+    type: string
+    sql: ${TABLE}.driver ;;
+    description: "The driver (an operational measure the metric declares, e.g. page_load_ms) that explains the cause: it moved inside the segment, not alike outside it, and its shift explains at least 20% of the segment's change under the baseline's response. Null when no driver does."
+  }
+  dimension: driver_baseline_mean {
+    type: number
+    sql: ${TABLE}.driver_baseline_mean ;;
+    description: "The driver's mean inside the segment in the baseline."
+  }
+  dimension: driver_current_mean {
+    type: number
+    sql: ${TABLE}.driver_current_mean ;;
+    description: "The driver's mean inside the segment in the current period."
+  }
+  dimension: driver_outside_baseline_mean {
+    type: number
+    sql: ${TABLE}.driver_outside_baseline_mean ;;
+    description: "The driver's mean outside the segment in the baseline."
+  }
+  dimension: driver_outside_current_mean {
+    type: number
+    sql: ${TABLE}.driver_outside_current_mean ;;
+    description: "The driver's mean outside the segment in the current period (a driver that moved alike outside explains no segment)."
+  }
+  dimension: driver_explained_share {
+    type: number
+    sql: ${TABLE}.driver_explained_share ;;
+    description: "Share of the segment's change that the driver's shift explains under the baseline's response curve (1 = all of it)."
+  }
+  dimension: driver_counterfactual_value {
+    type: number
+    sql: ${TABLE}.driver_counterfactual_value ;;
+    description: "The segment's current value had the driver not shifted."
+  }
+  dimension: driver_summary {
+    type: string
+    sql: ${TABLE}.driver_summary ;;
+    description: "The sentence naming what drove the cause, or a driver that moved everywhere alike."
+  }
+  dimension: drivers {
+    type: string
+    sql: ${TABLE}.drivers ;;
+    description: "Every driver read inside the segment, as JSON (means, intervals, explained share, localized, explains)."
+  }
   dimension: effect {
     type: string
     sql: ${TABLE}.effect ;;

@@ -717,3 +717,38 @@ def test_dimension_suggestions_are_the_same_on_every_engine(engine: Engine) -> N
     lo, hi = np.quantile(latency, [1 / 3, 2 / 3])
     cuts = by["latency_ms"].cuts
     assert len(cuts) == 2 and abs(cuts[0] - lo) / lo < 0.05 and abs(cuts[1] - hi) / hi < 0.05
+
+
+NUMERIC_COLUMNS = (("ts", "TIMESTAMP"), ("employees", "DOUBLE"), ("device", "VARCHAR"),
+                   ("region", "VARCHAR"), ("load_s", "DOUBLE"), ("converted", "INTEGER"))
+
+
+def test_numeric_thresholds_and_drivers_are_the_same_on_every_engine(
+        engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The numeric dimension's histogram (LN of the magnitude, pushed down) and the drivers' bins
+    give every engine the same threshold, the same cause and the same driver numbers."""
+    from tests.test_numeric import BASE as NB
+    from tests.test_numeric import CUR as NC
+    from tests.test_numeric import metric, sessions
+    from warehouse_rca.contract import InvestigationOptions
+
+    frame = sessions(11, rows=40_000)
+    load_table(engine, "numeric_sessions", frame, NUMERIC_COLUMNS)
+    spec = dataclasses.replace(metric(), table="numeric_sessions")
+    options = InvestigationOptions(causal=False)
+    doc = investigate(engine, spec, baseline=NB, current=NC, options=options).to_json()
+    ref_engine = connect(Target("ref", "duckdb", {"path": str(tmp_path_factory.mktemp("nref") / "r.duckdb")},
+                                "tests"))
+    try:
+        load_table(ref_engine, "numeric_sessions", frame, NUMERIC_COLUMNS)
+        ref = investigate(ref_engine, spec, baseline=NB, current=NC, options=options).to_json()
+    finally:
+        ref_engine.close()
+    assert doc["numeric_dimensions"] == ref["numeric_dimensions"]
+    assert doc["root_causes"][0]["segment"] == {"employees": ">= 500"}
+    assert [c["segment"] for c in doc["root_causes"]] == [c["segment"] for c in ref["root_causes"]]
+    got, want = doc["root_causes"][0]["drivers"][0], ref["root_causes"][0]["drivers"][0]
+    for key in ("baseline_mean", "current_mean", "outside_baseline_mean", "outside_current_mean",
+                "explained_share", "counterfactual_value"):
+        assert got[key] == pytest.approx(want[key], rel=1e-6), key
+    assert got["explains"] and want["explains"]

@@ -49,7 +49,13 @@ WITH days AS (
     ) / 1000003.0 AS u_amount,
     (
       HASH(rid * 13 + 9) % 1000003
-    ) / 1000003.0 AS u_time
+    ) / 1000003.0 AS u_time,
+    (
+      HASH(rid * 17 + 11) % 1000003 + 1
+    ) / 1000004.0 AS u_latency1,
+    (
+      HASH(rid * 17 + 12) % 1000003
+    ) / 1000003.0 AS u_latency2
   FROM rows
 ), dims AS (
   SELECT
@@ -119,6 +125,15 @@ WITH days AS (
       ELSE 'web'
     END AS app_version
   FROM dims
+), latency AS (
+  SELECT
+    *,
+    800 /* log-normal around 0.8 s (Box-Muller), four times slower in iOS 5.2 after the push */ * EXP(0.3 * SQRT(-2 * LN(u_latency1)) * COS(2 * PI() * u_latency2)) * CASE
+      WHEN app_version = '5.2' AND day >= CAST('2026-11-18' AS DATE)
+      THEN 4.0
+      ELSE 1.0
+    END AS latency_ms
+  FROM versions
 ), rates AS (
   SELECT
     *,
@@ -142,12 +157,10 @@ WITH days AS (
       ELSE 1.0
     END * CASE product_category WHEN 'electronics' THEN 0.8 WHEN 'beauty' THEN 1.2 ELSE 1.0 END * (
       2.0 - season
-    ) * CASE
-      WHEN app_version = '5.2' AND day >= CAST('2026-11-18' AS DATE)
-      THEN 0.35
-      ELSE 1.0
-    END AS p_convert /* the incident */
-  FROM versions
+    ) * EXP(-0.437 * (
+      latency_ms / 1000.0 - 0.8
+    )) AS p_convert /* conversion falls with checkout latency (the incident's mechanism: 0.8 s -> 3.2 s is x0.35) */
+  FROM latency
 )
 SELECT
   CAST(rid AS BIGINT) AS session_id,
@@ -158,6 +171,7 @@ SELECT
   channel,
   customer_type,
   product_category,
+  CAST(ROUND(latency_ms) AS INT) AS checkout_latency_ms,
   CASE WHEN u_convert < p_convert THEN 1 ELSE 0 END AS converted,
   CASE
     WHEN u_convert < p_convert

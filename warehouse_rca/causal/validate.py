@@ -65,6 +65,7 @@ from warehouse_rca.causal.series import (
 from warehouse_rca.cube.plan import COMPONENTS, OTHER, CubePlan
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.localize.segments import Key, Localization, RootCause, effect_of
+from warehouse_rca.narrative import segment_label
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.project import EventsSpec
 from warehouse_rca.stats import describe
@@ -207,7 +208,7 @@ class CausalReport:
 
 
 def _label(segment: dict[str, str]) -> str:
-    return ", ".join(f"{k} = {v}" for k, v in segment.items()) or "all rows"
+    return segment_label(segment)
 
 
 # --------------------------------------------------------------------------- time-series tools

@@ -69,6 +69,16 @@ def _metric_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--denominator", help='Ad-hoc ratio metric denominator, e.g. "count(*)".'),
         click.option("--dimensions", help="Ad-hoc mode: comma-separated dimension columns."),
         click.option(
+            "--numeric-dimensions",
+            help="Ad-hoc mode: comma-separated numeric columns searched through thresholds "
+                 "found from the data (e.g. employees >= 500).",
+        ),
+        click.option(
+            "--drivers",
+            help="Ad-hoc mode: comma-separated numeric measures read inside each root cause "
+                 "(e.g. page_load_ms): how they moved and how much of the cause they explain.",
+        ),
+        click.option(
             "--filter", "filters", multiple=True,
             help="Extra condition on the rows (repeatable), e.g. \"country = 'US'\".",
         ),
@@ -123,14 +133,18 @@ def _resolve_metric(metric: str | None, project: str | None, **adhoc: Any) -> Me
     if table:
         if metric:
             raise ConfigError("give either a METRIC from the project or --table (ad-hoc), not both")
+        def names(key: str) -> list[str]:
+            return [d.strip() for d in (adhoc.get(key) or "").split(",") if d.strip()]
+
         raw: dict[str, Any] = {
             "table": table,
             "time_column": adhoc.get("time_column"),
-            "dimensions": [
-                d.strip() for d in (adhoc.get("dimensions") or "").split(",") if d.strip()
-            ],
+            "dimensions": [*names("dimensions"),
+                           *({"name": n, "numeric": True} for n in names("numeric_dimensions"))],
             "filters": list(adhoc.get("filters") or []),
         }
+        if names("drivers"):
+            raw["drivers"] = names("drivers")
         for key in ("measure", "numerator", "denominator", "expected_column", "actual_column"):
             if adhoc.get(key):
                 raw[key] = adhoc[key]
@@ -146,6 +160,9 @@ def _resolve_metric(metric: str | None, project: str | None, **adhoc: Any) -> Me
     if not metric:
         raise ConfigError("name a METRIC from the project file, or use ad-hoc mode with --table")
     spec = load_project(project).metric(metric)
+    if adhoc.get("numeric_dimensions") or adhoc.get("drivers"):
+        raise ConfigError("--numeric-dimensions and --drivers are ad-hoc options (with --table); "
+                          "a project's metric declares them (numeric: true, drivers:)")
     extra = tuple(adhoc.get("filters") or ())
     if extra:
         spec = MetricSpec(**{**spec.__dict__, "filters": spec.filters + extra})

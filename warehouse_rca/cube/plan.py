@@ -17,6 +17,7 @@ import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
+from warehouse_rca.cube.predicates import threshold_condition
 from warehouse_rca.errors import ConfigError, InputError
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.project import MetricSpec
@@ -252,7 +253,10 @@ def segment_condition(plan: CubePlan, segment: dict[str, str]) -> exp.Expr | Non
     parts = []
     for name, value in segment.items():
         expr = plan.dim_exprs[plan.dimensions.index(name)].copy()
-        parts.append(sql.label_matches(exp.cast(expr, exp.DataType.Type.VARCHAR), value))
+        cuts = plan.metric.thresholds.get(name)
+        direct = threshold_condition(expr, cuts, value) if cuts else None
+        parts.append(direct if direct is not None
+                     else sql.label_matches(exp.cast(expr, exp.DataType.Type.VARCHAR), value))
     return sql.and_all(parts)
 
 

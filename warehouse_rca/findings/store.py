@@ -37,6 +37,7 @@ from warehouse_rca.contract import Investigation
 from warehouse_rca.cube.verify import verification_sqls
 from warehouse_rca.engines.base import Engine, RowSwap
 from warehouse_rca.errors import InputError, RcaError, WarehouseError
+from warehouse_rca.narrative import leading_driver
 
 RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("run_id", "VARCHAR"),
@@ -119,6 +120,18 @@ ROOT_CAUSE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("knowledge", "VARCHAR"),
     # new (no baseline rows) / vanished (no current rows) / NULL
     ("presence", "VARCHAR"),
+    # the driver that explains the cause (causal.drivers), NULL when none does: its means inside
+    # the segment and outside it per period, the share of the segment's change its shift
+    # explains, the segment's value without the shift; every driver read, as JSON
+    ("driver", "VARCHAR"),
+    ("driver_baseline_mean", "DOUBLE"),
+    ("driver_current_mean", "DOUBLE"),
+    ("driver_outside_baseline_mean", "DOUBLE"),
+    ("driver_outside_current_mean", "DOUBLE"),
+    ("driver_explained_share", "DOUBLE"),
+    ("driver_counterfactual_value", "DOUBLE"),
+    ("driver_summary", "VARCHAR"),
+    ("drivers", "VARCHAR"),
 )
 
 
@@ -486,10 +499,28 @@ def _write(
             "verification_sql": verification.get(c["finding_id"]),
             "ranking_prior": c.get("prior"),
             "knowledge": c.get("knowledge"),
+            **_driver_columns(c),
         }
         for c in doc["root_causes"]
     ]
     replace_run(engine, schema, run_row, cause_rows)
+
+
+def _driver_columns(cause: dict[str, Any]) -> dict[str, Any]:
+    """The explaining driver's columns (narrative.leading_driver), all drivers as JSON."""
+    lead = leading_driver(cause) or {}
+    return {
+        "driver": lead.get("driver"),
+        "driver_baseline_mean": lead.get("baseline_mean"),
+        "driver_current_mean": lead.get("current_mean"),
+        "driver_outside_baseline_mean": lead.get("outside_baseline_mean"),
+        "driver_outside_current_mean": lead.get("outside_current_mean"),
+        "driver_explained_share": lead.get("explained_share"),
+        "driver_counterfactual_value": lead.get("counterfactual_value"),
+        "driver_summary": cause.get("driver_summary"),
+        "drivers": (json.dumps(cause["drivers"], sort_keys=True) if cause.get("drivers")
+                    else None),
+    }
 
 
 def _verification_sql(

@@ -38,6 +38,7 @@ from warehouse_rca.cube.plan import (
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.localize.leaves import LEAF_COLUMNS, localize_leaves
 from warehouse_rca.localize.segments import Localization, LocalizeSettings, localize
+from warehouse_rca.localize.thresholds import split_numeric
 from warehouse_rca.stats import DEFF_COLUMNS, describe, segment_stats
 
 
@@ -647,21 +648,31 @@ def level_wise(engine: Engine, plan: CubePlan, settings: LocalizeSettings, max_d
 def locate(engine: Engine, plan: CubePlan, settings: LocalizeSettings,
            check: Callable[[Cube], None] | None = None,
            budget: Budget | None = None,
-           max_depth: int | None = None) -> tuple[Cube, Localization, int]:
+           max_depth: int | None = None) -> tuple[Cube, Localization, int, CubePlan]:
     """Stage 1 + 3 for any metric. The evidence is chosen by the data: an expected-vs-actual table
     (a forecast per leaf, dense leaves) gets the leaf-evidence search, where leaves are judged one
     by one in the warehouse; fact tables compared over two periods (one row per event: most
     leaves hold 0-2 events, too few to judge one) get the segment statistics, with the rate/mix
     decomposition for ratio metrics, searched level-wise (:func:`level_wise`). ``max_depth``
     caps the depth of every reported segment (None: the search goes as deep as causes lead).
-    Returns the cube, the localization and the queries issued."""
+    Numeric dimensions are first given their thresholds (:mod:`.thresholds`, one query): the
+    plan returned is the one searched, its metric's numeric dimensions derived dimensions of
+    their predicates. Returns the cube, the localization, the queries issued and that plan."""
     leaf_queries = 0
+    plan, splits = split_numeric(engine, plan)
+    if splits:
+        leaf_queries += 1
+        if budget is not None:
+            budget.spend()
     if plan.metric.kind == "additive" and plan.mode == "expected":
         found = leaf_search(engine, plan, settings, check=check, budget=budget, max_depth=max_depth)
         if found is not None:
-            return found
-        leaf_queries = 1  # a small cube: a second, cheap query with the segment statistics
+            return (*found, plan)
+        leaf_queries += 1  # a small cube: a second, cheap query with the segment statistics
     depth = max((len(s) for s in plan.sets), default=1)  # the first pass's depth
     cube, located, queries = level_wise(engine, plan, settings, depth, check=check, budget=budget,
                                         cap=max_depth)
-    return cube, located, queries + leaf_queries
+    if splits:
+        cube = dataclasses.replace(cube, extra={**cube.extra,
+                                                "numeric": [s.to_json() for s in splits]})
+    return cube, located, queries + leaf_queries, plan

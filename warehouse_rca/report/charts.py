@@ -144,6 +144,45 @@ def segments_chart(run: dict[str, Any], causes: list[dict[str, Any]], fmt: str) 
     return _svg_uri(fig)
 
 
+def driver_chart(driver: dict[str, Any], fmt: str, segment_label: str) -> str | None:
+    """A driver inside a cause's segment: its distribution in the baseline and the current
+    period (bars, share of the segment's volume per bin) and the metric's baseline response to
+    it (the fitted curve the explained share uses, and the observed bins' values as dots)."""
+    bins = [b for b in driver.get("bins") or [] if b.get("mean") is not None]
+    if len(bins) < 2:
+        return None
+    fig, ax = _new_figure(10, 3.2)
+    x = list(range(len(bins)))
+    width = 0.4
+    ax.bar([i - width / 2 for i in x], [b["baseline_share"] or 0 for b in bins], width,
+           color=BLUE, alpha=0.75, label="baseline: share of the segment")
+    ax.bar([i + width / 2 for i in x], [b["current_share"] or 0 for b in bins], width,
+           color=ORANGE, alpha=0.75, label="current: share of the segment")
+    ax.set_xticks(x, [narrative.fmt_number(b["mean"]) for b in bins], fontsize=7, rotation=45)
+    ax.set_xlabel(f"{driver['driver']} (bin mean)", fontsize=8)
+    ax.yaxis.set_major_formatter(_formatter("percent"))
+    ax.set_ylabel("share of the segment", fontsize=8)
+    curve = ax.twinx()
+    curve.spines[["top"]].set_visible(False)
+    curve.plot(x, [b["fitted_value"] for b in bins], color="#333333", lw=1.6,
+               label="baseline response (fitted)")
+    # a bin the baseline hardly visited has no observed response worth a dot
+    observed = [(i, b["baseline_value"]) for i, b in zip(x, bins)
+                if b["baseline_value"] is not None and (b["baseline_share"] or 0) >= 0.005]
+    if observed:
+        curve.plot([i for i, _ in observed], [v for _, v in observed], "o", color="#333333", ms=3,
+                   label="baseline response (observed)")
+    curve.yaxis.set_major_formatter(_formatter(fmt))
+    curve.set_ylabel("metric (baseline response)", fontsize=8)
+    handles = ax.get_legend_handles_labels()
+    more = curve.get_legend_handles_labels()
+    # below the plot, never over the bars
+    ax.legend(handles[0] + more[0], handles[1] + more[1], loc="upper center",
+              bbox_to_anchor=(0.5, -0.32), ncol=2, fontsize=8, frameon=False)
+    ax.set_title(_short(f"{driver['driver']} inside {segment_label}", 90), fontsize=9)
+    return _svg_uri(fig)
+
+
 def _periods_of(run: dict[str, Any]) -> dict[str, Period | None]:
     def period(side: str) -> Period | None:
         start, end = run.get(f"{side}_start"), run.get(f"{side}_end")

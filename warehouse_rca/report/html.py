@@ -31,7 +31,13 @@ from warehouse_rca.errors import ConfigError, InputError
 from warehouse_rca.findings.feedback import eq, feedback_for_run, select, table_exists
 from warehouse_rca.findings.history import _clean
 from warehouse_rca.findings.store import ROOT_CAUSE_COLUMNS, RUNS_COLUMNS, findings_table
-from warehouse_rca.report.charts import _periods_of, segments_chart, series_chart, waterfall_chart
+from warehouse_rca.report.charts import (
+    _periods_of,
+    driver_chart,
+    segments_chart,
+    series_chart,
+    waterfall_chart,
+)
 from warehouse_rca.spec.periods import GRAIN_STEP, Period
 from warehouse_rca.spec.project import MetricSpec, Project
 
@@ -157,6 +163,15 @@ def _causal_of(cause: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _drivers_of(cause: dict[str, Any]) -> list[dict[str, Any]]:
+    """The drivers read inside a finding's segment (the findings table's JSON column)."""
+    with contextlib.suppress(TypeError, ValueError):
+        drivers = json.loads(cause.get("drivers") or "[]")
+        if isinstance(drivers, list):
+            return [d for d in drivers if isinstance(d, dict)]
+    return []
+
+
 def render_report(run: dict[str, Any], causes: list[dict[str, Any]], series: pd.DataFrame | None, *,
                   title: str, fmt: str, feedback: dict[str, dict[str, Any]] | None = None,
                   series_note: str | None = None) -> str:
@@ -168,11 +183,16 @@ def render_report(run: dict[str, Any], causes: list[dict[str, Any]], series: pd.
     items = []
     for cause in causes:
         causal = _causal_of(cause)
+        drivers = _drivers_of(cause)
+        lead = narrative.leading_driver({"drivers": drivers})
         items.append({
             **cause,
             "causal": causal,
             "causal_sentence": narrative.causal_sentence(causal, fmt) if causal else "",
             "feedback": feedback.get(str(cause["finding_id"])),
+            "driver_chart": (driver_chart(lead, fmt, str(cause["segment_label"]))
+                             if lead is not None else None),
+            "driver_name": lead["driver"] if lead is not None else None,
         })
     charts = {
         "series": (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from warehouse_rca import sql
@@ -23,6 +23,10 @@ class Framework:
     hierarchies: tuple[tuple[str, ...], ...]
     groups: dict[str, tuple[str, ...]]
     priority: dict[str, float]
+    #: dimensions searched through thresholds found from the data (localize.thresholds)
+    numeric: tuple[str, ...] = ()
+    #: driver name -> SQL expression over the fact rows (None: the column of that name)
+    drivers: dict[str, str | None] = field(default_factory=dict)
 
 
 class _AnyColumns(list):  # type: ignore[type-arg]
@@ -47,6 +51,7 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
         )
     names: list[str] = []
     derived: dict[str, str] = {}
+    numeric: list[str] = []
     inline_groups: dict[str, list[str]] = {}
     for entry in entries:
         if isinstance(entry, str) and entry:
@@ -60,10 +65,18 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
         if not isinstance(name, str) or not name:
             raise fail("dimensions", f"derived dimension {entry!r} needs a 'name'")
         key = f"dimensions.{name}"
-        unknown = set(entry) - {"name", "expr", "group"}
+        unknown = set(entry) - {"name", "expr", "group", "numeric"}
         if unknown:
-            raise fail(key, f"unknown key {min(unknown)!r} (allowed: name, expr, group)")
+            raise fail(key, f"unknown key {min(unknown)!r} (allowed: name, expr, group, numeric)")
+        if not isinstance(entry.get("numeric", False), bool):
+            raise fail(key, "'numeric' must be true or false")
         text = entry.get("expr")
+        if entry.get("numeric") and text is None:  # a numeric column, searched by thresholds
+            names.append(name)
+            numeric.append(name)
+            if entry.get("group") is not None:
+                inline_groups.setdefault(str(entry["group"]), []).append(name)
+            continue
         if not isinstance(text, str) or not text.strip():
             raise fail(
                 key,
@@ -76,6 +89,8 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
             raise fail(key, str(err)) from None
         names.append(name)
         derived[name] = text
+        if entry.get("numeric"):
+            numeric.append(name)
         if entry.get("group") is not None:
             if not isinstance(entry["group"], str) or not entry["group"]:
                 raise fail(key, "'group' must be a group name")
@@ -170,5 +185,46 @@ def parse_framework(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]
                 "(a mild prior: it reorders close causes, it cannot hide a large one)",
             )
         priority[str(group)] = float(value)
+    for level in (level for levels in hierarchies for level in levels):
+        if level in numeric:
+            raise fail("hierarchies", f"{level!r} is numeric: its thresholds are found per run, "
+                                      "so it cannot be a hierarchy level")
     return Framework(tuple(names), derived, tuple(hierarchies),
-                     {g: tuple(m) for g, m in groups.items()}, priority)
+                     {g: tuple(m) for g, m in groups.items()}, priority, tuple(numeric),
+                     parse_drivers(raw.get("drivers"), fail))
+
+
+def parse_drivers(raw: Any, fail: Callable[[str, str], ConfigError]) -> dict[str, str | None]:
+    """``drivers``: numeric operational measures on the fact rows (column names, or ``{name,
+    expr}`` for an expression such as ``page_load_ms / 1000.0``), read inside each root cause
+    and its complement (causal.drivers). Returns name -> SQL expression text (None: the
+    column of that name)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        raise fail("drivers", "must be a list of column names or {name, expr} mappings")
+    out: dict[str, str | None] = {}
+    for entry in raw:
+        text: str | None = None
+        if isinstance(entry, str) and entry:
+            name = entry
+        elif isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"]:
+            name = entry["name"]
+            unknown = set(entry) - {"name", "expr"}
+            if unknown:
+                raise fail(f"drivers.{name}", f"unknown key {min(unknown)!r} (allowed: name, expr)")
+            text = entry.get("expr")
+            if text is not None:
+                if not isinstance(text, str) or not text.strip():
+                    raise fail(f"drivers.{name}", "'expr' must be a SQL expression")
+                try:
+                    sql.parse_dimension_expr(text, _AnyColumns(), f"drivers.{name}")
+                except (ConfigError, InputError) as err:
+                    raise fail(f"drivers.{name}", str(err)) from None
+        else:
+            raise fail("drivers",
+                       f"{entry!r} is neither a column name nor a {{name, expr}} mapping")
+        if name in out:
+            raise fail("drivers", f"lists {name!r} twice")
+        out[name] = text
+    return out

@@ -168,6 +168,13 @@ class MetricSpec:
     group_priority: dict[str, float] = field(default_factory=dict)
     #: when the monitor alarms on this metric (its ``detection:`` block)
     detection: DetectionSpec = field(default_factory=DetectionSpec)
+    #: dimensions searched through thresholds found from the data (``numeric: true``); an
+    #: investigation turns each into a derived dimension of its thresholds (localize.thresholds)
+    numeric: tuple[str, ...] = ()
+    #: numeric dimension -> the thresholds this run chose (set by the investigation, not the user)
+    thresholds: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    #: operational measures read inside each root cause (name -> expression, None: the column)
+    drivers: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -184,7 +191,7 @@ class MetricSpec:
 _METRIC_KEYS = {
     "table", "sql", "time_column", "grain", "measure", "numerator", "denominator", "dimensions",
     "filters", "higher_is_better", "label", "format", "expected_column", "actual_column",
-    "description", "hierarchies", "dimension_groups", "group_priority", "detection",
+    "description", "hierarchies", "dimension_groups", "group_priority", "detection", "drivers",
 }
 
 
@@ -256,6 +263,8 @@ def metric_from_mapping(name: str, raw: dict[str, Any], origin: str) -> MetricSp
         hierarchies=framework.hierarchies,
         dimension_groups=framework.groups,
         group_priority=framework.priority,
+        numeric=framework.numeric,
+        drivers=framework.drivers,
         filters=tuple(filters),
         higher_is_better=hib,
         label=raw.get("label"),

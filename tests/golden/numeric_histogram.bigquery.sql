@@ -1,0 +1,101 @@
+WITH scoped AS (
+  SELECT
+    CASE
+      WHEN `session_start` >= CAST('2026-11-17 00:00:00' AS DATETIME)
+      AND `session_start` < CAST('2026-11-24 00:00:00' AS DATETIME)
+      THEN 1
+      ELSE 0
+    END AS rca_side,
+    CAST(`employees` AS FLOAT64) AS rca_v0,
+    CAST(`page load_ms` / 1000 AS FLOAT64) AS rca_v1,
+    CAST(`converted` AS FLOAT64) AS rca_num,
+    CAST(1 AS FLOAT64) AS rca_den
+  FROM `analytics`.`sessions`
+  WHERE
+    (
+      (
+        `session_start` >= CAST('2026-11-10 00:00:00' AS DATETIME)
+        AND `session_start` < CAST('2026-11-17 00:00:00' AS DATETIME)
+      )
+      OR (
+        `session_start` >= CAST('2026-11-17 00:00:00' AS DATETIME)
+        AND `session_start` < CAST('2026-11-24 00:00:00' AS DATETIME)
+      )
+    )
+    AND (
+      (
+        `country` IN ('US', 'CA') AND `amount` BETWEEN 0 AND 1000
+      )
+      AND (
+        CAST((
+          `converted`
+        ) AS FLOAT64) - CAST((
+          `converted`
+        ) AS FLOAT64) = 0
+        OR `converted` IS NULL
+      )
+    )
+), binned AS (
+  SELECT
+    rca_side,
+    rca_num,
+    rca_den,
+    CASE WHEN rca_v0 - rca_v0 = 0 THEN rca_v0 END AS rca_x0,
+    CASE
+      WHEN NOT (
+        rca_v0 - rca_v0 = 0
+      )
+      THEN NULL
+      WHEN rca_v0 > 0
+      THEN 1
+      WHEN rca_v0 < 0
+      THEN -1
+      WHEN rca_v0 = 0
+      THEN 0
+    END AS rca_s0,
+    CASE
+      WHEN rca_v0 - rca_v0 = 0 AND rca_v0 <> 0
+      THEN CAST(FLOOR(LN(ABS(rca_v0)) * 32) AS INT64)
+    END AS rca_k0,
+    CASE WHEN rca_v1 - rca_v1 = 0 THEN rca_v1 END AS rca_x1,
+    CASE
+      WHEN NOT (
+        rca_v1 - rca_v1 = 0
+      )
+      THEN NULL
+      WHEN rca_v1 > 0
+      THEN 1
+      WHEN rca_v1 < 0
+      THEN -1
+      WHEN rca_v1 = 0
+      THEN 0
+    END AS rca_s1,
+    CASE
+      WHEN rca_v1 - rca_v1 = 0 AND rca_v1 <> 0
+      THEN CAST(FLOOR(LN(ABS(rca_v1)) * 32) AS INT64)
+    END AS rca_k1
+  FROM scoped
+)
+SELECT
+  GROUPING(rca_s0) * 1 + GROUPING(rca_s1) * 2 AS rca_set,
+  rca_side,
+  rca_s0,
+  rca_k0,
+  MIN(rca_x0) AS rca_lo0,
+  MAX(rca_x0) AS rca_hi0,
+  rca_s1,
+  rca_k1,
+  MIN(rca_x1) AS rca_lo1,
+  MAX(rca_x1) AS rca_hi1,
+  COUNT(*) AS s_rows,
+  COALESCE(SUM(rca_num), 0) AS s_num,
+  COALESCE(SUM(rca_den), 0) AS s_den,
+  COALESCE(SUM(rca_num * rca_num), 0) AS s_nn,
+  COALESCE(SUM(rca_den * rca_den), 0) AS s_dd,
+  COALESCE(SUM(rca_num * rca_den), 0) AS s_nd
+FROM binned
+GROUP BY
+  GROUPING SETS (
+    (rca_side, rca_s0, rca_k0),
+    (rca_side, rca_s1, rca_k1)
+  )
