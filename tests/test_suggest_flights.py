@@ -82,16 +82,18 @@ def test_flights_suggest_proposes_no_outcome_time_part_or_duplicate(flights_outp
     for dim in ("carrier", "origin", "dest"):
         assert f"+ {dim}:" in proposed
     for reading in ("distance", "visib", "wind_speed", "temp", "humid", "pressure", "precip"):
-        assert f"~ {reading}: numeric" in numeric and f"{reading}_band" in names, reading
+        assert f"~ {reading}: numeric" in numeric and {"name": reading, "numeric": True} in block["dimensions"]
+        assert f"{reading}_band" not in names  # fixed cuts only as a comment
         assert f"+ {reading}:" not in proposed  # never as a category
     assert "hour(ts)" in flights_output  # the time part offered as a derived dimension
+    assert "# drivers: [" in flights_output and "distance" in flights_output.split("# drivers: [")[1]
 
 
 def test_flights_bands_hold_real_shares_of_the_rows(flights_output: str, tmp_path: Path) -> None:
     """The suggested distance bands, run as the project would run them: no band holds (nearly)
     all the flights, unlike fixed cut-offs (`distance < 10 ... < 100`)."""
-    *_, block = _sections(flights_output)
-    expr = next(d["expr"] for d in block["dimensions"] if isinstance(d, dict) and d["name"] == "distance_band")
+    line = next(x for x in flights_output.splitlines() if x.startswith("# - {name: distance_band"))
+    expr = yaml.safe_load(line[len("# - "):].split("  # fixed cuts")[0])["expr"]
     _flights(tmp_path / "f.duckdb")
     con = duckdb.connect(str(tmp_path / "f.duckdb"))
     shares = con.execute(f"SELECT {expr} AS band, COUNT(*) / SUM(COUNT(*)) OVER () FROM flights GROUP BY 1").fetchall()

@@ -233,18 +233,16 @@ def _read(name: str, segment: dict[str, str], frame: pd.DataFrame, *, kind: str,
     seg_valued = valued.loc[valued["inside"] == 1]
     if curve is not None and actual_b is not None and actual_c is not None:
         params, cov, predict = curve
-        moved = _shift_effect(seg_valued, params, predict, kind)
+        sides = _sides(seg_valued, kind)
         actual = actual_c - actual_b
-        if moved is not None and actual != 0:
-            rng = np.random.default_rng(0)
-            draws = rng.multivariate_normal(params, cov, size=DRAWS, check_valid="ignore")
-            spread = [m for d in draws
-                      if (m := _shift_effect(seg_valued, d, predict, kind)) is not None]
-            finding.explained_share = moved / actual
-            if spread:
-                lo, hi = np.percentile(np.asarray(spread) / actual, [2.5, 97.5])
-                finding.explained_interval = (float(min(lo, hi)), float(max(lo, hi)))
-            finding.counterfactual_value = actual_c - moved
+        if sides is not None and actual != 0:
+            draws = np.random.default_rng(0).multivariate_normal(params, cov, size=DRAWS,
+                                                                  check_valid="ignore")
+            moved, *spread = _shift_effects(sides, np.vstack([params, draws]), predict)
+            finding.explained_share = float(moved / actual)
+            lo, hi = np.percentile(np.asarray(spread) / actual, [2.5, 97.5])
+            finding.explained_interval = (float(min(lo, hi)), float(max(lo, hi)))
+            finding.counterfactual_value = float(actual_c - moved)
         finding.bins = _chart_bins(valued, params, predict, kind)
     finding.explains = bool(
         finding.localized and shift_z is not None and shift_z >= MIN_SHIFT_Z
@@ -277,41 +275,60 @@ def _response(rows: pd.DataFrame, *, kind: str,
     design = np.column_stack([np.ones(len(x)), inside, x])
     if np.ptp(x) == 0:
         return None
+    logistic = proportion and kind == "ratio"
+    fits = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            if proportion and kind == "ratio":
-                fit = sm.GLM(np.clip(y, 0, 1), design, family=sm.families.Binomial(),
-                             var_weights=weight).fit()
-            else:
-                fit = sm.WLS(y, design, weights=weight).fit()
-        except (ValueError, np.linalg.LinAlgError):
-            return None
-    params = np.asarray(fit.params, dtype="float64")
-    cov = np.asarray(fit.cov_params(), dtype="float64")
-    if not np.all(np.isfinite(params)) or not np.all(np.isfinite(cov)):
+        for link in ((sm.families.links.Logit(), sm.families.links.Log()) if logistic
+                     else (None,)):
+            try:
+                if link is not None:
+                    fit = sm.GLM(np.clip(y, 0, 1), design,
+                                 family=sm.families.Binomial(link=link), var_weights=weight).fit()
+                else:
+                    fit = sm.WLS(y, design, weights=weight).fit()
+            except (ValueError, np.linalg.LinAlgError, FloatingPointError):
+                continue
+            params = np.asarray(fit.params, dtype="float64")
+            cov = np.asarray(fit.cov_params(), dtype="float64")
+            if np.all(np.isfinite(params)) and np.all(np.isfinite(cov)):
+                fits.append((float(getattr(fit, "deviance", 0.0)), params, cov, link))
+    if not fits:
         return None
-    logistic = proportion and kind == "ratio"
+    # the link that fits the baseline better (logistic or log-linear in the driver): the curve
+    # reaches values the segment's baseline never saw, and its shape decides how far
+    _, params, cov, link = min(fits, key=lambda f: f[0])
 
     def predict(p: np.ndarray, xs: np.ndarray, ins: np.ndarray) -> np.ndarray:
         eta = p[0] + p[1] * ins + p[2] * xs
-        return 1 / (1 + np.exp(-eta)) if logistic else eta
+        if link is None:
+            return eta
+        return np.clip(np.asarray(link.inverse(eta), dtype="float64"), 0.0, 1.0)
 
     return params, cov, predict
 
 
-def _shift_effect(seg: pd.DataFrame, params: np.ndarray, predict: Predict,
-                  kind: str) -> float | None:
-    """What the segment's driver shift alone changes its value by, under the baseline's curve."""
-    totals = []
+Sides = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _sides(seg: pd.DataFrame, kind: str) -> Sides | None:
+    """The segment's bins per side: (weights, mean driver value); None when a side is empty."""
+    out = []
     for side in (0, 1):
         rows = seg.loc[seg["side"] == side]
         weight = (rows["den"] if kind == "ratio" else rows["rows"]).to_numpy(dtype="float64")
         if weight.sum() <= 0:
             return None
-        x = (rows["sx"] / rows["n"]).to_numpy(dtype="float64")
-        totals.append(float(np.sum(weight * predict(params, x, np.ones(len(x)))) / weight.sum()))
-    return totals[1] - totals[0]
+        out.append((weight / weight.sum(), (rows["sx"] / rows["n"]).to_numpy(dtype="float64")))
+    return out[0], out[1]
+
+
+def _shift_effects(sides: Sides, params: np.ndarray, predict: Predict) -> np.ndarray:
+    """For each parameter row, what the segment's driver shift alone changes its value by under
+    that response curve: its current distribution through the curve minus its baseline one."""
+    (wb, xb), (wc, xc) = sides
+    at = [np.array([predict(p, x, np.ones(len(x))) for p in params]) for x in (xb, xc)]
+    return np.asarray(at[1] @ wc - at[0] @ wb, dtype="float64")
 
 
 def _chart_bins(valued: pd.DataFrame, params: np.ndarray, predict: Predict,

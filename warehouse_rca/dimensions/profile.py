@@ -335,17 +335,24 @@ def band_expression(p: ColumnProfile) -> str:
 
 
 def yaml_block(found: Suggestion) -> str:
-    """The proposed dimensions as YAML: categories by name, numeric measurements as bands cut
-    from the data, the hierarchies found; derived-dimension ideas for time columns as comments."""
+    """The proposed dimensions as YAML: categories by name, numeric measurements as numeric
+    dimensions (their thresholds are found from the data in each investigation:
+    localize.thresholds), the hierarchies found; the same measurements as possible drivers, the
+    data's thirds as a fixed band, and derived-dimension ideas for time columns as comments."""
     columns, hierarchies = found.columns, found.hierarchies
     entries: list[Any] = [p.name for p in columns if p.proposed]
-    entries += [{"name": f"{p.name}_band", "expr": band_expression(p)}
-                for p in columns if p.numeric and (p.cuts or p.low is not None)
-                and p.name.isidentifier()]
+    numeric = [p for p in columns if p.numeric]
+    entries += [{"name": p.name, "numeric": True} for p in numeric]
     block: dict[str, Any] = {"dimensions": entries}
     if hierarchies:
         block["hierarchies"] = [[h.parent, h.child] for h in hierarchies]
     text = yaml.safe_dump(block, sort_keys=False, allow_unicode=True, width=1000)
+    if numeric:
+        text += ("# an operational measure that can move with a cause is a driver instead (or too):\n"
+                 f"# drivers: [{', '.join(p.name for p in numeric)}]\n")
+    for p in numeric:
+        if (p.cuts or p.low is not None) and p.name.isidentifier():
+            text += f"# - {{name: {p.name}_band, expr: \"{band_expression(p)}\"}}  # fixed cuts\n"
     for p in columns:
         if p.proposed or p.numeric or not p.name.isidentifier():
             continue

@@ -55,6 +55,8 @@ SPLIT_ALPHA = 0.05
 #: compared for roundness.
 MAX_NEAR = 200
 NEAR_BINS = 4
+#: The sign key of the NULL bin while it is sorted (after 1: last).
+NULL_KEY = 9.0
 #: Each side of a threshold holds at least this share of each period's rows.
 MIN_SIDE = 0.01
 
@@ -165,25 +167,29 @@ def split_numeric(engine: Engine, plan: CubePlan) -> tuple[CubePlan, list[Split]
 def _bins(part: pd.DataFrame, i: int) -> pd.DataFrame:
     """One column's histogram: a row per bin (ordered along the real line; the NULL bin last)
     with both sides' components and the bin's smallest and largest value."""
-    part = part.copy()
-    part["s"] = pd.to_numeric(part[f"rca_s{i}"])
-    part["k"] = pd.to_numeric(part[f"rca_k{i}"])
-    part = part.sort_values(["s", "k", "rca_side"], na_position="last")  # one order, one answer
-    part["lo"] = pd.to_numeric(part[f"rca_lo{i}"]).astype("float64")
-    part["hi"] = pd.to_numeric(part[f"rca_hi{i}"]).astype("float64")
-    rows = []
-    for (s, k), group in part.groupby(["s", "k"], dropna=False, sort=False):
-        row: dict[str, float] = {"s": s, "k": k, "lo": group["lo"].min(), "hi": group["hi"].max()}
-        for side, prefix in ((0, "base"), (1, "cur")):
-            g = group.loc[pd.to_numeric(group["rca_side"]) == side]
-            for c in ("num", "den", "rows", "nn", "dd", "nd"):
-                row[f"{prefix}_{c}"] = float(pd.to_numeric(g[f"s_{c}"]).sum()) if len(g) else 0.0
-        rows.append(row)
-    bins = pd.DataFrame(rows)
-    s = bins["s"].fillna(9).to_numpy()
-    k = bins["k"].fillna(0).to_numpy()
-    order = np.lexsort((np.where(s < 0, -k, k), s))  # negatives from the largest magnitude
-    return bins.iloc[order].reset_index(drop=True)
+    frame = pd.DataFrame({
+        "s": pd.to_numeric(part[f"rca_s{i}"]).astype("float64").fillna(NULL_KEY).to_numpy(),
+        "k": pd.to_numeric(part[f"rca_k{i}"]).astype("float64").fillna(0.0).to_numpy(),
+        "side": pd.to_numeric(part["rca_side"]).astype("int64").to_numpy(),
+        "lo": pd.to_numeric(part[f"rca_lo{i}"]).astype("float64").to_numpy(),
+        "hi": pd.to_numeric(part[f"rca_hi{i}"]).astype("float64").to_numpy(),
+        **{c: pd.to_numeric(part[f"s_{c}"]).astype("float64").to_numpy()
+           for c in ("num", "den", "rows", "nn", "dd", "nd")},
+    })
+    keys = ["s", "k"]
+    frame = frame.sort_values([*keys, "side"], kind="stable")  # one order, one answer
+    bins = frame.groupby(keys, sort=False).agg(lo=("lo", "min"), hi=("hi", "max"))
+    for side, prefix in ((0, "base"), (1, "cur")):
+        sums = frame.loc[frame["side"] == side].groupby(keys, sort=False)[
+            ["num", "den", "rows", "nn", "dd", "nd"]].sum()
+        sums.columns = [f"{prefix}_{c}" for c in sums.columns]
+        bins = bins.join(sums, how="left")
+    bins = bins.fillna({c: 0.0 for c in COMPONENTS}).reset_index()
+    # along the real line: negatives from the largest magnitude, zero, positives; NULL last
+    order = np.lexsort((np.where(bins["s"] < 0, -bins["k"], bins["k"]), bins["s"]))
+    bins = bins.iloc[order].reset_index(drop=True)
+    bins.loc[bins["s"] == NULL_KEY, "s"] = np.nan
+    return bins
 
 
 def choose_split(name: str, bins: pd.DataFrame, kind: str, scale: float) -> Split | None:
