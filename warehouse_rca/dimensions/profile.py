@@ -348,7 +348,7 @@ def yaml_block(found: Suggestion) -> str:
         block["hierarchies"] = [[h.parent, h.child] for h in hierarchies]
     text = yaml.safe_dump(block, sort_keys=False, allow_unicode=True, width=1000)
     if numeric:
-        text += ("# an operational measure that can move with a cause is a driver instead (or too):\n"
+        text += ("# a measure that can move with a cause is a driver instead (or too):\n"
                  f"# drivers: [{', '.join(p.name for p in numeric)}]\n")
     for p in numeric:
         if (p.cuts or p.low is not None) and p.name.isidentifier():
