@@ -250,3 +250,15 @@ def test_findings_tables_and_report_carry_the_driver(duck, tmp_path) -> None:
     uri = page.split('id="chart-driver-', 1)[1].split('src="', 1)[1].split('"', 1)[0]
     svg = base64.b64decode(uri.split(",", 1)[1]).decode()
     assert svg.startswith("<?xml") and "load_s" in svg
+
+
+def test_the_run_id_is_the_question_not_the_thresholds_chosen(duck) -> None:
+    from warehouse_rca.contract import run_id_for
+
+    load(duck, sessions(10, rows=30_000))
+    spec = metric()
+    inv = investigate(duck, spec, baseline=BASE, current=CUR,
+                      options=InvestigationOptions(causal=False))
+    assert inv.run_id == run_id_for(spec, {"baseline": BASE, "current": CUR},
+                                    InvestigationOptions(causal=False))
+    assert inv.metric.thresholds and not spec.thresholds

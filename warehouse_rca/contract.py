@@ -86,7 +86,8 @@ def run_id_for(metric: MetricSpec, periods: dict[str, Period | None],
         "options": options.to_json(),
     }
     # Derived dimensions, hierarchies and groups change the answer; absent keys keep old ids.
-    for key in ("derived", "hierarchies", "dimension_groups", "group_priority"):
+    for key in ("derived", "hierarchies", "dimension_groups", "group_priority", "numeric",
+                "drivers"):
         if getattr(metric, key, None):
             ask[key] = getattr(metric, key)
     return hashlib.sha256(json.dumps(ask, sort_keys=True).encode()).hexdigest()[:16]

@@ -117,7 +117,7 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     cube, loc, _, plan = locate(engine, plan, options.localize,
                                 check=lambda c: _check_cube(c, metric, periods), budget=budget,
                                 max_depth=options.max_depth)
-    metric = plan.metric  # numeric dimensions are now derived dimensions of their thresholds
+    asked, metric = metric, plan.metric  # numeric dimensions: now derived ones of their thresholds
     report = None
     if options.causal and plan.mode == "periods" and budget.allows("causal validation"):
         report = validate(engine, plan, loc, periods, options.causal_settings,
@@ -137,7 +137,7 @@ def _investigate(engine: Engine, metric: MetricSpec, *, baseline: Period | None,
     for warning in warnings:
         log.warning("%s", warning)
     return Investigation(
-        run_id=run_id_for(metric, periods, options),
+        run_id=run_id_for(asked, periods, options),
         metric=metric,
         periods=periods,
         options=options,

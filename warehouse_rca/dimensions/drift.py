@@ -155,6 +155,10 @@ def detect_drift(engine: Engine, metric: MetricSpec, baseline: Period, current: 
     if baseline.overlaps(current):
         raise ConfigError(f"baseline {baseline.text} overlaps current {current.text}")
     run_id = run_id or drift_run_id(metric, baseline, current)
+    if metric.numeric and set(metric.dimensions) - set(metric.numeric):
+        # a numeric dimension's values are measurements: no single one is "new material"
+        metric = dataclasses.replace(metric, dimensions=tuple(
+            d for d in metric.dimensions if d not in metric.numeric))
     source = source_expression(metric)
     types = engine.column_types(source)
     plan = plan_cube(metric, list(types), baseline=baseline, current=current)
