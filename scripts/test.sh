@@ -12,6 +12,14 @@ if [ ! -x "$FAKESNOW_VENV/bin/fakesnow" ]; then
       "fakesnow[server]==0.12.1" "snowflake-connector-python>=3.12,<5") \
     || echo "warning: could not install fakesnow; the Snowflake engine tests will be skipped" >&2
 fi
+# dbt (the semantic-layer tests build and parse a real dbt project) pins its own dependency ranges,
+# so it gets a virtualenv of its own too; warehouse-rca runs `dbt parse` as a program, never imports it.
+DBT_VENV="${RCA_DBT_VENV:-$HOME/.cache/warehouse-rca/dbt}"
+if [ ! -x "$DBT_VENV/bin/dbt" ]; then
+  (python3 -m venv "$DBT_VENV" && "$DBT_VENV/bin/pip" install --quiet --disable-pip-version-check \
+      "dbt-core>=1.10,<1.11" "dbt-duckdb>=1.10,<1.11" "dbt-postgres>=1.9,<1.11") \
+    || echo "warning: could not install dbt; the dbt semantic-layer tests will be skipped" >&2
+fi
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
     || echo "warning: could not install PostgreSQL; its engine tests will be skipped" >&2

@@ -13,6 +13,7 @@ import click
 from warehouse_rca.cli.logs import _debug_enabled, format_error_chain
 from warehouse_rca.cli.terminal import echo
 from warehouse_rca.errors import ConfigError, RcaError
+from warehouse_rca.spec.layers import SEMANTIC_LAYERS
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.project import MetricSpec, load_project, metric_from_mapping
 
@@ -54,12 +55,37 @@ def _warehouse_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _use_layer(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """--dbt-project / --lookml: every project this command loads exposes their metrics."""
+    if value is None:
+        return
+    dbt_dir, lookml_dir = SEMANTIC_LAYERS.get()
+    SEMANTIC_LAYERS.set((value, lookml_dir) if param.name == "dbt_project"
+                        else (dbt_dir, value))
+
+
+def _semantic_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Metrics from a dbt project's semantic layer or a LookML folder (spec.dbt, spec.lookml)."""
+    fn = click.option(
+        "--lookml", type=click.Path(file_okay=False, exists=True), expose_value=False,
+        is_eager=True, callback=_use_layer, envvar="WAREHOUSE_RCA_LOOKML",
+        help="A LookML folder: its explores' measures are metrics too.",
+    )(fn)
+    return click.option(
+        "--dbt-project", type=click.Path(file_okay=False, exists=True), expose_value=False,
+        is_eager=True, callback=_use_layer, envvar="WAREHOUSE_RCA_DBT_PROJECT",
+        help="A dbt project: its semantic layer's metrics are metrics too (reads "
+             "target/semantic_manifest.json; runs `dbt parse` when it is missing).",
+    )(fn)
+
+
 def _metric_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
+    options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         click.option(
             "--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False),
             help="Project file declaring the metrics (default: ./warehouse_rca.yml).",
         ),
+        _semantic_options,
         click.option("--table", help="Ad-hoc mode: the table to investigate (schema.table)."),
         click.option("--time-column", help="Ad-hoc mode: the time column."),
         click.option(

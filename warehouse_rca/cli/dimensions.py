@@ -8,7 +8,7 @@ import click
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.cli.common import _handle_errors, _warehouse_options
+from warehouse_rca.cli.common import _handle_errors, _semantic_options, _warehouse_options
 from warehouse_rca.cli.terminal import echo
 from warehouse_rca.contract import InvestigationOptions
 from warehouse_rca.cube.plan import source_expression
@@ -32,6 +32,7 @@ def dimensions_group() -> None:
 @click.argument("table", required=False)
 @click.option("--metric", help="Profile this project metric's source instead of TABLE.")
 @click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False))
+@_semantic_options
 @_warehouse_options
 @click.option(
     "--max-values", type=click.IntRange(min=1), default=1000, show_default=True,
@@ -87,6 +88,7 @@ def suggest(table: str | None, metric: str | None, project: str | None, profiles
 @click.option("--baseline", required=True, help="Baseline period START:END.")
 @click.option("--current", required=True, help="Current period START:END.")
 @click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False))
+@_semantic_options
 @_warehouse_options
 @click.option(
     "--min-share", type=float, default=0.05, show_default=True,

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from warehouse_rca.cli.common import _handle_errors, _warehouse_options
+from warehouse_rca.cli.common import _handle_errors, _semantic_options, _warehouse_options
 from warehouse_rca.cli.terminal import echo
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.base import Engine
@@ -26,9 +26,10 @@ from warehouse_rca.spec.project import Project, load_project
 
 
 def _connection_options(fn: Any) -> Any:
-    options = [
+    options: list[Any] = [
         click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False),
                      help="Project file (default: ./warehouse_rca.yml when it exists)."),
+        _semantic_options,
         click.option(
             "--findings-schema",
             help="Schema of the findings tables (default: project's, profile's, or rca).",

@@ -34,6 +34,9 @@ COMMANDS = {
     "feedback": ("warehouse_rca.cli.findings", "feedback_command",
                  ("Confirm or reject FINDING (its rank or finding id) of RUN_ID; confirmed causes "
                   "rank up in later investigations of the metric, rejected ones down.")),
+    "metrics": ("warehouse_rca.cli.semantic", "metrics_command",
+                ("List the metrics the project, --dbt-project and --lookml expose, with their "
+                 "mapping.")),
     "history": ("warehouse_rca.cli.findings", "history_command",
                 ("List METRIC's past incidents (succeeded runs) with their causes and analysts' "
                  "verdicts.")),

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from warehouse_rca.api import monitor_project
+from warehouse_rca.cli.common import _semantic_options
 from warehouse_rca.cli.terminal import echo
 from warehouse_rca.engines import connect
 from warehouse_rca.errors import ConfigError, RcaError
@@ -59,8 +60,9 @@ def _report(result: MonitorResult, output: str) -> None:
 
 
 def _common(fn: Any) -> Any:
-    options = [
+    options: list[Any] = [
         click.option("--project", envvar="WAREHOUSE_RCA_PROJECT", type=click.Path(dir_okay=False)),
+        _semantic_options,
         click.option(
             "--profiles-dir", envvar="WAREHOUSE_RCA_PROFILES_DIR", type=click.Path(file_okay=False)
         ),

@@ -19,6 +19,7 @@ from warehouse_rca.errors import (
     register_secret,
     register_url_credentials,
 )
+from warehouse_rca.spec.layers import SEMANTIC_LAYERS
 
 PROFILE_NAME = "warehouse_rca"
 DEFAULT_DUCKDB_PATH = "warehouse_rca.duckdb"
@@ -240,12 +241,19 @@ def load_target(profiles_dir: str | None = None, target: str | None = None) -> T
         if profiles_dir
         else [Path.cwd(), Path.home() / ".warehouse_rca"]
     )
+    dbt_project = SEMANTIC_LAYERS.get()[0]
     for directory in candidates:
         path = directory / "profiles.yml"
-        if path.is_file():
+        # beside a dbt project, a profiles.yml of dbt's own is not ours to refuse
+        if path.is_file() and (profiles_dir or dbt_project is None
+                               or _has_profile(path, PROFILE_NAME)):
             return _target_from_file(path, target)
     if profiles_dir:
         raise ConfigError(f"no profiles.yml in --profiles-dir {profiles_dir}")
+    if dbt_project is not None:  # no profile of our own: the dbt project's profile and target
+        found = dbt_target(Path(dbt_project), target)
+        if found is not None:
+            return found
     return Target(
         name=target or "default",
         type="duckdb",
@@ -254,19 +262,55 @@ def load_target(profiles_dir: str | None = None, target: str | None = None) -> T
     )
 
 
-def _target_from_file(path: Path, target: str | None) -> Target:
+def _has_profile(path: Path, name: str) -> bool:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return True  # let _target_from_file say what is wrong with it
+    return isinstance(doc, dict) and name in doc
+
+
+#: dbt's connection keys that are not ours (the adapter's own tuning): dropped on reuse
+_DBT_ONLY = ("threads", "keepalives_idle", "connect_timeout_seconds", "retries", "search_path",
+             "sslmode", "extensions", "settings", "plugins", "attach", "filesystems")
+
+
+def dbt_target(project_dir: Path, target: str | None) -> Target | None:
+    """The dbt project's own target (its ``profile:`` in ``DBT_PROFILES_DIR``, the project
+    folder or ``~/.dbt``), as a warehouse-rca target. dbt's ``schema`` is where dbt builds
+    models; findings go to the default findings schema instead (or the project's)."""
+    config = project_dir / "dbt_project.yml"
+    doc = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else None
+    name = doc.get("profile") if isinstance(doc, dict) else None
+    if not isinstance(name, str):
+        return None
+    folders = [Path(os.environ["DBT_PROFILES_DIR"])] if os.environ.get("DBT_PROFILES_DIR") \
+        else []
+    for folder in [*folders, project_dir, Path.home() / ".dbt"]:
+        path = folder / "profiles.yml"
+        if path.is_file() and _has_profile(path, name):
+            found = _target_from_file(path, target, profile_name=name)
+            settings = {k: v for k, v in found.settings.items() if k not in _DBT_ONLY}
+            settings["schema"] = DEFAULT_FINDINGS_SCHEMA
+            return Target(name=found.name, type=found.type, settings=settings,
+                          source=f"{path} (dbt profile {name!r})")
+    return None
+
+
+def _target_from_file(path: Path, target: str | None,
+                      profile_name: str = PROFILE_NAME) -> Target:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: cannot read: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
-    profile = doc.get(PROFILE_NAME) if isinstance(doc, dict) else None
+    profile = doc.get(profile_name) if isinstance(doc, dict) else None
     if not isinstance(profile, dict):
-        raise ConfigError(f"{path}: no profile named {PROFILE_NAME!r}")
+        raise ConfigError(f"{path}: no profile named {profile_name!r}")
     outputs = profile.get("outputs")
     if not isinstance(outputs, dict) or not outputs:
-        raise ConfigError(f"{path}: profile {PROFILE_NAME!r} has no outputs")
+        raise ConfigError(f"{path}: profile {profile_name!r} has no outputs")
     name = target or profile.get("target") or next(iter(outputs))
     if not isinstance(name, str) or name not in outputs:
         raise ConfigError(

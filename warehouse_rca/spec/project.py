@@ -14,7 +14,10 @@ import yaml
 
 from warehouse_rca import sql as sql_text
 from warehouse_rca.errors import ConfigError
+from warehouse_rca.spec.dbt import load_dbt_metrics
 from warehouse_rca.spec.framework import parse_framework
+from warehouse_rca.spec.layers import SEMANTIC_LAYERS
+from warehouse_rca.spec.lookml import load_lookml_metrics
 from warehouse_rca.spec.periods import GRAIN_STEP, GRAINS
 
 DEFAULT_PROJECT_FILE = "warehouse_rca.yml"
@@ -192,6 +195,7 @@ _METRIC_KEYS = {
     "table", "sql", "time_column", "grain", "measure", "numerator", "denominator", "dimensions",
     "filters", "higher_is_better", "label", "format", "expected_column", "actual_column",
     "description", "hierarchies", "dimension_groups", "group_priority", "detection", "drivers",
+    "exclude_dimensions",
 }
 
 
@@ -346,6 +350,10 @@ class Project:
     path: str
     #: optional change-events table for causal validation
     events: EventsSpec | None = None
+    #: metrics a semantic layer defines that are not mapped, with the reason (spec.dbt, .lookml)
+    not_mapped: dict[str, str] = field(default_factory=dict)
+    #: how each semantic-layer metric was mapped (`warehouse-rca metrics`)
+    notes: dict[str, str] = field(default_factory=dict)
 
     def metric(self, name: str) -> MetricSpec:
         if name not in self.metrics:
@@ -355,26 +363,91 @@ class Project:
 
 
 def load_project(path: str | os.PathLike[str] | None) -> Project:
-    """Load and validate the project file (default ``warehouse_rca.yml`` in the working dir)."""
+    """Load and validate the project file (default ``warehouse_rca.yml`` in the working dir),
+    with the metrics of the dbt project and LookML folder it (or the command line) names.
+
+    A project-level ``dimensions:`` list is every metric's framework unless the metric gives its
+    own; ``exclude_dimensions:`` (project-level, or per metric) leaves dimensions out, also of the
+    metrics a semantic layer exposes. A metric of the file wins over one of the same name from a
+    semantic layer."""
+    dbt_cli, lookml_cli = SEMANTIC_LAYERS.get()
     file = Path(path) if path else Path.cwd() / DEFAULT_PROJECT_FILE
     if not file.is_file():
-        raise ConfigError(
-            f"project file {file} not found: pass --project, or use ad-hoc mode "
-            "(--table, --time-column, --measure|--numerator/--denominator, --dimensions)"
-        )
-    try:
-        doc = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{file}: not valid YAML: {err}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("metrics"), dict):
+        if path is None and (dbt_cli or lookml_cli):
+            doc: Any = {"metrics": {}}
+        else:
+            raise ConfigError(
+                f"project file {file} not found: pass --project, --dbt-project or --lookml, or "
+                "use ad-hoc mode (--table, --time-column, --measure|--numerator/--denominator, "
+                "--dimensions)"
+            )
+    else:
+        try:
+            doc = yaml.safe_load(file.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{file}: not valid YAML: {err}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("metrics", {}), dict) or (
+            "metrics" not in doc and not (doc.get("dbt_project") or doc.get("lookml")
+                                          or dbt_cli or lookml_cli)):
         raise ConfigError(f"{file}: expected a top-level 'metrics:' mapping of name -> definition")
-    metrics = {
-        name: metric_from_mapping(str(name), raw, str(file)) for name, raw in doc["metrics"].items()
-    }
+    shared = doc.get("dimensions")
+    excluded = doc.get("exclude_dimensions") or []
+    if shared is not None and (not isinstance(shared, list) or not shared):
+        raise ConfigError(f"{file}: key 'dimensions' must be a non-empty list (every metric's "
+                          "framework unless it gives its own)")
+    if not isinstance(excluded, list) or not all(isinstance(d, str) for d in excluded):
+        raise ConfigError(f"{file}: key 'exclude_dimensions' must be a list of dimension names")
+    metrics: dict[str, MetricSpec] = {}
+    for name, raw in (doc.get("metrics") or {}).items():
+        if isinstance(raw, dict):
+            raw = _inherit(raw, shared, excluded)
+        metrics[str(name)] = metric_from_mapping(str(name), raw, str(file))
+    not_mapped: dict[str, str] = {}
+    notes: dict[str, str] = {}
+    base = file.parent if file.is_file() else Path.cwd()
+    layers = []
+    for key, cli_value, loader in (("dbt_project", dbt_cli, load_dbt_metrics),
+                                   ("lookml", lookml_cli, load_lookml_metrics)):
+        value = cli_value or doc.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ConfigError(f"{file}: key {key!r} must be a directory")
+        folder = Path(value) if cli_value or Path(value).is_absolute() else base / value
+        layers.append(loader(folder))
+    for mapped in layers:
+        for name, raw in mapped.metrics.items():
+            if name in metrics:
+                continue
+            try:
+                metrics[name] = metric_from_mapping(name, _inherit(raw, None, excluded),
+                                                    mapped.origin)
+                notes[name] = f"{mapped.origin}: {mapped.notes.get(name, '')}"
+            except ConfigError as err:
+                not_mapped[name] = f"{mapped.origin}: its translation was refused: {err}"
+        for name, why in mapped.not_mapped.items():
+            if name not in metrics:
+                not_mapped[name] = f"{mapped.origin}: {why}"
     schema = doc.get("findings_schema")
     if schema is not None and not isinstance(schema, str):
         raise ConfigError(f"{file}: key 'findings_schema' must be a string")
     events = (
         events_from_mapping(doc["events"], str(file)) if doc.get("events") is not None else None
     )
-    return Project(metrics=metrics, findings_schema=schema, path=str(file), events=events)
+    return Project(metrics=metrics, findings_schema=schema, path=str(file), events=events,
+                   not_mapped=not_mapped, notes=notes)
+
+
+def _inherit(raw: dict[str, Any], shared: list[Any] | None, excluded: list[str]) -> dict[str, Any]:
+    """A metric's mapping with the project's dimensions when it has none, exclusions applied."""
+    raw = dict(raw)
+    if raw.get("dimensions") is None and shared is not None:
+        raw["dimensions"] = list(shared)
+    own = raw.pop("exclude_dimensions", None) or []
+    if not isinstance(own, list):
+        own = [own]
+    drop = set(excluded) | {str(d) for d in own}
+    if drop and isinstance(raw.get("dimensions"), list):
+        raw["dimensions"] = [d for d in raw["dimensions"]
+                             if (d if isinstance(d, str) else (d or {}).get("name")) not in drop]
+    return raw
