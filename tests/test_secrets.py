@@ -135,6 +135,7 @@ def test_every_command_under_debug_never_prints_the_marker(shop: Path, webhook: 
     invoke("feedback", "feedback", run_id, "1", "--confirm", "--by", "tester")
     invoke("history", "history", "conversion_rate")
     invoke("metrics", "metrics")
+    invoke("dbt-sources", "dbt-sources")
     invoke("dimensions-suggest", "dimensions", "suggest", "sessions")
     invoke("dimensions-drift", "dimensions", "drift", "conversion_rate", *periods)
     invoke("detect", "detect", "conversion_rate", "--as-of", "2026-11-20", code=10)

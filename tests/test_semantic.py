@@ -279,3 +279,23 @@ def test_a_lookml_explore_investigates_like_the_project_file(tmp_path: Path) -> 
     (hand / "warehouse_rca.yml").write_text(yaml.safe_dump({"metrics": {"conversion_rate": spec}}))
     same_answer(got, investigate(hand, "conversion_rate"))
     assert got["root_causes"][0]["segment"] == {"customers__segment": "enterprise"}
+
+
+@needs_dbt
+def test_dbt_sources_describe_the_findings_tables_and_dbt_parses_them(tmp_path: Path) -> None:
+    project = tmp_path / "dbt_shop"
+    shutil.copytree(FIXTURES / "dbt_shop", project)
+    out = project / "models" / "warehouse_rca_sources.yml"
+    code, text = cli(tmp_path, "dbt-sources", "--findings-schema", "rca", "-o", str(out))
+    assert code == 0, text
+    env = {"DBT_SHOP_PATH": str(tmp_path / "shop.duckdb")}
+    dbt(project, "parse", env=env)
+    manifest = json.loads((project / "target" / "manifest.json").read_text())
+    source = manifest["sources"]["source.dbt_shop.warehouse_rca.root_causes"]
+    from warehouse_rca.findings.store import ROOT_CAUSE_COLUMNS
+
+    assert source["schema"] == "rca" and source["description"].startswith("finding")
+    assert set(source["columns"]) == {c for c, _ in ROOT_CAUSE_COLUMNS}
+    described = sum(bool(c.get("description")) for c in source["columns"].values())
+    assert described == len(ROOT_CAUSE_COLUMNS)  # every column documented (bi/looker)
+    assert "source.dbt_shop.warehouse_rca.latest_incidents" in manifest["sources"]

@@ -23,14 +23,36 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from warehouse_rca.alerts import AlertResult, incidents_from_outcome, send_incidents
+import lkml
+
+from warehouse_rca.alerts import (
+    ALERT_CLAIMS_COLUMNS,
+    ALERTS_SENT_COLUMNS,
+    AlertResult,
+    incidents_from_outcome,
+    send_incidents,
+)
 from warehouse_rca.contract import Investigation, InvestigationOptions, run_id_for, value_format
+from warehouse_rca.dimensions.drift import DRIFT_COLUMNS, FRAMEWORK_COLUMNS
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import RcaError
-from warehouse_rca.findings.feedback import load_knowledge
-from warehouse_rca.findings.store import RunAttempt, fail_run, start_run, write_investigation
+from warehouse_rca.findings.feedback import FEEDBACK_COLUMNS, load_knowledge
+from warehouse_rca.findings.store import (
+    ROOT_CAUSE_COLUMNS,
+    RUNS_COLUMNS,
+    RunAttempt,
+    fail_run,
+    start_run,
+    write_investigation,
+)
 from warehouse_rca.investigate import investigate
-from warehouse_rca.monitor import MonitorResult, run_monitor
+from warehouse_rca.monitor import (
+    ANOMALY_COLUMNS,
+    SERIES_COLUMNS,
+    STATE_COLUMNS,
+    MonitorResult,
+    run_monitor,
+)
 from warehouse_rca.report.html import build_report, write_report
 from warehouse_rca.spec.alerts import load_alert_settings
 from warehouse_rca.spec.periods import Period
@@ -142,3 +164,56 @@ def write_reports(engine: Engine, schema: str, project: Project | None, result: 
                 f"{Path(path).stem}-{run_id}{Path(path).suffix or '.html'}")
             written.append(Path(write_report(target, html)))
     return written
+
+
+# --------------------------------------------------------------------------- dbt sources
+
+#: The findings tables a dbt ``sources.yml`` describes (with their columns) and the views (no
+#: column list: they carry their tables' columns).
+_FINDINGS_TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "runs": RUNS_COLUMNS, "root_causes": ROOT_CAUSE_COLUMNS, "feedback": FEEDBACK_COLUMNS,
+    "anomalies": ANOMALY_COLUMNS, "detection_series": SERIES_COLUMNS,
+    "monitor_state": STATE_COLUMNS, "alerts_sent": ALERTS_SENT_COLUMNS,
+    "alert_claims": ALERT_CLAIMS_COLUMNS, "dimension_drift": DRIFT_COLUMNS,
+    "dimension_frameworks": FRAMEWORK_COLUMNS,
+}
+_FINDINGS_VIEWS = ("latest_runs", "latest_root_causes", "latest_incidents", "latest_feedback",
+                   "knowledge_base")
+BI_DIR = next((d for d in (Path(__file__).resolve().parent / "bi",
+                           Path(__file__).resolve().parent.parent / "bi") if d.is_dir()),
+              Path(__file__).resolve().parent.parent / "bi")
+
+
+def findings_sources(schema: str = "rca", source_name: str = "warehouse_rca") -> dict[str, Any]:
+    """A dbt ``sources.yml`` document for the findings tables: every table with its columns and
+    their descriptions (the LookML views' ``description`` of the same column), every table and
+    view with its description from ``bi/README.md``, so dbt docs and lineage show them and dbt
+    models can build on them (``{{ source('warehouse_rca', 'root_causes') }}``)."""
+    described: dict[str, str] = {}
+    for path in sorted((BI_DIR / "looker").glob("*.lkml")):
+        for view in lkml.load(path.read_text(encoding="utf-8")).get("views") or []:
+            for field_ in [*(view.get("dimensions") or []), *(view.get("dimension_groups") or [])]:
+                column = str(field_.get("sql") or "").replace("${TABLE}.", "").strip(" ;")
+                if column.isidentifier() and field_.get("description"):
+                    described.setdefault(column, str(field_["description"]))
+    tables: dict[str, str] = {}
+    readme = BI_DIR / "README.md"
+    for line in (readme.read_text(encoding="utf-8").splitlines() if readme.is_file() else []):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 2 and cells[0].startswith("`"):
+            tables[cells[0].split("`")[1]] = cells[1].replace("`", "")
+    entries: list[dict[str, Any]] = []
+    for name, columns in _FINDINGS_TABLES.items():
+        entry: dict[str, Any] = {"name": name, "description": tables.get(name, "")}
+        entry["columns"] = [{"name": c, "data_type": t.lower(),
+                             **({"description": described[c]} if c in described else {})}
+                            for c, t in columns]
+        entries.append(entry)
+    for name in _FINDINGS_VIEWS:
+        entries.append({"name": name, "description": tables.get(name, "") + " (a view)"})
+    return {"version": 2, "sources": [{
+        "name": source_name, "schema": schema,
+        "description": "warehouse-rca's findings: investigations, root causes, verdicts, "
+                       "monitoring (written by warehouse-rca, read by BI tools).",
+        "tables": entries,
+    }]}

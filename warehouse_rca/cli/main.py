@@ -34,6 +34,9 @@ COMMANDS = {
     "feedback": ("warehouse_rca.cli.findings", "feedback_command",
                  ("Confirm or reject FINDING (its rank or finding id) of RUN_ID; confirmed causes "
                   "rank up in later investigations of the metric, rejected ones down.")),
+    "dbt-sources": ("warehouse_rca.cli.semantic", "dbt_sources_command",
+                    ("Write a dbt sources.yml describing the findings tables (columns and "
+                     "descriptions).")),
     "metrics": ("warehouse_rca.cli.semantic", "metrics_command",
                 ("List the metrics the project, --dbt-project and --lookml expose, with their "
                  "mapping.")),
