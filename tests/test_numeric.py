@@ -262,3 +262,18 @@ def test_the_run_id_is_the_question_not_the_thresholds_chosen(duck) -> None:
     assert inv.run_id == run_id_for(spec, {"baseline": BASE, "current": CUR},
                                     InvestigationOptions(causal=False))
     assert inv.metric.thresholds and not spec.thresholds
+
+
+def test_the_sql_dry_run_shows_the_histogram_a_numeric_dimension_is_cut_from(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from warehouse_rca.cli import main
+
+    result = CliRunner().invoke(main, [
+        "sql", "--table", "sessions", "--time-column", "ts", "--numerator", "sum(converted)",
+        "--denominator", "count(*)", "--dimensions", "device", "--numeric-dimensions", "employees",
+        "--baseline", "2024-03-01:2024-03-21", "--current", "2024-03-22:2024-03-28",
+        "--dialect", "postgres"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "-- numeric dimensions employees" in result.output
+    assert "LN(ABS(rca_v0))" in result.output and "GROUPING SETS" in result.output

@@ -25,6 +25,7 @@ from warehouse_rca.demo import build_demo_warehouse, demo_periods, write_demo_pr
 from warehouse_rca.engines import connect
 from warehouse_rca.engines.duckdb import DuckDBEngine
 from warehouse_rca.errors import ConfigError
+from warehouse_rca.localize.thresholds import histogram_sql
 from warehouse_rca.report.html import build_report, progress, write_report
 from warehouse_rca.spec.periods import Period
 from warehouse_rca.spec.profiles import DEFAULT_DUCKDB_PATH, Target, load_target
@@ -162,6 +163,14 @@ def sql_command(metric: str | None, project: str | None, baseline: str | None, c
         spec, None, baseline=base, current=cur,
         max_depth=3 if max_depth is None else max_depth, min_support=min_support,
     )
+    numeric = [d for d in spec.numeric if d in plan.dimensions]
+    if numeric and plan.mode == "periods":
+        # the thresholds are chosen from this query's answer, so the cube below can only show
+        # the numeric dimensions as their raw values
+        click.echo(f"-- numeric dimensions {', '.join(numeric)}: their histogram, from which a "
+                   "run chooses each one's thresholds (the cube then groups by the predicate)")
+        values = [plan.dim_exprs[plan.dimensions.index(d)] for d in numeric]
+        click.echo(histogram_sql(plan, values).sql(dialect) + ";")
     click.echo(cube_sql(plan).sql(dialect) + ";")
 
 
