@@ -180,6 +180,17 @@ def test_report_opens_in_headless_chromium(investigated: tuple[Path, dict], tmp_
     shot = tmp_path / "report.png"
     subprocess.run([browser, *flags, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=60, check=False)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+    assert 'data-fits="yes"' in dom.stdout  # no sideways scrolling at desktop width
     keep = Path(__file__).resolve().parent.parent / ".pytest_cache" / "report_screenshot.png"
     keep.parent.mkdir(exist_ok=True)
     shutil.copyfile(shot, keep)  # for a person to look at
+    # a phone's width: the page still fits (tables scroll inside their box), charts decode
+    phone = [f if not f.startswith("--window-size") else "--window-size=390,844" for f in flags]
+    dom = subprocess.run([browser, *phone, "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert 'data-charts-rendered="3/3"' in dom.stdout and 'data-fits="yes"' in dom.stdout, dom.stdout[-500:]
+    small = tmp_path / "report_phone.png"
+    subprocess.run([browser, *phone, f"--screenshot={small}", page.as_uri()], capture_output=True, timeout=60,
+                   check=False)
+    assert small.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and small.stat().st_size > 10_000
+    shutil.copyfile(small, keep.with_name("report_screenshot_phone.png"))

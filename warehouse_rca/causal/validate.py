@@ -728,7 +728,9 @@ def _effect(ev: CausalEvidence, frame: pd.DataFrame, i: int, donor_idx: list[int
     ev.counterfactual_value = cur_value - effect
     ev.counterfactual_interval = (cur_value - effect - half, cur_value - effect + half)
     if p >= settings.alpha:
-        ev.reasons.append(f"no significant effect against the {ev.control} control (p = {p:.3g})")
+        control = {"complement": "the rest of the traffic", "synthetic": "a synthetic control"}.get(
+            str(ev.control), "a control")
+        ev.reasons.append(f"no significant effect against {control} (p = {p:.3g})")
 
 
 def _confounding(evidence: list[CausalEvidence], cells: _CubeCells, settings: CausalSettings,

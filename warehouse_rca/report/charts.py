@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from datetime import timedelta
 from typing import Any
 
@@ -70,7 +71,8 @@ def series_chart(series: pd.DataFrame, run: dict[str, Any], fmt: str, title: str
             ax.hlines(value, p.start, p.end_exclusive, colors=colour, lw=2.2,
                       label=f"{side} value {narrative.fmt_value(value, fmt)}")
     ax.yaxis.set_major_formatter(_formatter(fmt))
-    ax.legend(loc="best", fontsize=8, frameon=False)
+    # beside the plot, never over the series
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     fig.autofmt_xdate()
     return _svg_uri(fig)
 
@@ -79,11 +81,25 @@ def _short(text: str, n: int = 42) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def waterfall_chart(run: dict[str, Any], causes: list[dict[str, Any]], fmt: str) -> str:
+def _wrapped(text: str, width: int = 40) -> str:
+    """A segment label in full, over as many lines as it needs (never cut off)."""
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
+
+
+def _harm_colour(delta: float, higher_is_better: bool | None) -> str:
+    """Red for a harmful move, green for a helpful one, whatever its sign; grey when the metric
+    has no good direction."""
+    if higher_is_better is None or delta == 0:
+        return GREY
+    return GREEN if (delta > 0) == higher_is_better else RED
+
+
+def waterfall_chart(run: dict[str, Any], causes: list[dict[str, Any]], fmt: str,
+                    higher_is_better: bool | None = True) -> str:
     """Baseline -> each cause's contribution -> the rest -> current, as horizontal steps."""
     base, cur = run.get("baseline_value") or 0.0, run.get("current_value") or 0.0
     steps = [
-        (f"#{c['rank']} {_short(c['segment_label'])}", c.get("contribution") or 0.0)
+        (f"#{c['rank']} {_wrapped(c['segment_label'])}", c.get("contribution") or 0.0)
         for c in causes
     ]
     rest = (cur - base) - sum(v for _, v in steps)
@@ -94,7 +110,7 @@ def waterfall_chart(run: dict[str, Any], causes: list[dict[str, Any]], fmt: str)
     for _, value in steps:
         lefts.append(min(running, running + value))
         widths.append(abs(value))
-        colours.append(GREEN if value > 0 else RED)
+        colours.append(_harm_colour(value, higher_is_better))
         running += value
         totals.append(running)
     lo, hi = min(totals), max(totals)
@@ -115,16 +131,27 @@ def waterfall_chart(run: dict[str, Any], causes: list[dict[str, Any]], fmt: str)
     return _svg_uri(fig)
 
 
-def segments_chart(run: dict[str, Any], causes: list[dict[str, Any]], fmt: str) -> str:
-    """Each finding's segment before and after (dumbbells), against the metric overall."""
-    fig, ax = _new_figure(10, 0.5 * len(causes) + 1.4)
+def segments_chart(run: dict[str, Any], causes: list[dict[str, Any]], fmt: str,
+                   higher_is_better: bool | None = True) -> str:
+    """Each finding's segment before and after (dumbbells), against the metric overall; a segment
+    with no baseline (new) or no current rows (gone) is its one dot, labelled so."""
+    fig, ax = _new_figure(10, 0.6 * len(causes) + 1.4)
     y = list(range(len(causes)))[::-1]
     for yy, c in zip(y, causes):
         b, a = c.get("baseline_value"), c.get("current_value")
+        if b is None and a is not None:
+            ax.plot([a], [yy], "o", color=ORANGE, ms=6)
+            ax.annotate("  new in the current period", (a, yy), va="center", fontsize=8)
+            continue
+        if a is None and b is not None:
+            ax.plot([b], [yy], "o", color=BLUE, ms=6)
+            ax.annotate("  gone from the current period", (b, yy), va="center", fontsize=8)
+            continue
         if b is None or a is None:
             continue
         ax.annotate("", xy=(a, yy), xytext=(b, yy),
-                    arrowprops={"arrowstyle": "->", "color": RED if a < b else GREEN, "lw": 1.8})
+                    arrowprops={"arrowstyle": "->", "color": _harm_colour(a - b, higher_is_better),
+                                "lw": 1.8})
         ax.plot([b], [yy], "o", color=BLUE, ms=6)
         ax.plot([a], [yy], "o", color=ORANGE, ms=6)
     if run.get("metric_kind") == "ratio":
@@ -138,7 +165,7 @@ def segments_chart(run: dict[str, Any], causes: list[dict[str, Any]], fmt: str) 
     ax.plot([], [], "o", color=ORANGE, label="segment current")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / max(1, len(causes))), ncol=4,
               fontsize=8, frameon=False)
-    ax.set_yticks(y, [f"#{c['rank']} {_short(c['segment_label'])}" for c in causes], fontsize=8)
+    ax.set_yticks(y, [f"#{c['rank']} {_wrapped(c['segment_label'])}" for c in causes], fontsize=8)
     ax.set_ylim(-0.7, len(causes) - 0.3)
     ax.xaxis.set_major_formatter(_formatter(fmt))
     return _svg_uri(fig)

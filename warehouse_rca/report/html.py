@@ -142,6 +142,8 @@ def _environment() -> SandboxedEnvironment:
     env.filters["points"] = lambda x, kind: "n/a" if x is None else narrative.fmt_points(x, kind)
     env.filters["pct"] = lambda x: "n/a" if x is None else f"{x:.0%}"
     env.filters["num"] = lambda x, digits=3: "n/a" if x is None else f"{x:.{digits}g}"
+    # counts (sessions, flights, orders) are whole numbers, never "26.00"
+    env.filters["count"] = lambda x: "n/a" if x is None else f"{x:,.0f}"
     return env
 
 
@@ -163,6 +165,25 @@ def _causal_of(cause: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _informative(causal: dict[str, Any] | None,
+                 periods: dict[str, Any]) -> dict[str, Any] | None:
+    """The causal evidence as the page states it: a change start on or before the baseline's
+    first day is the window's edge, not a finding, so it is not stated."""
+    if not causal:
+        return causal
+    base = periods.get("baseline")
+    start = causal.get("change_start")
+    if base is not None and start is not None:
+        try:
+            at = pd.Timestamp(start).tz_localize(None) if pd.Timestamp(start).tzinfo else \
+                pd.Timestamp(start)
+        except (TypeError, ValueError):
+            return causal
+        if at <= pd.Timestamp(base.start):
+            return {**causal, "change_start": None, "ordering": None}
+    return causal
+
+
 def _drivers_of(cause: dict[str, Any]) -> list[dict[str, Any]]:
     """The drivers read inside a finding's segment (the findings table's JSON column)."""
     with contextlib.suppress(TypeError, ValueError):
@@ -174,15 +195,18 @@ def _drivers_of(cause: dict[str, Any]) -> list[dict[str, Any]]:
 
 def render_report(run: dict[str, Any], causes: list[dict[str, Any]], series: pd.DataFrame | None, *,
                   title: str, fmt: str, feedback: dict[str, dict[str, Any]] | None = None,
-                  series_note: str | None = None) -> str:
-    """The self-contained HTML page for one run."""
+                  series_note: str | None = None, higher_is_better: bool | None = True) -> str:
+    """The self-contained HTML page for one run. ``higher_is_better`` colours moves by harm (a
+    harmful move is red whatever its sign; None: neither)."""
     feedback = feedback or {}
     # Rows from an older findings table (or a hand-made run) may lack columns: they read as NULL.
     run = {**{n: None for n, _ in RUNS_COLUMNS}, **run}
     causes = [{**{n: None for n, _ in ROOT_CAUSE_COLUMNS}, **c} for c in causes]
     items = []
+    periods_of_run = _periods_of(run)
     for cause in causes:
         causal = _causal_of(cause)
+        causal = _informative(causal, periods_of_run)
         drivers = _drivers_of(cause)
         lead = narrative.leading_driver({"drivers": drivers})
         items.append({
@@ -200,9 +224,10 @@ def render_report(run: dict[str, Any], causes: list[dict[str, Any]], series: pd.
             if series is not None and not series.empty else None
         ),
         "waterfall": (
-            waterfall_chart(run, causes, fmt) if run.get("baseline_value") is not None else None
+            waterfall_chart(run, causes, fmt, higher_is_better)
+            if run.get("baseline_value") is not None else None
         ),
-        "segments": segments_chart(run, causes, fmt) if causes else None,
+        "segments": segments_chart(run, causes, fmt, higher_is_better) if causes else None,
     }
     periods = _periods_of(run)
     params = {}
@@ -245,7 +270,9 @@ def build_report(engine: Engine, schema: str, run_id: str, project: Project | No
     title = metric.title if metric is not None else run["metric"]
     with progress("Drawing charts ..."):
         return render_report(run, causes, series, title=title, fmt=_value_format(metric, run),
-                             feedback=feedback, series_note=note)
+                             feedback=feedback, series_note=note,
+                             higher_is_better=(metric.higher_is_better if metric is not None
+                                               else None))
 
 
 def write_report(path: str | os.PathLike[str], html: str) -> Path:
