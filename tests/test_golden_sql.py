@@ -386,7 +386,9 @@ def _feedback_statements() -> dict[str, Callable[[str], str]]:
         "feedback_views": lambda d: ";\n".join(sql.render_all(
             "feedback_views.sql.j2", d, feedback=_table("rca", "feedback"),
             latest_feedback=_table("rca", "latest_feedback"), knowledge_base=_table("rca", "knowledge_base"),
-            columns=[sql.identifier("feedback_id"), sql.identifier("verdict")])),
+            open_incidents=_table("rca", "open_incidents"), runs=_table("rca", "runs"),
+            columns=[sql.identifier("feedback_id"), sql.identifier("verdict")],
+            run_columns=[sql.identifier("run_id"), sql.identifier("metric")])),
     }
 
 

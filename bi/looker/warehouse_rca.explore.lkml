@@ -35,3 +35,27 @@ explore: rca_detection_series {
     sql_on: ${rca_detection_series.metric} = ${rca_monitor_state.metric} ;;
   }
 }
+
+# The latest detected incident per metric (rca.latest_incidents; point sql_table_name at
+# rca.open_incidents for the ones no analyst has given a verdict on yet), with its findings.
+explore: rca_incidents {
+  label: "Incidents (warehouse-rca)"
+  description: "Each metric's latest incident the monitor detected, with its root causes."
+  join: rca_root_causes {
+    type: left_outer
+    relationship: one_to_many
+    sql_on: ${rca_incidents.run_id} = ${rca_root_causes.run_id} ;;
+  }
+}
+
+# What analysts confirmed and rejected, per metric and segment.
+explore: rca_knowledge_base {
+  label: "Knowledge base (warehouse-rca)"
+  description: "Confirmations and rejections per metric and segment, and the ranking prior they give."
+}
+
+# New values, new columns and constant dimensions the monitor's investigations found.
+explore: rca_dimension_drift {
+  label: "Dimension drift (warehouse-rca)"
+  description: "How the dimensional framework drifted: new material values, new columns, constants."
+}

@@ -79,6 +79,11 @@ view: rca_runs {
     sql: ${TABLE}.global_change ;;
     description: "Significant, with no segment cause: every sizeable segment moved alike."
   }
+  dimension: metric_format {
+    type: string
+    sql: ${TABLE}.metric_format ;;
+    description: "The unit of every value: percent (changes in points), currency or number. Measures that add values across metrics only make sense within one unit (filter on metric)."
+  }
   dimension: origin {
     type: string
     sql: ${TABLE}.origin ;;
@@ -421,9 +426,15 @@ view: rca_root_causes {
   measure: findings {
     type: count
   }
+  dimension: metric_format {
+    type: string
+    sql: ${TABLE}.metric_format ;;
+    description: "The unit of the finding's values: percent (changes in points), currency or number. Measures that add values across metrics only make sense within one unit (filter on metric)."
+  }
   measure: total_contribution {
-    type: sum
-    sql: ${contribution} ;;
+    type: number
+    sql: CASE WHEN COUNT(DISTINCT ${TABLE}.metric) = 1 THEN SUM(${contribution}) END ;;
+    description: "Sum of the findings' contributions, in the metric's unit; null across metrics (points of a rate do not add to minutes of a delay)."
   }
 }
 
@@ -495,5 +506,156 @@ view: rca_feedback {
   measure: rejections {
     type: count
     filters: [verdict: "rejected"]
+  }
+}
+
+view: rca_knowledge_base {
+  sql_table_name: rca.knowledge_base ;;
+
+  dimension: metric {
+    type: string
+    sql: ${TABLE}.metric ;;
+    description: "Metric name."
+  }
+  dimension: key {
+    type: string
+    primary_key: yes
+    hidden: yes
+    sql: ${TABLE}.metric || ' ' || ${TABLE}.segment ;;
+    description: "Metric and segment: the knowledge base's key."
+  }
+  dimension: segment {
+    type: string
+    sql: ${TABLE}.segment ;;
+    description: "The segment as JSON (dimension -> value, sorted keys)."
+  }
+  dimension: segment_label {
+    type: string
+    sql: ${TABLE}.segment_label ;;
+    description: "The segment as people read it (device = iOS, employees >= 500)."
+  }
+  dimension: confirmations {
+    type: number
+    sql: ${TABLE}.confirmations ;;
+    description: "Findings of this segment an analyst confirmed (latest verdict per finding)."
+  }
+  dimension: rejections {
+    type: number
+    sql: ${TABLE}.rejections ;;
+    description: "Findings of this segment an analyst rejected."
+  }
+  dimension: ranking_prior {
+    type: number
+    sql: ${TABLE}.ranking_prior ;;
+    description: "How later investigations rank the segment: 3 (confirmed more often), 1/3 (rejected more often), 1."
+  }
+  dimension_group: last_feedback {
+    type: time
+    timeframes: [raw, time, date]
+    sql: ${TABLE}.last_feedback_at ;;
+    description: "When the latest verdict on the segment was given."
+  }
+  measure: segments {
+    type: count
+  }
+}
+
+view: rca_dimension_drift {
+  sql_table_name: rca.dimension_drift ;;
+
+  dimension: run_id {
+    type: string
+    sql: ${TABLE}.run_id ;;
+    description: "The drift check's run (a monitor investigation or `dimensions drift`)."
+  }
+  dimension: metric {
+    type: string
+    sql: ${TABLE}.metric ;;
+    description: "Metric name."
+  }
+  dimension: kind {
+    type: string
+    sql: ${TABLE}.kind ;;
+    description: "new_column, new_value or constant_dimension."
+  }
+  dimension: dimension {
+    type: string
+    sql: ${TABLE}.dimension ;;
+    description: "The dimension (or new source column) it concerns."
+  }
+  dimension: value {
+    type: string
+    sql: ${TABLE}.value ;;
+    description: "The new material value (for new_value)."
+  }
+  dimension: baseline_share {
+    type: number
+    sql: ${TABLE}.baseline_share ;;
+    description: "The value's share of traffic (or of the metric) in the baseline."
+  }
+  dimension: current_share {
+    type: number
+    sql: ${TABLE}.current_share ;;
+    description: "Its share in the current period."
+  }
+  dimension: detail {
+    type: string
+    sql: ${TABLE}.detail ;;
+    description: "The drift in a sentence."
+  }
+  dimension: included {
+    type: yesno
+    sql: ${TABLE}.included ;;
+    description: "Whether the investigation included it (--include-new)."
+  }
+  dimension_group: detected {
+    type: time
+    timeframes: [raw, time, date]
+    sql: ${TABLE}.detected_at ;;
+    description: "When the drift was detected."
+  }
+  measure: drifts {
+    type: count
+  }
+}
+
+view: rca_incidents {
+  sql_table_name: rca.latest_incidents ;;
+  # rca.open_incidents (same columns): every monitor incident without a verdict yet
+
+  dimension: run_id {
+    type: string
+    primary_key: yes
+    sql: ${TABLE}.run_id ;;
+    description: "The incident's investigation (the monitor's run)."
+  }
+  dimension: metric {
+    type: string
+    sql: ${TABLE}.metric ;;
+    description: "Metric name."
+  }
+  dimension_group: incident {
+    type: time
+    timeframes: [raw, date, week]
+    sql: ${TABLE}.current_start ;;
+    description: "When the incident's current period starts."
+  }
+  dimension: relative_change {
+    type: number
+    sql: ${TABLE}.relative_change ;;
+    description: "Relative change of the metric (-0.19 = -19%)."
+  }
+  dimension: metric_format {
+    type: string
+    sql: ${TABLE}.metric_format ;;
+    description: "The unit of the incident's values."
+  }
+  dimension: summary {
+    type: string
+    sql: ${TABLE}.summary ;;
+    description: "The headline: what moved, by how much, and why."
+  }
+  measure: incidents {
+    type: count
   }
 }

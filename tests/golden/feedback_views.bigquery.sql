@@ -31,4 +31,26 @@ SELECT
 FROM `rca`.`latest_feedback`
 GROUP BY
   metric,
-  segment
+  segment;
+CREATE OR REPLACE VIEW `rca`.`open_incidents` AS
+SELECT
+  `run_id`,
+  `metric`
+FROM (
+  SELECT
+    r.*,
+    ROW_NUMBER() OVER (PARTITION BY r.run_id ORDER BY r.finished_at DESC, r.attempt_id NULLS LAST) AS rca_rank
+  FROM `rca`.`runs` AS r
+  WHERE
+    r.status = 'succeeded'
+    AND r.origin = 'monitor'
+    AND NOT r.run_id IN (
+      SELECT
+        v.run_id
+      FROM `rca`.`latest_feedback` AS v
+      WHERE
+        NOT v.run_id IS NULL
+    )
+) AS ranked
+WHERE
+  rca_rank = 1

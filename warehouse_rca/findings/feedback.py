@@ -41,22 +41,7 @@ from warehouse_rca.contract import (
 )
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
-from warehouse_rca.findings.store import findings_table
-
-FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("feedback_id", "VARCHAR"),
-    ("run_id", "VARCHAR"),
-    ("finding_id", "VARCHAR"),
-    ("metric", "VARCHAR"),
-    ("segment", "VARCHAR"),
-    ("segment_label", "VARCHAR"),
-    ("verdict", "VARCHAR"),
-    ("author", "VARCHAR"),
-    ("note", "VARCHAR"),
-    ("incident_start", "TIMESTAMP"),
-    ("created_at", "TIMESTAMP"),
-)
-
+from warehouse_rca.findings.store import FEEDBACK_COLUMNS, create_feedback_objects, findings_table
 
 
 def select(engine: Engine, table: exp.Table, *, columns: Sequence[str] | None = None,
@@ -84,23 +69,14 @@ def eq(column: str, value: Any) -> exp.Expr:
 def ensure_feedback_table(engine: Engine, schema: str) -> exp.Table:
     """Create the feedback table and its views when missing (no DDL when they exist)."""
     table = findings_table(schema, "feedback")
-    knowledge_base = findings_table(schema, "knowledge_base")
     latest = findings_table(schema, "latest_feedback")
     # Views of an older version leaked their helper column (rn): those are replaced.
-    if (table_exists(engine, table) and table_exists(engine, knowledge_base)
+    if (table_exists(engine, table)
+            and all(table_exists(engine, findings_table(schema, v))
+                    for v in ("knowledge_base", "open_incidents"))
             and "rn" not in {c.lower() for c in engine.columns_of(latest)}):
         return table
-    engine.execute_all(sql.template(
-        "findings_ddl.sql.j2", schema=sql.identifier(schema), partition_by=None,
-        tables=[{"name": table,
-                 "columns": [{"name": sql.identifier(n), "type": exp.DataType.build(t)}
-                             for n, t in FEEDBACK_COLUMNS]}],
-    ))
-    engine.execute_all(sql.template(
-        "feedback_views.sql.j2", feedback=table,
-        latest_feedback=findings_table(schema, "latest_feedback"),
-        knowledge_base=knowledge_base, columns=[sql.identifier(n) for n, _ in FEEDBACK_COLUMNS],
-    ))
+    create_feedback_objects(engine, schema)
     return table
 
 

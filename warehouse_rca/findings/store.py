@@ -33,7 +33,7 @@ import pandas as pd
 from sqlglot import exp
 
 from warehouse_rca import sql
-from warehouse_rca.contract import Investigation
+from warehouse_rca.contract import Investigation, value_format
 from warehouse_rca.cube.verify import verification_sqls
 from warehouse_rca.engines.base import Engine, RowSwap
 from warehouse_rca.errors import InputError, RcaError, WarehouseError
@@ -66,6 +66,9 @@ RUNS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("global_change", "BOOLEAN"),
     # who asked: "monitor" (a detected incident) or "ad_hoc" (investigate, the Python API)
     ("origin", "VARCHAR"),
+    # the unit of every value of the run and its findings: percent (changes in points),
+    # currency or number; a BI measure never adds points of one metric to another's minutes
+    ("metric_format", "VARCHAR"),
 )
 ORIGINS = ("monitor", "ad_hoc")
 
@@ -132,6 +135,25 @@ ROOT_CAUSE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("driver_counterfactual_value", "DOUBLE"),
     ("driver_summary", "VARCHAR"),
     ("drivers", "VARCHAR"),
+    # the unit of the finding's values (runs.metric_format)
+    ("metric_format", "VARCHAR"),
+)
+
+
+#: Analysts' verdicts (findings.feedback writes them; created with the findings tables so the
+#: BI views over them exist from the first run).
+FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("feedback_id", "VARCHAR"),
+    ("run_id", "VARCHAR"),
+    ("finding_id", "VARCHAR"),
+    ("metric", "VARCHAR"),
+    ("segment", "VARCHAR"),
+    ("segment_label", "VARCHAR"),
+    ("verdict", "VARCHAR"),
+    ("author", "VARCHAR"),
+    ("note", "VARCHAR"),
+    ("incident_start", "TIMESTAMP"),
+    ("created_at", "TIMESTAMP"),
 )
 
 
@@ -241,6 +263,27 @@ def _create_tables(engine: Engine, schema: str, tables: dict[str, exp.Table],
                 add_columns(engine, tables[name], cols)
         engine.execute_all(sql.template("findings_views.sql.j2", **tables, run_columns=[
             sql.identifier(n) for n, _ in RUNS_COLUMNS]))
+        create_feedback_objects(engine, schema)
+
+
+def create_feedback_objects(engine: Engine, schema: str) -> None:
+    """The feedback table (when missing) and the views over it: the latest verdict per finding,
+    the knowledge base, and the open incidents (the monitor's incidents no analyst has given a
+    verdict on yet)."""
+    feedback = findings_table(schema, "feedback")
+    engine.execute_all(sql.template(
+        "findings_ddl.sql.j2", schema=sql.identifier(schema), partition_by=None,
+        tables=[{"name": feedback, "columns": _columns(FEEDBACK_COLUMNS)}],
+    ))
+    engine.execute_all(sql.template(
+        "feedback_views.sql.j2", feedback=feedback,
+        latest_feedback=findings_table(schema, "latest_feedback"),
+        knowledge_base=findings_table(schema, "knowledge_base"),
+        open_incidents=findings_table(schema, "open_incidents"),
+        runs=findings_table(schema, "runs"),
+        columns=[sql.identifier(n) for n, _ in FEEDBACK_COLUMNS],
+        run_columns=[sql.identifier(n) for n, _ in RUNS_COLUMNS],
+    ))
 
 
 def _pause_for_tests() -> None:
@@ -465,6 +508,7 @@ def _write(
         "error": None,
         "global_change": bool(doc.get("global_change")),
         "origin": origin,
+        "metric_format": value_format(investigation.metric),
     }
     verification = _verification_sql(engine, investigation, doc)
     cause_rows = [
@@ -500,6 +544,7 @@ def _write(
             "ranking_prior": c.get("prior"),
             "knowledge": c.get("knowledge"),
             **_driver_columns(c),
+            "metric_format": value_format(investigation.metric),
         }
         for c in doc["root_causes"]
     ]
