@@ -134,6 +134,7 @@ def test_every_command_under_debug_never_prints_the_marker(shop: Path, webhook: 
     invoke("report", "report", run_id, "-o", str(shop / "r.html"))
     invoke("feedback", "feedback", run_id, "1", "--confirm", "--by", "tester")
     invoke("history", "history", "conversion_rate")
+    invoke("review", "review", "conversion_rate")
     invoke("metrics", "metrics")
     invoke("dbt-sources", "dbt-sources")
     invoke("dimensions-suggest", "dimensions", "suggest", "sessions")

@@ -40,6 +40,10 @@ COMMANDS = {
     "metrics": ("warehouse_rca.cli.semantic", "metrics_command",
                 ("List the metrics the project, --dbt-project and --lookml expose, with their "
                  "mapping.")),
+    "review": ("warehouse_rca.cli.findings", "review_command",
+               ("How the diagnosis has done on METRIC's incidents: calibration, rejections, missed "
+                "causes, and a replay of the labelled incidents with today's settings, scored "
+                "against the verdicts.")),
     "history": ("warehouse_rca.cli.findings", "history_command",
                 ("List METRIC's past incidents (succeeded runs) with their causes and analysts' "
                  "verdicts.")),
