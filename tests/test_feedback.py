@@ -104,6 +104,9 @@ def test_confirm_then_rerun_ranks_the_confirmed_pattern_up(project: Path) -> Non
     assert scores == sorted(scores, reverse=True)
     assert top["ranking_score"] == pytest.approx(abs(top["contribution"]) * PRIOR_CONFIRMED)
     assert "of the drop: region = south" in rerun["summary"]  # the headline follows the ranking
+    # ... and says that a verdict moved it, and which
+    assert "Ranked with analysts' verdicts: region = south ranked up, #2 -> #1 (confirmed before)" \
+        in rerun["summary"]
 
     engine = DuckDBEngine(Target("t", "duckdb", {"path": str(project / "wh.duckdb")}, "test"))
     try:
@@ -187,3 +190,26 @@ def test_changing_ones_mind_latest_verdict_wins(tmp_path: Path) -> None:
     assert ios["knowledge"] == "rejected" and ios["prior"] == pytest.approx(1 / 3)
     # iOS's score drops to a third, below the South's: rejected patterns rank down.
     assert rerun["root_causes"][0]["segment"] == {"region": "south"}
+
+
+def test_a_verdict_applies_in_its_direction_only(tmp_path: Path) -> None:
+    """A rejection given in a recovery week (the metric rose) does not demote the segment when
+    the metric drops: the verdict's context is the direction of the incident's change."""
+    folder = make_project(tmp_path)
+    drop = investigate_json(folder)
+    assert drop["change"] < 0
+    code, out = cli(folder, "investigate", "conversion_rate", "--baseline", "2026-11-17:2026-11-23",
+                    "--current", "2026-11-10:2026-11-16", "--format", "json")
+    assert code == 0, out
+    rise = json.loads(out[out.index("{"):])
+    assert rise["change"] > 0 and rise["root_causes"][0]["segment"] == {"device": "ios"}
+    assert cli(folder, "feedback", rise["run_id"], "1", "--reject", "--by", "bob")[0] == 0
+    again = investigate_json(folder)  # the drop again: the recovery week's rejection is no context
+    top = again["root_causes"][0]
+    assert top["segment"] == {"device": "ios"} and top["prior"] == 1.0 and top["knowledge"] is None
+    assert "Ranked with analysts' verdicts" not in again["summary"]
+    code, out = cli(folder, "investigate", "conversion_rate", "--baseline", "2026-11-17:2026-11-23",
+                    "--current", "2026-11-10:2026-11-16", "--format", "json")
+    rise_again = json.loads(out[out.index("{"):])  # the same direction: the rejection applies
+    ios = next(c for c in rise_again["root_causes"] if c["segment"] == {"device": "ios"})
+    assert ios["knowledge"] == "rejected" and "device = ios ranked down" in rise_again["summary"]

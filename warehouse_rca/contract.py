@@ -213,8 +213,11 @@ class Investigation:
             item.update((self.framework.context(segment) if self.framework is not None
                          else CauseContext()).to_json())
             causes.append(item)
+        applied: list[str] = []
         if self.knowledge is not None:  # confirmed patterns up, rejected ones down; "seen before"
-            causes = self.knowledge.rank(causes, self.run_id)
+            causes = self.knowledge.rank(causes, self.run_id,
+                                         "up" if change > 0 else "down" if change < 0 else None)
+            applied = verdicts_applied(causes)
         # A candidate the causal checks demoted never ranks above one they did not.
         causes.sort(key=lambda c: (c.get("causal") or {}).get("verdict") == "demoted")
         for rank, item in enumerate(causes, start=1):
@@ -243,6 +246,8 @@ class Investigation:
             "tool_version": __version__,
         }
         doc["summary"] = narrative.headline(doc, metric.title, fmt, loc.message)
+        if applied:  # the headline says when analysts' verdicts changed the ranking, and which
+            doc["summary"] += " Ranked with analysts' verdicts: " + "; ".join(applied) + "."
         doc["findings_by_group"] = (findings_by_group(doc) if self.framework is not None
                                     and self.framework.groups_defined else {})
         # Causal validation: window, the aggregate's change start, events, demoted candidates.
@@ -264,6 +269,20 @@ CONFIRMED, REJECTED = "confirmed", "rejected"
 PRIOR_CONFIRMED, PRIOR_REJECTED, PRIOR_NEUTRAL = 3.0, 1 / 3, 1.0
 #: How many earlier incidents a cause's "seen before" note names.
 SEEN_BEFORE_LIMIT = 3
+
+
+def verdicts_applied(causes: list[dict[str, Any]]) -> list[str]:
+    """One phrase per cause an earlier verdict ranked up or down ("channel = social ranked down,
+    #1 -> #2 (rejected before)"); the helper position is dropped from the causes."""
+    out = []
+    for cause in causes:
+        before = cause.pop("_position", cause["rank"])
+        if cause.get("knowledge") not in (CONFIRMED, REJECTED):
+            continue
+        moved = "up" if cause["knowledge"] == CONFIRMED else "down"
+        where = f", #{before} -> #{cause['rank']}" if before != cause["rank"] else ""
+        out.append(f"{cause['segment_label']} ranked {moved}{where} ({cause['knowledge']} before)")
+    return out
 
 
 def canonical_segment(segment: dict[str, Any] | str | None) -> str:
@@ -300,23 +319,36 @@ class KnowledgeBase:
     metric: str
     #: segment -> (confirmations, rejections), latest verdict per finding
     verdicts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: (segment, direction of the incident's change: "up" or "down") -> (confirmations,
+    #: rejections): a verdict given in a drop says nothing about a recovery week
+    scoped: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
     #: segment -> earlier incidents where it was a root cause, newest first
     incidents: dict[str, list[PastIncident]] = field(default_factory=dict)
 
-    def prior(self, segment: dict[str, Any]) -> tuple[float, str | None]:
-        """The ranking prior of a segment and its knowledge status (see the module docstring)."""
-        c, r = self.verdicts.get(canonical_segment(segment), (0, 0))
+    def prior(self, segment: dict[str, Any],
+              direction: str | None = None) -> tuple[float, str | None]:
+        """The ranking prior of a segment and its knowledge status (see the module docstring);
+        with ``direction``, only the verdicts given in incidents that moved the same way count
+        (when the knowledge base knows the directions)."""
+        key = canonical_segment(segment)
+        if direction is not None and self.scoped:
+            c, r = self.scoped.get((key, direction), (0, 0))
+        else:
+            c, r = self.verdicts.get(key, (0, 0))
         if c > r:
             return PRIOR_CONFIRMED, CONFIRMED
         if r > c:
             return PRIOR_REJECTED, REJECTED
         return PRIOR_NEUTRAL, None
 
-    def rank(self, causes: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
-        """Re-rank an investigation's causes by the documented rule; annotate each one."""
+    def rank(self, causes: list[dict[str, Any]], run_id: str,
+             direction: str | None = None) -> list[dict[str, Any]]:
+        """Re-rank an investigation's causes by the documented rule; annotate each one.
+        ``direction``: the incident's ("up" or "down"), so verdicts apply in their context."""
         scored = []
         for position, cause in enumerate(causes):
-            prior, status = self.prior(cause["segment"])
+            prior, status = self.prior(cause["segment"], direction)
+            cause["_position"] = position + 1
             seen = [i for i in self.incidents.get(canonical_segment(cause["segment"]), [])
                     if i.run_id != run_id]
             cause["prior"] = prior

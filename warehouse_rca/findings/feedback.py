@@ -153,10 +153,22 @@ def load_knowledge(engine: Engine, schema: str, metric: str) -> KnowledgeBase:
                       order=[sql.column_ref("created_at"), sql.column_ref("feedback_id")])
         for _, row in rows.iterrows():
             latest[(str(row["run_id"]), str(row["finding_id"]))] = row.to_dict()
+        directions: dict[str, str] = {}
+        if table_exists(engine, tables["runs"]):
+            moved = select(engine, tables["runs"], columns=["run_id", "change"],
+                           where=exp.and_(eq("metric", metric), eq("status", "succeeded")))
+            directions = {str(r["run_id"]): ("up" if r["change"] > 0 else "down")
+                          for _, r in moved.iterrows()
+                          if not pd.isna(r["change"]) and r["change"] != 0}
         for row in latest.values():
             key = canonical_segment(row["segment"])
+            hit = (int(row["verdict"] == CONFIRMED), int(row["verdict"] == REJECTED))
             c, r = kb.verdicts.get(key, (0, 0))
-            kb.verdicts[key] = (c + (row["verdict"] == CONFIRMED), r + (row["verdict"] == REJECTED))
+            kb.verdicts[key] = (c + hit[0], r + hit[1])
+            direction = directions.get(str(row["run_id"]))
+            if direction is not None:
+                c, r = kb.scoped.get((key, direction), (0, 0))
+                kb.scoped[(key, direction)] = (c + hit[0], r + hit[1])
     if table_exists(engine, tables["runs"]) and table_exists(engine, tables["root_causes"]):
         runs = select(engine, tables["runs"], columns=["run_id", "current_start"],
                       where=exp.and_(eq("metric", metric), eq("status", "succeeded")))
