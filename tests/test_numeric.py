@@ -247,6 +247,9 @@ def test_findings_tables_and_report_carry_the_driver(duck, tmp_path) -> None:
     causes = duck.query("SELECT * FROM rca.root_causes ORDER BY rank").to_dict("records")
     page = render_report(runs[0], causes, None, title="Conversion", fmt="percent")
     assert 'id="chart-driver-' in page
+    # confirm/reject per finding: the commands, and a snippet to ask someone (Slack, email)
+    assert "mailto:?subject=Is%20this%20the%20cause%3F" in page
+    assert f"warehouse-rca feedback {runs[0]['run_id']} {causes[0]['finding_id']} --confirm" in page
     uri = page.split('id="chart-driver-', 1)[1].split('src="', 1)[1].split('"', 1)[0]
     svg = base64.b64decode(uri.split(",", 1)[1]).decode()
     assert svg.startswith("<?xml") and "load_s" in svg

@@ -55,7 +55,8 @@ def series_chart(series: pd.DataFrame, run: dict[str, Any], fmt: str, title: str
         series["bucket"], series["value"], color="#333333", lw=1.6, marker="o", ms=2.5, label=title
     )
     if "expected" in series:
-        ax.plot(series["bucket"], series["expected"], color=GREY, lw=1.2, ls="--", label="expected")
+        ax.plot(series["bucket"], series["expected"], color=GREY, lw=1.2, ls="--",
+                label="forecast (expected)")
     periods = _periods_of(run)
     for side, colour, value_key in (
         ("baseline", BLUE, "baseline_value"), ("current", ORANGE, "current_value")
