@@ -169,8 +169,11 @@ def review_command(metric: str, since: str | None, compare_settings: str | None,
     if output == "json":
         echo(json.dumps(done.to_json(), indent=2, default=str))
         return
-    echo(f"{metric}: {done.incidents} incident(s), {done.findings} finding(s), "
+    echo(f"{metric}: {done.incidents} investigation(s), {done.findings} finding(s), "
          f"{done.reviewed} reviewed, {len(done.missed)} missed cause(s) recorded")
+    if not done.reviewed and not done.missed:
+        echo("No verdicts yet: `warehouse-rca feedback RUN_ID RANK --confirm` (or --reject, or "
+             "--missed SEGMENT) labels an incident; the replay scores the labelled ones.")
     echo("Calibration (do findings get confirmed as often as their confidence says?):")
     for band in done.calibration:
         rate = band["confirmation_rate"]
