@@ -213,3 +213,17 @@ def test_a_verdict_applies_in_its_direction_only(tmp_path: Path) -> None:
     rise_again = json.loads(out[out.index("{"):])  # the same direction: the rejection applies
     ios = next(c for c in rise_again["root_causes"] if c["segment"] == {"device": "ios"})
     assert ios["knowledge"] == "rejected" and "device = ios ranked down" in rise_again["summary"]
+
+
+def test_a_verdict_with_an_end_date_ranks_only_the_incidents_before_it(tmp_path: Path) -> None:
+    folder = make_project(tmp_path)
+    first = investigate_json(folder)
+    assert first["root_causes"][1]["segment"] == {"region": "south"}
+    code, out = cli(folder, "feedback", first["run_id"], "2", "--confirm", "--by", "alice",
+                    "--until", "2026-11-15")  # e.g. a campaign that ended before this incident
+    assert code == 0, out
+    rerun = investigate_json(folder)  # its current period starts 2026-11-17: past the end
+    assert rerun["root_causes"][0]["segment"] == {"device": "ios"}
+    assert all(c["prior"] == 1.0 for c in rerun["root_causes"])
+    assert cli(folder, "feedback", first["run_id"], "2", "--confirm", "--by", "alice",
+               "--until", "someday")[0] == 2

@@ -89,7 +89,8 @@ def run_investigation(engine: Engine, metric: MetricSpec, *, baseline: Period | 
         attempt = start_run(engine, run_id, metric.name, schema)
     try:
         with engine.reading():  # the metric's SQL runs in a read-only session where possible
-            knowledge = load_knowledge(engine, schema or engine.findings_schema, metric.name)
+            knowledge = load_knowledge(engine, schema or engine.findings_schema, metric.name,
+                                       at=current.start if current is not None else None)
             found = investigate(engine, metric, baseline=baseline, current=current,
                                 options=options, knowledge=knowledge)
         written = write_investigation(engine, found, schema, attempt=attempt) if write else None

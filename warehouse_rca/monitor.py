@@ -326,7 +326,7 @@ def monitor_metric(engine: Engine, metric: MetricSpec, schema: str, *, as_of: da
                 with engine.reading():
                     inv = investigate(
                         engine, metric, baseline=baseline, current=current, options=options,
-                        knowledge=load_knowledge(engine, schema, metric.name),
+                        knowledge=load_knowledge(engine, schema, metric.name, at=current.start),
                     )
             except InputError as err:  # e.g. no baseline rows yet: keep the anomaly, say why
                 outcome.investigations.append({"error": str(err)})

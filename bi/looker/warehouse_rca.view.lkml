@@ -447,6 +447,12 @@ view: rca_feedback {
     sql: ${TABLE}.feedback_id ;;
     description: "Key of one verdict."
   }
+  dimension_group: valid_until {
+    type: time
+    timeframes: [raw, date]
+    sql: ${TABLE}.valid_until ;;
+    description: "The verdict ranks incidents starting before this date only (feedback --until); null: always. A missed verdict (feedback --missed) is a cause the run did not report."
+  }
   dimension: run_id {
     type: string
     sql: ${TABLE}.run_id ;;

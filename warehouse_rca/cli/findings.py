@@ -91,13 +91,19 @@ def report_command(run_id: str, project: str | None, profiles_dir: str | None, t
 )
 @click.option("--note", help="Why (shown when the segment comes up again).")
 @click.option(
+    "--until", metavar="YYYY-MM-DD",
+    help="The verdict ranks incidents starting before this date only (a campaign, a known "
+         "outage); default: always.",
+)
+@click.option(
     "--by", "author", envvar="WAREHOUSE_RCA_USER",
     help="Who (default: $WAREHOUSE_RCA_USER or the login name).",
 )
 @_connection_options
 @_handle_errors
 def feedback_command(run_id: str, finding: str | None, verdict: str | None, missed: str | None,
-                     note: str | None, author: str | None, project: str | None,
+                     note: str | None, until: str | None, author: str | None,
+                     project: str | None,
                      profiles_dir: str | None, target: str | None,
                      findings_schema: str | None) -> None:
     """Confirm or reject FINDING (its rank or finding id) of RUN_ID; confirmed causes rank up in
@@ -115,9 +121,13 @@ def feedback_command(run_id: str, finding: str | None, verdict: str | None, miss
         return
     if verdict is None or finding is None:
         raise ConfigError("say which FINDING and --confirm or --reject (or --missed SEGMENT)")
+    try:
+        valid_until = datetime.strptime(until, "%Y-%m-%d") if until else None
+    except ValueError:
+        raise ConfigError(f"--until {until!r}: expected YYYY-MM-DD") from None
     with _open(project, profiles_dir, target, findings_schema) as (engine, schema, _):
         row = record_feedback(engine, schema, run_id, finding, verdict,
-                              author or getpass.getuser(), note)
+                              author or getpass.getuser(), note, valid_until)
     echo(f"{row['verdict']}: {row['segment_label']} ({row['metric']}, run {run_id}, "
                f"finding {row['finding_id']}) by {row['author']}; recorded in {schema}.feedback")
 

@@ -41,7 +41,12 @@ from warehouse_rca.contract import (
 )
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
-from warehouse_rca.findings.store import FEEDBACK_COLUMNS, create_feedback_objects, findings_table
+from warehouse_rca.findings.store import (
+    FEEDBACK_COLUMNS,
+    create_feedback_objects,
+    findings_table,
+    missing_columns,
+)
 
 
 def select(engine: Engine, table: exp.Table, *, columns: Sequence[str] | None = None,
@@ -74,7 +79,8 @@ def ensure_feedback_table(engine: Engine, schema: str) -> exp.Table:
     if (table_exists(engine, table)
             and all(table_exists(engine, findings_table(schema, v))
                     for v in ("knowledge_base", "open_incidents"))
-            and "rn" not in {c.lower() for c in engine.columns_of(latest)}):
+            and "rn" not in {c.lower() for c in engine.columns_of(latest)}
+            and not missing_columns(engine, table, FEEDBACK_COLUMNS)):
         return table
     create_feedback_objects(engine, schema)
     return table
@@ -110,8 +116,10 @@ def find_finding(engine: Engine, schema: str, run_id: str, finding: str) -> dict
 
 
 def record_feedback(engine: Engine, schema: str, run_id: str, finding: str, verdict: str,
-                    author: str, note: str | None = None) -> dict[str, Any]:
-    """Append one verdict (``confirmed`` or ``rejected``) on a finding; returns the row written."""
+                    author: str, note: str | None = None,
+                    valid_until: datetime | None = None) -> dict[str, Any]:
+    """Append one verdict (``confirmed`` or ``rejected``) on a finding; returns the row written.
+    ``valid_until``: the verdict holds for incidents starting before it (None: always)."""
     if verdict not in (CONFIRMED, REJECTED):
         raise InputError(f"verdict must be {CONFIRMED!r} or {REJECTED!r}, not {verdict!r}")
     if not author or not author.strip():
@@ -137,14 +145,17 @@ def record_feedback(engine: Engine, schema: str, run_id: str, finding: str, verd
         "note": note,
         "incident_start": incident_start,
         "created_at": _naive_utc(datetime.now(timezone.utc)),
+        "valid_until": valid_until,
     }
     engine.insert_rows(table, FEEDBACK_COLUMNS, [row])
     return row
 
 
-def load_knowledge(engine: Engine, schema: str, metric: str) -> KnowledgeBase:
+def load_knowledge(engine: Engine, schema: str, metric: str,
+                   at: datetime | None = None) -> KnowledgeBase:
     """The metric's knowledge base from the findings schema: two small reads of the findings
-    tables (never fact rows). Missing tables mean an empty knowledge base; nothing is created."""
+    tables (never fact rows). Missing tables mean an empty knowledge base; nothing is created.
+    ``at``: the incident's start; verdicts valid only until before it do not rank it."""
     kb = KnowledgeBase(metric)
     tables = {n: findings_table(schema, n) for n in ("runs", "root_causes", "feedback")}
     latest: dict[tuple[str, str], dict[str, Any]] = {}
@@ -161,6 +172,10 @@ def load_knowledge(engine: Engine, schema: str, metric: str) -> KnowledgeBase:
                           for _, r in moved.iterrows()
                           if not pd.isna(r["change"]) and r["change"] != 0}
         for row in latest.values():
+            until = row.get("valid_until")
+            if at is not None and until is not None and not pd.isna(until) \
+                    and pd.Timestamp(until) <= pd.Timestamp(at):
+                continue  # the verdict was given for a while, and that while is over
             key = canonical_segment(row["segment"])
             hit = (int(row["verdict"] == CONFIRMED), int(row["verdict"] == REJECTED))
             c, r = kb.verdicts.get(key, (0, 0))

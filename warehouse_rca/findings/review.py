@@ -132,6 +132,7 @@ def record_missed(engine: Engine, schema: str, metric: MetricSpec, run_id: str,
         "note": note,
         "incident_start": run.get("current_start"),
         "created_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "valid_until": None,
     }
     engine.insert_rows(table, FEEDBACK_COLUMNS, [row])
     return row

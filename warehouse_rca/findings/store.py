@@ -154,6 +154,8 @@ FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("note", "VARCHAR"),
     ("incident_start", "TIMESTAMP"),
     ("created_at", "TIMESTAMP"),
+    # the verdict holds for incidents starting before this (NULL: always)
+    ("valid_until", "TIMESTAMP"),
 )
 
 
@@ -275,6 +277,9 @@ def create_feedback_objects(engine: Engine, schema: str) -> None:
         "findings_ddl.sql.j2", schema=sql.identifier(schema), partition_by=None,
         tables=[{"name": feedback, "columns": _columns(FEEDBACK_COLUMNS)}],
     ))
+    lacking = missing_columns(engine, feedback, FEEDBACK_COLUMNS)
+    if lacking:  # a feedback table of an older version
+        add_columns(engine, feedback, lacking)
     engine.execute_all(sql.template(
         "feedback_views.sql.j2", feedback=feedback,
         latest_feedback=findings_table(schema, "latest_feedback"),
