@@ -106,8 +106,8 @@ def feedback_command(run_id: str, finding: str | None, verdict: str | None, miss
                      project: str | None,
                      profiles_dir: str | None, target: str | None,
                      findings_schema: str | None) -> None:
-    """Confirm or reject FINDING (its rank or finding id) of RUN_ID; confirmed causes rank up in
-    later investigations of the metric, rejected ones down."""
+    """Confirm or reject FINDING (its rank or finding id) of RUN_ID, or record a cause it missed;
+    confirmed causes rank up in later investigations of the metric, rejected ones down."""
     if missed is not None:
         if verdict is not None or finding is not None:
             raise ConfigError("--missed names a segment the run did not report: give no FINDING "

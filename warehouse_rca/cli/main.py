@@ -32,8 +32,9 @@ COMMANDS = {
                ("Write RUN_ID's findings as one self-contained HTML report "
                 "(opens without a network).")),
     "feedback": ("warehouse_rca.cli.findings", "feedback_command",
-                 ("Confirm or reject FINDING (its rank or finding id) of RUN_ID; confirmed causes "
-                  "rank up in later investigations of the metric, rejected ones down.")),
+                 ("Confirm or reject FINDING (its rank or finding id) of RUN_ID, or record a cause "
+                  "it missed; confirmed causes rank up in later investigations of the metric, "
+                  "rejected ones down.")),
     "dbt-sources": ("warehouse_rca.cli.semantic", "dbt_sources_command",
                     ("Write a dbt sources.yml describing the findings tables (columns and "
                      "descriptions).")),
