@@ -146,6 +146,9 @@ def test_every_dbt_metric_is_mapped_or_says_why(dbt_shop: tuple[Path, dict[str, 
     assert "paid" in rows["paid_conversion_rate"]["numerator"]  # the input's own filter, inside
     code, text = cli(folder, "metrics", "--dbt-project", "dbt_shop", env=env)
     assert "- visitors: not mapped, because" in text and "+ conversion_rate (ratio)" in text
+    code, text = cli(folder, "investigate", "visitors", "--dbt-project", "dbt_shop", *PERIODS,
+                     env=env)
+    assert code == 2 and "'visitors' is not mapped, because" in text and "not additive" in text
 
 
 def test_a_dbt_metric_investigates_like_the_project_file(dbt_shop: tuple[Path, dict[str, str]],

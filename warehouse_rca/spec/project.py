@@ -356,6 +356,8 @@ class Project:
     notes: dict[str, str] = field(default_factory=dict)
 
     def metric(self, name: str) -> MetricSpec:
+        if name not in self.metrics and name in self.not_mapped:
+            raise ConfigError(f"metric {name!r} is not mapped, because {self.not_mapped[name]}")
         if name not in self.metrics:
             known = ", ".join(sorted(self.metrics)) or "none"
             raise ConfigError(f"{self.path}: no metric named {name!r} (defined: {known})")
