@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -271,6 +272,15 @@ def test_a_lookml_explore_investigates_like_the_project_file(tmp_path: Path) -> 
     rows = {r["metric"]: r for r in json.loads(out)}
     assert rows["conversion_rate"]["mapped"] and rows["conversion_rate"]["kind"] == "ratio"
     assert not rows["unique_customers"]["mapped"]
+    # the measure's filter goes inside it (not dropped): sessions from paid traffic only
+    assert rows["paid_sessions"]["measure"] == (
+        "sum(CASE WHEN (channel) IN ('paid') THEN 1 ELSE 0 END)")
+    paid = investigate(tmp_path, "paid_sessions", "--lookml", "lookml")
+    con = duckdb.connect(str(path), read_only=True)
+    direct = con.execute("SELECT COUNT(*) FROM sessions WHERE channel = 'paid' AND session_start "
+                         ">= TIMESTAMP '2026-11-17' AND session_start < TIMESTAMP '2026-11-24'").fetchone()[0]
+    con.close()
+    assert paid["current_value"] == direct  # the number equals a direct query of the filter
     got = investigate(tmp_path, "conversion_rate", "--lookml", "lookml")
     hand = tmp_path / "hand"
     hand.mkdir()

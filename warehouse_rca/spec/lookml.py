@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import lkml
+import sqlglot
+from sqlglot import exp
 
 from warehouse_rca import sql
 from warehouse_rca.errors import ConfigError
@@ -39,6 +41,25 @@ _RATIO = re.compile(
     r"^\s*(?:1\.0\s*\*\s*)?\$\{(\w+)\}\s*/\s*(?:NULLIF\s*\(\s*\$\{(\w+)\}\s*,\s*0\s*\)|\$\{(\w+)\})\s*$",
     re.IGNORECASE)
 _SUM = re.compile(r"^\s*\$\{(\w+)\}\s*([+-])\s*\$\{(\w+)\}\s*$")
+
+
+def _parsed(text: str) -> exp.Expr:
+    """A piece of a view's SQL as a sqlglot tree (the source SELECT is built from trees)."""
+    try:
+        return sqlglot.parse_one(text)
+    except sqlglot.errors.ParseError as err:
+        raise NotMapped(f"its SQL {text[:80]!r} does not parse: {err}") from None
+
+
+def _relation(view: dict[str, Any]) -> exp.Expr:
+    """A view's rows: its ``sql_table_name`` (a table name, quoting kept) or its derived table's
+    SELECT as a subquery."""
+    if view.get("sql_table_name"):
+        return exp.to_table(str(view["sql_table_name"]).strip())
+    text = (view.get("derived_table") or {}).get("sql")
+    if text:
+        return exp.Subquery(this=_parsed(str(text)))
+    raise NotMapped(f"view {view['name']!r} has neither sql_table_name nor a derived table's sql")
 
 
 def _is_own_column(f: dict[str, Any]) -> bool:
@@ -137,13 +158,17 @@ class _Explore:
         value = (self.sql_of(self.base, measure["sql"], bare=True) if measure.get("sql")
                  else None)
         conditions = []
-        for f in measure.get("filters") or []:
-            for field_name, wanted in (f.items() if isinstance(f, dict) else []):
-                if field_name in ("field", "value"):  # lkml's {field, value} form
-                    continue
-                conditions.append((field_name, wanted))
-            if isinstance(f, dict) and "field" in f:
-                conditions.append((f["field"], f.get("value")))
+        # lkml reads `filters: [a: "x", b: "y"]` as filters__all: [[{a: x}, {b: y}]], and the
+        # older `filters: {field: a value: x}` blocks as filters: [{field, value}]
+        entries = [e for group in measure.get("filters__all") or [] for e in group]
+        entries += list(measure.get("filters") or [])
+        for f in entries:
+            if not isinstance(f, dict):
+                raise NotMapped(f"its filter {f!r} is not field: value")
+            if "field" in f:
+                conditions.append((str(f["field"]), f.get("value")))
+            else:
+                conditions.extend((str(k), v) for k, v in f.items())
         when = " AND ".join(self._filter(name, wanted) for name, wanted in conditions)
 
         def inside(v: str, otherwise: str = "0") -> str:
@@ -224,17 +249,11 @@ class _Explore:
         frames = set(time.get("timeframes") or ["date"])
         grain = ("day" if frames & {"date", "raw", "time"} else "hour" if "hour" in frames
                  else "week")
-        if base.get("sql_table_name"):
-            source = f"{str(base['sql_table_name']).strip()} AS b"
-        elif (base.get("derived_table") or {}).get("sql"):
-            source = f"({base['derived_table']['sql']}) AS b"
-        else:
-            raise NotMapped(f"view {base['name']!r} has neither sql_table_name nor a derived "
-                            "table's sql")
-        columns = []
+        select = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("b"))).from_(
+            exp.alias_(_relation(base), "b", table=True))
         if not _is_own_column(time):
-            columns.append(f"({self.sql_of(base, time['sql'])}) AS "
-                           f"{sql.identifier(time['name']).sql()}")
+            select = select.select(exp.alias_(_parsed(self.sql_of(base, time["sql"])),
+                                              sql.identifier(time["name"])))
         dimensions: list[str] = []
         for view_name, alias in self.alias.items():
             view = self.views.get(view_name)
@@ -247,9 +266,8 @@ class _Explore:
                 name = dim["name"] if alias == "b" else f"{view_name}__{dim['name']}"
                 if not (alias == "b" and _is_own_column(dim)):  # b.* holds it already
                     value = self.sql_of(view, dim.get("sql") or "${TABLE}." + dim["name"])
-                    columns.append(f"({value}) AS {sql.identifier(name).sql()}")
+                    select = select.select(exp.alias_(_parsed(value), sql.identifier(name)))
                 dimensions.append(name)
-        joins = []
         for i, join in enumerate(self.explore.get("joins") or []):
             view = self.views.get(join.get("from") or join["name"])
             if view is None or not join.get("sql_on"):
@@ -257,12 +275,10 @@ class _Explore:
             if str(join.get("relationship") or "many_to_one") not in ("many_to_one", "one_to_one"):
                 raise NotMapped(f"join {join['name']!r} is {join.get('relationship')}: it would "
                                 "repeat the base rows")
-            table = (view.get("sql_table_name") or
-                     f"({(view.get('derived_table') or {}).get('sql')})")
-            on = self.sql_of(self.base, join["sql_on"])
-            joins.append(f"LEFT JOIN {table} AS j{i} ON {on}")
+            select = select.join(exp.alias_(_relation(view), f"j{i}", table=True),
+                                 on=_parsed(self.sql_of(self.base, join["sql_on"])),
+                                 join_type="left")
         if not dimensions:
             raise NotMapped(f"explore {self.explore['name']!r} has no string dimensions")
-        select = f"SELECT {', '.join(['b.*', *columns])} FROM {source} {' '.join(joins)}"
-        return {"sql": select, "time_column": time["name"], "grain": grain,
+        return {"sql": select.sql(), "time_column": time["name"], "grain": grain,
                 "dimensions": dimensions}
