@@ -345,3 +345,59 @@ def test_a_delay_of_a_whole_segment_is_not_pinned_on_its_clear_weather_slice(duc
     doc = run(duck, additive(["carrier", "period", "origin", "visibility"], "sum(delay)", table="flights"))
     assert doc["significant"]
     assert segments(doc)[0] == {"carrier": "carrier1", "period": "period0"}
+
+
+def storm_week(rng: np.random.Generator, start: str, storms: dict[int, str]) -> pd.DataFrame:
+    """Flights of one week, 1,200 a day over six carriers and three airports; 0.5% cancel, and on
+    a storm day (``storms``: day -> airport) a tenth of that airport's flights, except
+    carrier3's (its flights leave before the storms)."""
+    days = []
+    for day in range(7):
+        frame = events(rng, 1200, start, {"carrier": [3, 2, 2, 2, 1, 1], "origin": [1, 1, 1],
+                                          "period": [1, 1, 1]})
+        frame["ts"] = pd.Timestamp(start) + pd.Timedelta(days=day) + pd.to_timedelta(
+            rng.integers(0, 86400, len(frame)), unit="s")
+        hit = (frame["origin"] == storms.get(day, "")) & (frame["carrier"] != "carrier3")
+        p = np.where(hit, 0.1, 0.005)
+        frame["cancelled"] = (rng.random(len(frame)) < p).astype(int)
+        days.append(frame)
+    return pd.concat(days, ignore_index=True)
+
+
+def test_a_steady_rise_in_a_stormy_week_is_judged_by_its_own_days(duck: DuckDBEngine) -> None:
+    """Storms cancel a tenth of one airport's flights on most days, so segments' cancellations
+    scatter far beyond sampling noise from one week to the next; in the current
+    week one carrier cancels 2.5% of its flights every day (0.5% before). Its own days, calm before
+    and steadily high now, are its noise, not the storms' scatter across segments: the carrier is
+    the cause (judged with that scatter, it was "within noise")."""
+    rng = np.random.default_rng(8)
+    base = storm_week(rng, "2026-11-09", {0: "origin0", 1: "origin2", 3: "origin1", 4: "origin2",
+                                          6: "origin0"})
+    cur = storm_week(rng, "2026-11-16", {1: "origin1", 2: "origin0", 3: "origin2", 5: "origin1",
+                                         6: "origin1"})
+    hit = (cur["carrier"] == "carrier3") & (cur["cancelled"] == 0)
+    cur.loc[hit, "cancelled"] = (rng.random(int(hit.sum())) < 0.02).astype(int)
+    load(duck, pd.concat([base, cur]), "flights")
+    doc = run(duck, ratio(["carrier", "origin", "period"], table="flights",
+                          num="sum(cancelled)"))
+    assert doc["significant"]
+    assert segments(doc)[0] == {"carrier": "carrier3"}
+
+
+def test_a_slice_stands_out_of_a_parent_whose_rest_has_too_few_events_to_tell(
+        duck: DuckDBEngine) -> None:
+    """Evening flights at one airport cancel ~1 -> ~30 a week while the airport's other 2,000
+    flights cancel ~2 as before: the rest of the airport has too few events for its move to be told
+    from the evening's, but nearly all of the airport's change is in its evening: the cause is
+    the evening at that airport, not the airport (nor the evening everywhere)."""
+    rng = np.random.default_rng(4)
+    dims = {"origin": [1, 1, 1], "period": [1, 1, 1, 1], "carrier": [2, 1, 1]}
+    base, cur = events(rng, 8000, "2026-11-09", dims), events(rng, 8000, "2026-11-16", dims)
+    for frame in (base, cur):
+        frame["cancelled"] = (rng.random(len(frame)) < 0.001).astype(int)
+    hit = (cur["origin"] == "origin1") & (cur["period"] == "period3")
+    cur.loc[hit, "cancelled"] = (rng.random(int(hit.sum())) < 0.05).astype(int)
+    load(duck, pd.concat([base, cur]), "flights")
+    doc = run(duck, ratio(["origin", "period", "carrier"], table="flights",
+                          num="sum(cancelled)"))
+    assert segments(doc)[0] == {"origin": "origin1", "period": "period3"}

@@ -14,7 +14,7 @@ from warehouse_rca import sql
 from warehouse_rca.causal.drivers import explain_drivers
 from warehouse_rca.causal.validate import validate
 from warehouse_rca.contract import Investigation, InvestigationOptions, KnowledgeBase, run_id_for
-from warehouse_rca.cube.plan import Cube, plan_cube, source_expression
+from warehouse_rca.cube.plan import CLUSTER_COMPONENTS, Cube, plan_cube, source_expression
 from warehouse_rca.dimensions.arrange import arrange_causes
 from warehouse_rca.engines.base import Engine
 from warehouse_rca.errors import InputError
@@ -57,7 +57,7 @@ RESERVED_NAMES = frozenset({
     "leaves", "ab_leaves", "ab_w", "nor_w", "ab_change", "dev_n", "dev_sum", "dev_sq", "cutoff",
     "side", "far_leaves",
     # day-to-day noise (cube.CLUSTER_COMPONENTS, stats.design_effects)
-    "base_cnn", "base_cdd", "base_cnd", "base_cdt", "base_cnt", "base_days",
+    *CLUSTER_COMPONENTS,
     "deff_rate", "deff_mix",
 })
 

@@ -93,6 +93,37 @@ def _day_variance(sq: np.ndarray, cross: np.ndarray, total_sq: np.ndarray, w: np
     return days / (days - 1) * np.maximum(np.nan_to_num(v), 0.0)
 
 
+def _day_and_model(g: dict[str, np.ndarray], t: pd.Series, side: str, kind: str, days: float,
+                   depth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One period's variances of each segment's value with its days as clusters and under the
+    model: of the rate (or the additive sum), then of the share of traffic."""
+    n = len(depth)
+    num, den = g["num"], g["den"]
+    if kind == "ratio":
+        proportion = is_proportion(t)
+        rate = _div(num, den)
+        v_rate = (_day_variance(g["cnn"], g["cnd"], g["cdd"], rate, days)
+                  / np.maximum(den, _EPS) ** 2)
+        m_rate = (_binomial_variance(num, den) if proportion
+                  else _ratio_variance(num, den, g["nn"], g["dd"], g["nd"]))
+        d_total = float(t[f"{side}_den"])
+        share = den / max(d_total, _EPS)
+        v_mix = _day_variance(g["cdd"], g["cdt"], np.full(n, float(t[f"{side}_cdd"])), share,
+                              days) / max(d_total, _EPS) ** 2
+        m_mix = (share * (1 - share) / max(d_total, _EPS) if proportion
+                 else _share_variance(share, g["dd"], float(t[f"{side}_dd"]), d_total))
+        return v_rate, m_rate, v_mix, m_mix
+    n_total = float(t[f"{side}_num"])
+    share = _div(num, np.full(n, n_total)) if abs(n_total) > _EPS else np.zeros(n)
+    v_rate = _day_variance(g["cnn"], g["cnt"], np.full(n, float(t[f"{side}_cnn"])),
+                           np.nan_to_num(share), days)
+    # The total keeps the model's variance: its day sums around their mean would count the
+    # weekday cycle (Saturdays' fewer orders) as noise, and one week cannot tell them apart.
+    m_rate = g["nn"]
+    v_rate = np.where(depth == 0, m_rate, v_rate)
+    return v_rate, m_rate, np.zeros(n), np.zeros(n)
+
+
 #: The design-effect columns :func:`describe` reads (of the rate and of the share), for both
 #: periods.
 DEFF_COLUMNS = ("deff_rate", "deff_mix")
@@ -109,7 +140,9 @@ def design_effects(frame: pd.DataFrame, kind: str,
     day's. Each single value's factors are read from the first level's day-cluster moments
     (:data:`warehouse_rca.cube.CLUSTER_COMPONENTS`) of the baseline, and stand for both periods
     (the current period's days hold the incident: one that starts on Thursday varies from day to
-    day by its own step, which would hide it): for a rate,
+    day by its own step, which would hide it); for a rate's single values the factors read on
+    both periods' days are returned too (``both_rate``, ``both_mix``), for
+    :func:`segment_stats` to tell a calm value from the scatter across segments: for a rate,
     the variance of the period's rate with days as clusters (the delta method over day sums, as
     over rows in :func:`describe`); for a share of traffic (mix) or of an additive measure, the
     variance of the segment's day sums around its share of each day's total, so a dimension the
@@ -132,42 +165,37 @@ def design_effects(frame: pd.DataFrame, kind: str,
     days = float(t["base_days"])
     if not np.isfinite(days) or days < MIN_DAYS:
         return out
-    g = {k: frame[f"base_{k}"].to_numpy(dtype="float64") for k in
-         ("num", "den", "rows", "nn", "dd", "nd", "cnn", "cdd", "cnd", "cdt", "cnt", "days")}
-    has = g["days"] > 0
-    num, den = g["num"], g["den"]
-    if kind == "ratio":
-        proportion = is_proportion(t)
-        rate = _div(num, den)
-        v_rate = (_day_variance(g["cnn"], g["cnd"], g["cdd"], rate, days)
-                  / np.maximum(den, _EPS) ** 2)
-        m_rate = (_binomial_variance(num, den) if proportion
-                  else _ratio_variance(num, den, g["nn"], g["dd"], g["nd"]))
-        d_total = float(t["base_den"])
-        share = den / max(d_total, _EPS)
-        v_mix = _day_variance(g["cdd"], g["cdt"], np.full(n, float(t["base_cdd"])), share,
-                              days) / max(d_total, _EPS) ** 2
-        m_mix = (share * (1 - share) / max(d_total, _EPS) if proportion
-                 else _share_variance(share, g["dd"], float(t["base_dd"]), d_total))
-        size = den
-    else:
-        n_total = float(t["base_num"])
-        share = _div(num, np.full(n, n_total)) if abs(n_total) > _EPS else np.zeros(n)
-        v_rate = _day_variance(g["cnn"], g["cnt"], np.full(n, float(t["base_cnn"])),
-                               np.nan_to_num(share), days)
-        # The total keeps the model's variance: its day sums around their mean would count
-        # the weekday cycle (Saturdays' fewer orders) as noise, and one week cannot tell
-        # them apart.
-        m_rate = g["nn"]
-        v_rate = np.where(depth == 0, m_rate, v_rate)
-        v_mix, m_mix = np.zeros(n), np.ones(n)
-        size = g["rows"]
+    has = np.nan_to_num(frame["base_days"].to_numpy(dtype="float64")) > 0
+    moments = {}
+    for side in ("base", "cur"):
+        if side == "cur" and not (kind == "ratio" and np.isfinite(float(t.get("cur_days", 0.0)))
+                                  and float(t.get("cur_days", 0.0)) >= MIN_DAYS):
+            continue
+        g = {k: frame[f"{side}_{k}"].to_numpy(dtype="float64") for k in
+             ("num", "den", "rows", "nn", "dd", "nd", "cnn", "cdd", "cnd", "cdt", "cnt", "days")}
+        on = has & (np.nan_to_num(g["days"]) > 0)
+        moments[side] = tuple(np.where(on, x, 0.0) for x in
+                              _day_and_model(g, t, side, kind, float(t[f"{side}_days"]), depth))
+    v_rate, m_rate, v_mix, m_mix = moments["base"]
+    # The size that scales a deeper segment's extra noise: the baseline's (the current period's
+    # for a value new in it).
+    size = (frame["base_den"] if kind == "ratio" else frame["base_rows"]).to_numpy(dtype="float64")
 
     def factor(v: np.ndarray, m: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             f = np.where(has & (m > 0) & np.isfinite(m), v / np.where(m > 0, m, 1.0), 1.0)
         return np.maximum(np.nan_to_num(f, nan=1.0, posinf=1.0), 1.0)
 
+    if "cur" in moments:
+        # A rate's single values read on both periods' days, each around its own period's rate
+        # (segment_stats: evidence that a value was calm, which the dispersion across segments,
+        # the scatter of the segments storms hit, need not be). Not the factors themselves: an
+        # incident that starts inside the current period adds its step to that period's days.
+        both = [b + c for b, c in zip(moments["base"], moments["cur"])]
+        single = has & (depth == 1) & (np.nan_to_num(frame["cur_days"].to_numpy(
+            dtype="float64")) > 0)
+        out["both_rate"] = np.where(single, factor(both[0], both[1]), np.nan)
+        out["both_mix"] = np.where(single, factor(both[2], both[3]), np.nan)
     f_rate, f_mix = factor(v_rate, m_rate), factor(v_mix, m_mix)
     # A segment without day moments of its own (deeper than the first level, or a value new
     # in the current period) takes the largest extra noise per unit of size of the single
@@ -193,7 +221,8 @@ def design_effects(frame: pd.DataFrame, kind: str,
                 extra_r, extra_m = max(extra_r, held[0]), max(extra_m, held[1])
         f_rate[i], f_mix[i] = 1 + extra_r * size[i], 1 + extra_m * size[i]
     f_mix[depth == 0] = 1.0
-    return {"deff_rate": f_rate, "deff_mix": f_mix}
+    out.update({"deff_rate": f_rate, "deff_mix": f_mix})
+    return out
 
 
 def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float) -> pd.DataFrame:
@@ -384,6 +413,7 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
     frame = cube.frame.drop(columns=list(DEFF_COLUMNS), errors="ignore")
     total = cube.total
     deff = design_effects(frame, cube.kind, cube.dimensions)
+    both = {k: deff.pop(f"both_{k[5:]}", np.full(len(frame), np.nan)) for k in DEFF_COLUMNS}
     clustered = "base_days" in frame and any(bool((v != 1).any()) for v in deff.values())
     described = describe(frame, total, cube.kind, cube.scale)
     out = pd.concat([frame, described], axis=1)
@@ -427,7 +457,17 @@ def segment_stats(cube: Cube) -> pd.DataFrame:
         # swings, which the variation around a segment's share of each day's total leaves out).
         # A segment's variance takes the larger, never their product: one stormy day in the
         # baseline shows in both. The total takes its own days.
-        deff = {k: np.where(is_total, v, np.maximum(v, phi)) for k, v in deff.items()}
+        # A single value of a rate whose days in both periods (each around its own period's
+        # rate, with events enough to read them) say it was calm is held to that, not to the
+        # dispersion across segments, the scatter of the segments that storms hit: a carrier
+        # cancelling steadily all week was not one of them. Never below its baseline's days.
+        calm = ((out["depth"] == 1).to_numpy() & some
+                & (np.nan_to_num(out["base_days"].to_numpy(dtype="float64")) >= MIN_DAYS)
+                & (np.nan_to_num(out["cur_days"].to_numpy(dtype="float64")) >= MIN_DAYS)
+                if "cur_days" in out else np.zeros(len(out), dtype=bool))
+        deff = {k: np.where(is_total, v, np.maximum(v, np.where(
+            calm & np.isfinite(both[k]), np.minimum(phi, np.nan_to_num(both[k], nan=phi)), phi)))
+            for k, v in deff.items()}
         framed = frame.assign(**deff)
         out = pd.concat([framed, describe(framed, total, cube.kind, cube.scale)], axis=1)
         out.attrs["dispersion_across_segments"], phi = phi, 1.0

@@ -146,6 +146,12 @@ WITH scoped AS (
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_cdt END), 0) AS base_cdt,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_cnt END), 0) AS base_cnt,
     COALESCE(SUM(CASE WHEN rca_side = 0 THEN s_days END), 0) AS base_days,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_cnn END), 0) AS cur_cnn,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_cdd END), 0) AS cur_cdd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_cnd END), 0) AS cur_cnd,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_cdt END), 0) AS cur_cdt,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_cnt END), 0) AS cur_cnt,
+    COALESCE(SUM(CASE WHEN rca_side = 1 THEN s_days END), 0) AS cur_days,
     COALESCE(SUM(CASE WHEN rca_side = 2 THEN s_rows END), 0) AS base_nonfinite,
     COALESCE(SUM(CASE WHEN rca_side = 3 THEN s_rows END), 0) AS cur_nonfinite
   FROM sided
@@ -214,6 +220,12 @@ SELECT
   SUM(base_cdt) AS base_cdt,
   SUM(base_cnt) AS base_cnt,
   SUM(base_days) AS base_days,
+  SUM(cur_cnn) AS cur_cnn,
+  SUM(cur_cdd) AS cur_cdd,
+  SUM(cur_cnd) AS cur_cnd,
+  SUM(cur_cdt) AS cur_cdt,
+  SUM(cur_cnt) AS cur_cnt,
+  SUM(cur_days) AS cur_days,
   SUM(base_nonfinite) AS base_nonfinite,
   SUM(cur_nonfinite) AS cur_nonfinite
 FROM flagged

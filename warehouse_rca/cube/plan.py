@@ -29,13 +29,14 @@ COMPONENTS = (
     "base_num", "cur_num", "base_den", "cur_den", "base_rows", "cur_rows",
     "base_nn", "cur_nn", "base_dd", "cur_dd", "base_nd", "cur_nd",
 )
-#: Day-cluster moments of the baseline, in the first level's cube only (``cube_sql(cluster=True)``):
+#: Day-cluster moments of each period, in the first level's cube only (``cube_sql(cluster=True)``):
 #: sums over the baseline's days of each segment's day sums squared (``cnn``, ``cdd``), multiplied
 #: (``cnd``) and multiplied by the day's totals (``cdt`` for the denominator, ``cnt`` for the
 #: numerator), and the days it has rows on. stats.design_effects reads them.
 #: Rows left out because a measure value is NaN or infinite, per side (period mode's cube).
 NONFINITE_COUNTS = ("base_nonfinite", "cur_nonfinite")
-CLUSTER_COMPONENTS = ("base_cnn", "base_cdd", "base_cnd", "base_cdt", "base_cnt", "base_days")
+CLUSTER_COMPONENTS = tuple(f"{side}_{k}" for side in ("base", "cur")
+                           for k in ("cnn", "cdd", "cnd", "cdt", "cnt", "days"))
 SOURCE_ALIAS = "rca_source"
 #: The folded tail of a dimension (cube.sql.j2): not a real value, so no filter reproduces it.
 OTHER = sql.OTHER_LABEL

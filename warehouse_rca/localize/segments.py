@@ -203,6 +203,7 @@ def _relations(
     )
     support_rest = rest["base_den"].to_numpy() + rest["cur_den"].to_numpy()
     base_den, cur_den = COMPONENTS.index("base_den"), COMPONENTS.index("cur_den")
+    change = cur["change"].to_numpy(dtype="float64")
     out = []
     for j, (c, p) in enumerate(pairs):
         if support_rest[j] <= 1e-9 * max(1.0, abs(support_parent[j])):
@@ -228,9 +229,27 @@ def _relations(
         rest_moved = (len(keys[p]) > 0 and np.isfinite(other_sd[j]) and other_sd[j] > 0
                       and abs(other[j]) >= z_crit * other_sd[j]
                       and ratio >= settings.rest_ratio_significant)
-        specific = ratio < settings.rest_ratio and not rest_moved and distinct
+        # Too few events in the rest to tell its move from the candidate's (1 -> 2 cancellations
+        # beside the candidate's 1 -> 31): the candidate stands when its parent's change is
+        # concentrated in it, the rest a sizeable part of the parent's rows (a quarter at least:
+        # a slice along a value that holds nearly every row, the clear weather, carries nearly all
+        # of anything) with at most half its share of them in the change.
+        rest_rows = support_rest[j] / support_parent[j]
+        rest_change = 1 - change[c] / change[p] if abs(change[p]) > 0 else 1.0
+        rest_quiet = not (np.isfinite(other_sd[j]) and other_sd[j] > 0
+                          and abs(other[j]) >= z_crit * other_sd[j])
+        carries = (rest_quiet and rest_rows >= REST_PART
+                   and np.sign(change[c]) == np.sign(change[p])
+                   and rest_change <= 0.5 * rest_rows)
+        specific = ratio < settings.rest_ratio and not rest_moved and (distinct or carries)
         out.append((c, p, "specific" if specific else "over", float(ratio)))
     return out
+
+
+#: A candidate whose parent's change is concentrated in it stands out of it when the rest is too
+#: small to tell apart, if the rest holds at least this part of the parent's rows
+#: (:func:`_relations`).
+REST_PART = 0.25
 
 
 def _mean_shifts(comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -518,13 +537,22 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
 
 def moved_p_value(stats: pd.DataFrame) -> float:
     """The test of "the metric moved": the total's change, or a segment's beyond what the scan of
-    every segment finds by chance (Bonferroni over the segments tested). A sharp break in a small
+    every segment finds by chance (the smallest weighted-FDR q-value, i.e. Simes' test; Bonferroni
+    over the segments tested when they have none). A sharp break in a small
     segment is real even when the total's noise hides it; a null week with a few one-event
     segments is not."""
     total_p = float(stats.loc[stats["depth"] == 0, "p_value"].iloc[0])
-    seg = stats.loc[stats["depth"] >= 1, "p_value"].to_numpy(dtype="float64")
-    seg = seg[np.isfinite(seg)]
-    scan = min(1.0, len(seg) * float(seg.min())) if len(seg) else 1.0
+    if "q_value" in stats:
+        # Simes' test of the global null through the segments' weighted FDR: the smallest
+        # q-value, so the run is significant exactly when some segment passes the FDR control
+        # that makes it a candidate (volume-weighted, like it).
+        seg = stats.loc[stats["depth"] >= 1, "q_value"].to_numpy(dtype="float64")
+        seg = seg[np.isfinite(seg)]
+        scan = float(seg.min()) if len(seg) else 1.0
+    else:
+        seg = stats.loc[stats["depth"] >= 1, "p_value"].to_numpy(dtype="float64")
+        seg = seg[np.isfinite(seg)]
+        scan = min(1.0, len(seg) * float(seg.min())) if len(seg) else 1.0
     return float(min(total_p if np.isfinite(total_p) else 1.0, scan))
 
 
