@@ -37,6 +37,8 @@ def test_numbers_are_formatted_for_people() -> None:
     assert narrative.fmt_value(1_234_567.8, "currency") == "$1.23M"
     assert narrative.fmt_value(12_345, "number") == "12.35K"
     assert narrative.fmt_value(1234, "number") == "1,234"
+    assert narrative.fmt_value(63.0, "number") == "63"  # a count, not "63.00"
+    assert narrative.fmt_value(4.5, "number") == "4.50"
     assert narrative.fmt_relative(-0.1123) == "-11%"
     assert narrative.fmt_points(-0.004, "percent") == "-0.40 pp"
 

@@ -25,7 +25,9 @@ def _compact(x: float, prefix: str = "") -> str:
     for limit, unit, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "K")):
         if a >= limit:
             return f"{sign}{prefix}{a / unit:.2f}{suffix}"
-    return f"{sign}{prefix}{a:,.2f}" if a < 100 else f"{sign}{prefix}{a:,.0f}"
+    # a whole number (a count of flights) reads as one: "from 122 to 63", not "to 63.00"
+    whole = a >= 100 or float(a).is_integer()
+    return f"{sign}{prefix}{a:,.0f}" if whole else f"{sign}{prefix}{a:,.2f}"
 
 
 def fmt_value(x: float | None, kind: str) -> str:

@@ -198,6 +198,10 @@ def _relations(
             own_sd = np.where(valued, shift_sd, own_sd)
             other = np.where(valued, rest_shift, other)
             other_sd = np.where(valued, rest_shift_sd, other_sd)
+    else:
+        valued = np.zeros(len(pairs), dtype=bool)
+    rest_moves = rest_stats["change"].to_numpy(dtype="float64")
+    rest_z = np.abs(np.nan_to_num(rest_stats["z"].to_numpy(dtype="float64")))
     support_parent = (
         comp[parent, COMPONENTS.index("base_den")] + comp[parent, COMPONENTS.index("cur_den")]
     )
@@ -209,12 +213,20 @@ def _relations(
         if support_rest[j] <= 1e-9 * max(1.0, abs(support_parent[j])):
             out.append((c, p, "same", 1.0))
             continue
+        offset = REST_OFFSET if len(keys[p]) > 0 else ROOT_OFFSET
+        offsets = (cube.kind != "ratio" and not valued[j]
+                   and np.sign(rest_moves[j]) == -np.sign(change[c])
+                   and abs(rest_moves[j]) >= offset * abs(change[c]))
         # A value new in the current period (or gone from it) is a cause as itself: its slices
-        # are new too, so they defer to it; against a parent that existed before, it stands out.
+        # are new too, so they defer to it; against a parent that existed before, it stands out
+        # -- unless, for a sum, its volume came out of the rest of that parent (17 flights of a
+        # carrier at an airport flown on other planes, 321 -> 304 on the usual ones): a
+        # re-labelling, however few rows it moved.
         empty = next((k for k in (base_den, cur_den) if abs(comp[c, k]) <= 1e-12), None)
         if empty is not None:
             parent_empty = abs(comp[p, empty]) <= 1e-12
-            out.append((c, p, "over" if parent_empty else "specific", float(parent_empty)))
+            stands = not parent_empty and not offsets
+            out.append((c, p, "specific" if stands else "over", float(not stands)))
             continue
         ok = np.isfinite(own[j]) and abs(own[j]) > 1e-12 and np.isfinite(other[j])
         ratio = other[j] / own[j] if ok else 0.0
@@ -233,15 +245,26 @@ def _relations(
         # beside the candidate's 1 -> 31): the candidate stands when its parent's change is
         # concentrated in it, the rest a sizeable part of the parent's rows (a quarter at least:
         # a slice along a value that holds nearly every row, the clear weather, carries nearly all
-        # of anything) with at most half its share of them in the change.
+        # of anything) with at most half its share of them in the change. Not against the root:
+        # the rest of everything is never too small to tell, and a segment holding most of the
+        # rows (72% of the flights) carries most of any change.
         rest_rows = support_rest[j] / support_parent[j]
         rest_change = 1 - change[c] / change[p] if abs(change[p]) > 0 else 1.0
         rest_quiet = not (np.isfinite(other_sd[j]) and other_sd[j] > 0
                           and abs(other[j]) >= z_crit * other_sd[j])
-        carries = (rest_quiet and rest_rows >= REST_PART
+        carries = (len(keys[p]) > 0 and rest_quiet and rest_rows >= REST_PART
                    and np.sign(change[c]) == np.sign(change[p])
                    and rest_change <= 0.5 * rest_rows)
         specific = ratio < settings.rest_ratio and not rest_moved and (distinct or carries)
+        # Volume reshuffled inside a parent (an evening's flights re-labelled from clear to medium
+        # visibility by the weather: +288 there, -424 in the rest of the evening) is not a cause
+        # of a sum: the rest of the parent moved the other way by at least half as much, beyond
+        # noise (a single sibling value that offsets it is :func:`_reshuffled`).
+        # Against the root, whose rest also holds every other cause, only a rest that cancels
+        # the candidate nearly whole is a reshuffle (clear visibility -936 flights, the other
+        # visibilities +946); offsetting causes cancel each other in part.
+        if offsets and rest_z[j] >= z_crit:
+            specific = False
         out.append((c, p, "specific" if specific else "over", float(ratio)))
     return out
 
@@ -250,6 +273,10 @@ def _relations(
 #: small to tell apart, if the rest holds at least this part of the parent's rows
 #: (:func:`_relations`).
 REST_PART = 0.25
+#: An additive candidate is volume reshuffled inside its parent when the parent's rest moved the
+#: other way by at least this fraction of the candidate's change (beyond noise); inside the root,
+#: by at least ROOT_OFFSET of it (:func:`_relations`).
+REST_OFFSET, ROOT_OFFSET = 0.5, 0.9
 
 
 def _mean_shifts(comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -386,7 +413,7 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
     # One answer: the run is significant exactly when its test of "the metric moved" is, and
     # without significance there is no cause.
     p_moved = moved_p_value(stats)
-    if not (p_moved < settings.alpha and abs(total_change) > 0):
+    if not p_moved < settings.alpha:
         return Localization(stats, total, [], WITHIN_NOISE, False, p_value=p_moved)
 
     keys = _keys(stats, dims)
@@ -515,6 +542,8 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
         tested &= ~unknown
         tested &= np.array([not (k <= keys[best] or keys[best] <= k) for k in keys])
 
+    if not chosen and not total_moved:
+        return Localization(stats, total, [], OFFSETTING, True, p_value=p_moved)
     if not chosen:
         message, evenly = spread_message(stats, dims, cube.kind)
         return Localization(stats, total, [], message, True, global_change=evenly, p_value=p_moved)
@@ -531,7 +560,8 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
         _remove_effect(fresh, keys, index, i, cube.kind, cube.scale, effect)
     explained = sum(c.explained_change for c in chosen)
     chosen.sort(key=lambda c: (np.sign(c.explained_change) != sign, -abs(c.explained_change)))
-    message = f"{len(chosen)} root cause(s) explain {explained / total_change:.0%} of the change."
+    message = (f"{len(chosen)} root cause(s) explain {explained / total_change:.0%} of the change."
+               if total_change else f"{len(chosen)} root cause(s) offset one another.")
     return Localization(stats, total, chosen, message, True, p_value=p_moved)
 
 
@@ -557,6 +587,8 @@ def moved_p_value(stats: pd.DataFrame) -> float:
 
 
 WITHIN_NOISE = "The change is within noise: no root cause to report."
+OFFSETTING = ("Segments moved, but they offset one another and the total is within noise: no "
+              "root cause to report.")
 
 
 def spread_message(stats: pd.DataFrame, dims: tuple[str, ...], kind: str,
