@@ -206,8 +206,9 @@ def run(target: Target, rows: int, repeat: int, max_depth: int, shape: str = "zi
 
 
 @contextlib.contextmanager
-def _server(name: str | None):
-    """``--target postgres-local`` / ``spark-local``: a throwaway server, as the test suite starts one."""
+def _server(name: str | None, work_mem: str | None = None):
+    """``--target postgres-local`` / ``spark-local``: a throwaway server, as the test suite starts one
+    (PostgreSQL with the profile's ``work_mem`` when given)."""
     if name not in ("postgres-local", "spark-local"):
         yield None
         return
@@ -239,12 +240,13 @@ def main() -> int:
     parser.add_argument("--target", help="a profiles.yml output to benchmark instead of an embedded DuckDB "
                                          "(e.g. a PostgreSQL server); 'postgres-local' / 'spark-local' start a throwaway one")
     parser.add_argument("--profiles-dir", help="where profiles.yml is (with --target)")
+    parser.add_argument("--work-mem", help="postgres-local: the profile's work_mem (e.g. 256MB)")
     args = parser.parse_args()
     sizes = args.rows or [10_000_000]
     shapes = args.shape or ["uniform", "zipf"]
     depths = args.cause_depth or [2]
     results = []
-    with tempfile.TemporaryDirectory() as tmp, _server(args.target) as local:
+    with tempfile.TemporaryDirectory() as tmp, _server(args.target, args.work_mem) as local:
         for rows in sizes:
             for shape in shapes:
                 for depth in depths:

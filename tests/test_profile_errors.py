@@ -51,6 +51,11 @@ CASES = [
     (DUCK.replace("wh.duckdb", "\"{{ cycler.__init__.__globals__ }}\""), "outputs.t.path: only {{ env_var('NAME') }}"),
     (PG + "      password: \"{{ range(200000) }}\"\n", "outputs.t.password: secrets must be an env_var() reference"),
     (PG + "      port: \"{{ env_var('RCA_NO_SUCH_PORT_VAR') }}\"\n", "'RCA_NO_SUCH_PORT_VAR' is not set"),
+    (PG + "      work_mem: lots\n", "outputs.t.work_mem: must be a memory size such as 256MB"),
+    (PG + "      work_mem: \"64MB -c log_statement=all\"\n", "outputs.t.work_mem: must be a memory size"),
+    (PG + "      work_mem: 3TB\n", "outputs.t.work_mem: must be a memory size"),
+    (PG + "      work_mem: 10kB\n", "outputs.t.work_mem: must be a memory size"),
+    (PG + "      work_mem: 1.5GB\n", "outputs.t.work_mem: must be a memory size"),
 ]
 
 
@@ -91,3 +96,31 @@ def test_numbers_from_env_vars_are_parsed(tmp_path: Path, monkeypatch: pytest.Mo
     settings = load_target(str(tmp_path)).settings
     assert settings["port"] == 6543 and settings["retries"] == 3 and settings["statement_timeout"] == 30.0
     assert settings["read_only"] is False
+
+
+@pytest.mark.parametrize(("value", "setting"), [("256MB", "256MB"), ("64 mb", "64MB"), (65536, "65536kB"),
+                                                ("1GB", "1GB")])
+def test_work_mem_is_read_as_postgres_writes_it(tmp_path: Path, value: object, setting: str) -> None:
+    _profiles(tmp_path, PG + f"      work_mem: {value}\n")
+    assert load_target(str(tmp_path)).settings["work_mem"] == setting
+
+
+@pytest.mark.slow
+@pytest.mark.engine
+def test_work_mem_reaches_the_postgres_session(tmp_path: Path, postgres_target) -> None:
+    """The profile's work_mem is the session's (a real server), also after a reconnect."""
+    import yaml
+
+    from warehouse_rca.engines import connect
+
+    settings = {**postgres_target.settings, "work_mem": "48MB"}
+    (tmp_path / "profiles.yml").write_text(yaml.safe_dump(
+        {"warehouse_rca": {"target": "t", "outputs": {"t": {"type": "postgres", **settings}}}}))
+    engine = connect(load_target(str(tmp_path)))
+    try:
+        assert engine.query("SELECT current_setting('work_mem') AS w").iloc[0, 0] == "48MB"
+        engine.close()
+        engine = connect(load_target(str(tmp_path)))
+        assert engine.query("SELECT current_setting('work_mem') AS w").iloc[0, 0] == "48MB"
+    finally:
+        engine.close()

@@ -212,14 +212,21 @@ def design_effects(frame: pd.DataFrame, kind: str,
         per_value[(dims[k], values[j, k])] = unit
         old = per_dim.get(dims[k], (0.0, 0.0))
         per_dim[dims[k]] = (max(old[0], unit[0]), max(old[1], unit[1]))
-    for i in np.flatnonzero(~has & (depth >= 1)):
-        extra_r = extra_m = 0.0
-        for k in np.flatnonzero(present[i]).tolist():
-            held = (per_value.get((dims[k], values[i, k])) if depth[i] >= 2
-                    else per_dim.get(dims[k]))
-            if held is not None:
-                extra_r, extra_m = max(extra_r, held[0]), max(extra_m, held[1])
-        f_rate[i], f_mix[i] = 1 + extra_r * size[i], 1 + extra_m * size[i]
+    without = ~has & (depth >= 1)
+    extra = {"rate": np.zeros(n), "mix": np.zeros(n)}
+    for k, name in enumerate(dims):
+        deep = without & present[:, k] & (depth >= 2)
+        single = without & present[:, k] & (depth == 1)
+        for which, part in enumerate(extra):
+            if deep.any():  # the largest over the values it holds (NaN: a value without one)
+                units = {v: u[which] for (d, v), u in per_value.items() if d == name}
+                held = pd.Series(values[deep, k], dtype=object).map(units)
+                part_extra = extra[part]
+                part_extra[deep] = np.fmax(part_extra[deep], held.to_numpy(dtype="float64"))
+            if single.any() and name in per_dim:
+                extra[part][single] = np.maximum(extra[part][single], per_dim[name][which])
+    f_rate = np.where(without, 1 + extra["rate"] * size, f_rate)
+    f_mix = np.where(without, 1 + extra["mix"] * size, f_mix)
     f_mix[depth == 0] = 1.0
     out.update({"deff_rate": f_rate, "deff_mix": f_mix})
     return out
@@ -232,7 +239,7 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
     c = {k: components[k].to_numpy(dtype="float64") for k in COMPONENTS}
     f = {k: (components[k].to_numpy(dtype="float64") if k in components
              else np.ones(len(components))) for k in DEFF_COLUMNS}
-    out = pd.DataFrame(index=components.index)
+    out: dict[str, Any] = {}  # one frame at the end (a column at a time costs more than the math)
     if kind == "ratio":
         db, dc = float(total["base_den"]), float(total["cur_den"])
         rate_total_b = float(total["base_num"]) / db if db > _EPS else np.nan
@@ -341,14 +348,14 @@ def describe(components: pd.DataFrame, total: pd.Series, kind: str, scale: float
             out["rate_intensity"], out["rate_intensity_sd"]
         )
     sd = np.sqrt(np.maximum(var_change, 0.0))
-    out["z"] = np.where(sd > 0, out["change"].to_numpy() / np.where(sd > 0, sd, 1.0),
-                        np.where(np.abs(out["change"].to_numpy()) > _EPS, np.inf, 0.0))
-    out["p_value"] = 2 * sps.norm.sf(np.abs(out["z"].to_numpy()))
+    out["z"] = np.where(sd > 0, np.asarray(out["change"]) / np.where(sd > 0, sd, 1.0),
+                        np.where(np.abs(np.asarray(out["change"])) > _EPS, np.inf, 0.0))
+    out["p_value"] = 2 * sps.norm.sf(np.abs(np.asarray(out["z"])))
     out["support"] = _div(
         c["base_den"] + c["cur_den"],
-        np.full(len(out), float(total["base_den"] + total["cur_den"])),
+        np.full(len(components), float(total["base_den"] + total["cur_den"])),
     )
-    return out
+    return pd.DataFrame(out, index=components.index)
 
 
 def dispersion(z: np.ndarray, *, floor: float | None = None, min_count: int = 20) -> float:

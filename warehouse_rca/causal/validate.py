@@ -322,9 +322,13 @@ class _CubeCells:
         self.phi = float(frame.attrs.get("dispersion", 1.0))
         comp = frame[list(COMPONENTS)].to_numpy(dtype="float64")
         self.cells: dict[Key, np.ndarray] = {}
+        self.positions: dict[Key, int] = {}  # a segment's row in loc.stats (the first)
+        self.by_names: dict[frozenset[str], list[int]] = {}  # rows per dimension combination
         for i, row in enumerate(frame[list(dims)].itertuples(index=False)):
             key = frozenset((d, v) for d, v in zip(dims, row) if v is not None and not pd.isna(v))
             self.cells.setdefault(key, comp[i])
+            self.positions.setdefault(key, i)
+            self.by_names.setdefault(frozenset(d for d, _ in key), []).append(i)
         self.total = self.cells[frozenset()]
         self.total_row = pd.Series(self.total, index=list(COMPONENTS))
 
@@ -445,17 +449,13 @@ def _pick_candidates(
     return roots[: settings.max_candidates] + [(s, False) for _, s in extra[:room]]
 
 
-def _siblings(loc: Localization, dims: tuple[str, ...], seg: dict[str, str], exclude: set[Key],
-              limit: int) -> list[dict[str, str]]:
+def _siblings(loc: Localization, cells: _CubeCells, dims: tuple[str, ...], seg: dict[str, str],
+              exclude: set[Key], limit: int) -> list[dict[str, str]]:
     """Other segments of the same dimension combination (donors for a synthetic control), the
     largest first, skipping candidates (possibly affected) and the folded tail."""
-    stats = loc.stats
     names = set(seg)
-    mask = stats["depth"] == len(seg)
-    for d in dims:
-        mask &= stats[d].notna() if d in names else stats[d].isna()
     out = []
-    frame = stats.loc[mask]
+    frame = loc.stats.iloc[cells.by_names.get(frozenset(names), [])]
     order = (frame["base_den"] + frame["cur_den"]).sort_values(ascending=False).index
     for i in order:
         s = {d: frame.at[i, d] for d in dims if d in names}
@@ -517,7 +517,8 @@ def validate(
     donors: dict[Key, list[int]] = {}
     for seg, _ in candidates:
         idx = []
-        for sib in _siblings(localization, dims, seg, cand_keys, settings.max_siblings):
+        for sib in _siblings(localization, cells, dims, seg, cand_keys,
+                             settings.max_siblings):
             if sib not in series:
                 series.append(sib)
             idx.append(series.index(sib))
@@ -557,7 +558,8 @@ def validate(
     for i, (seg, is_root) in enumerate(candidates):
         key = frozenset(seg.items())
         ev = CausalEvidence(segment=seg, root_cause=is_root, aggregate_change_start=agg_start)
-        row = _stats_row(localization, dims, key)
+        at = cells.positions.get(key)
+        row = localization.stats.iloc[at] if at is not None else None
         ev.effect_type = effect_of(row, kind, settings.alpha) if row is not None else None
         num_s, den_s = frame[f"s{i}_num"].to_numpy(), frame[f"s{i}_den"].to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):

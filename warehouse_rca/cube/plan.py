@@ -13,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from sqlglot import exp
 
@@ -361,18 +362,21 @@ class Cube:
 def label_cube(raw: pd.DataFrame, plan: CubePlan) -> Cube:
     """Turn the warehouse result into a frame keyed by the user's dimension names."""
     n = len(plan.dimensions)
-    frame = pd.DataFrame(index=raw.index)
     sets = raw["rca_set"].astype("int64").to_numpy()
-    depth = pd.Series(0, index=raw.index, dtype="int64")
+    columns: dict[str, np.ndarray] = {}
+    depth = np.zeros(len(raw), dtype="int64")
     for i, name in enumerate(plan.dimensions):
         rolled = (sets >> i) & 1 == 1
-        values = raw[f"d{i}"].astype("object").where(~rolled, None)
-        frame[name] = values
-        depth += (~rolled).astype("int64")
-    frame["depth"] = depth
+        values = raw[f"d{i}"].to_numpy(dtype="object", na_value=None).copy()  # writable
+        values[rolled] = None
+        columns[name] = values
+        depth += ~rolled
+    columns["depth"] = depth
     for c in COMPONENTS + CLUSTER_COMPONENTS + NONFINITE_COUNTS:
         if c in raw:
-            frame[c] = pd.to_numeric(raw[c]).astype("float64").fillna(0.0)
+            x = pd.to_numeric(raw[c]).to_numpy(dtype="float64", na_value=np.nan)
+            columns[c] = np.where(np.isnan(x), 0.0, x)
+    frame = pd.DataFrame(columns)
     frame = frame.sort_values(["depth"], kind="stable").reset_index(drop=True)
     if not (frame["depth"] == 0).any() or n == 0:
         raise InputError(f"metric {plan.metric.name!r}: the warehouse returned no total row")

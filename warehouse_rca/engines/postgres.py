@@ -33,6 +33,10 @@ class PostgresEngine(Engine):
             # Seconds in the profile; a server-side limit, so a runaway cube query is cancelled by
             # PostgreSQL itself (passed as a connection option, not as SQL).
             options.append(f"-c statement_timeout={int(float(s['statement_timeout']) * 1000)}")
+        if s.get("work_mem") is not None:
+            # Memory per sort or hash of a query (the cube's grouping sets spill to disk under
+            # the server's default 4MB); a size checked by the profile (spec.profiles._memory).
+            options.append(f"-c work_mem={s['work_mem']}")
         if self.read_only or self._reading:
             # A run that writes nothing reads in read-only transactions: the server refuses any
             # write (INSERT, DDL, nextval, ...) whatever the statement says.

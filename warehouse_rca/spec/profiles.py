@@ -167,6 +167,12 @@ _NUMERIC_SETTINGS: dict[str, tuple[type, float, float]] = {
     "retry_delay": (float, 0, 3600),
 }
 _BOOLEAN_SETTINGS = ("read_only", "client_session_keep_alive")
+#: profile keys that hold a memory size (PostgreSQL's units; a bare number is kB, as there)
+_MEMORY_SETTINGS = ("work_mem",)
+_MEMORY = re.compile(r"\s*(\d{1,12})\s*(kB|MB|GB|TB)?\s*", re.IGNORECASE)
+_MEMORY_UNITS = {"kb": ("kB", 1), "mb": ("MB", 1024), "gb": ("GB", 1024**2), "tb": ("TB", 1024**3)}
+#: PostgreSQL's own bounds for work_mem: 64 kB to 2 TB
+_MEMORY_KB = (64, 2 * 1024**3 - 1)
 _TEXT_SETTINGS = ("schema", "path", "url", "host", "user", "dbname", "database", "account",
                   "warehouse", "role", "source_schema")
 
@@ -194,6 +200,22 @@ def _whole(value: Any) -> int:
     return int(str(value).strip())
 
 
+def _memory(value: Any, where: str) -> str:
+    """A memory size as PostgreSQL writes it (``256MB``; a bare number is kB): checked here, so
+    the text passed to the server as ``-c work_mem=...`` holds a number and a unit, nothing else."""
+    low, high = _MEMORY_KB
+    problem = f"{where}: must be a memory size such as 256MB (kB, MB, GB or TB) from 64kB to 2TB"
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"{problem}, not {type(value).__name__}")
+    match = _MEMORY.fullmatch(str(value))
+    if match is None:
+        raise ConfigError(f"{problem}, not {str(value)[:40]!r}")
+    unit, factor = _MEMORY_UNITS[(match.group(2) or "kB").lower()]
+    if not low <= int(match.group(1)) * factor <= high:
+        raise ConfigError(f"{problem}, not {str(value)[:40]!r}")
+    return f"{int(match.group(1))}{unit}"
+
+
 def _boolean(value: Any, where: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -215,6 +237,9 @@ def _check_settings(settings: dict[str, Any], where: str) -> dict[str, Any]:
     for key in _BOOLEAN_SETTINGS:
         if out.get(key) is not None:
             out[key] = _boolean(out[key], f"{where}.{key}")
+    for key in _MEMORY_SETTINGS:
+        if out.get(key) is not None:
+            out[key] = _memory(out[key], f"{where}.{key}")
     for key in _TEXT_SETTINGS:
         value = out.get(key)
         if value is None:
