@@ -204,29 +204,28 @@ def design_effects(frame: pd.DataFrame, kind: str,
     # not), times its size; the size of a new segment is the current period's.
     size = np.where(size > 0, size, frame["cur_den" if kind == "ratio" else "cur_rows"]
                     .to_numpy(dtype="float64"))
-    per_value: dict[tuple[str, object], tuple[float, float]] = {}
+    per_value: dict[str, dict[object, tuple[float, float]]] = {d: {} for d in dims}
     per_dim: dict[str, tuple[float, float]] = {}
     for j in np.flatnonzero(has & (depth == 1) & (size > 0)):
         k = int(np.flatnonzero(present[j])[0])
         unit = ((f_rate[j] - 1) / size[j], (f_mix[j] - 1) / size[j])
-        per_value[(dims[k], values[j, k])] = unit
+        per_value[dims[k]][values[j, k]] = unit
         old = per_dim.get(dims[k], (0.0, 0.0))
         per_dim[dims[k]] = (max(old[0], unit[0]), max(old[1], unit[1]))
     without = ~has & (depth >= 1)
-    extra = {"rate": np.zeros(n), "mix": np.zeros(n)}
+    extra_rate, extra_mix = np.zeros(n), np.zeros(n)
     for k, name in enumerate(dims):
         deep = without & present[:, k] & (depth >= 2)
         single = without & present[:, k] & (depth == 1)
-        for which, part in enumerate(extra):
+        for which, extra in enumerate((extra_rate, extra_mix)):
             if deep.any():  # the largest over the values it holds (NaN: a value without one)
-                units = {v: u[which] for (d, v), u in per_value.items() if d == name}
-                held = pd.Series(values[deep, k], dtype=object).map(units)
-                part_extra = extra[part]
-                part_extra[deep] = np.fmax(part_extra[deep], held.to_numpy(dtype="float64"))
+                held = pd.Series(values[deep, k], dtype=object).map(
+                    {v: u[which] for v, u in per_value[name].items()})
+                extra[deep] = np.fmax(extra[deep], held.to_numpy(dtype="float64"))
             if single.any() and name in per_dim:
-                extra[part][single] = np.maximum(extra[part][single], per_dim[name][which])
-    f_rate = np.where(without, 1 + extra["rate"] * size, f_rate)
-    f_mix = np.where(without, 1 + extra["mix"] * size, f_mix)
+                extra[single] = np.maximum(extra[single], per_dim[name][which])
+    f_rate = np.where(without, 1 + extra_rate * size, f_rate)
+    f_mix = np.where(without, 1 + extra_mix * size, f_mix)
     f_mix[depth == 0] = 1.0
     out.update({"deff_rate": f_rate, "deff_mix": f_mix})
     return out

@@ -322,6 +322,7 @@ class _CubeCells:
         self.phi = float(frame.attrs.get("dispersion", 1.0))
         comp = frame[list(COMPONENTS)].to_numpy(dtype="float64")
         self.cells: dict[Key, np.ndarray] = {}
+        self.stats = frame
         self.positions: dict[Key, int] = {}  # a segment's row in loc.stats (the first)
         self.by_names: dict[frozenset[str], list[int]] = {}  # rows per dimension combination
         for i, row in enumerate(frame[list(dims)].itertuples(index=False)):
@@ -334,6 +335,11 @@ class _CubeCells:
 
     def get(self, key: Key) -> np.ndarray | None:
         return self.cells.get(key)
+
+    def row(self, key: Key) -> pd.Series | None:
+        """The segment's row of the localization's statistics (None: not in the cube)."""
+        at = self.positions.get(key)
+        return self.stats.iloc[at] if at is not None else None
 
     def intensity(self, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Relative change of each cell's rate (ratio) or value (additive), its sd and support."""
@@ -449,13 +455,13 @@ def _pick_candidates(
     return roots[: settings.max_candidates] + [(s, False) for _, s in extra[:room]]
 
 
-def _siblings(loc: Localization, cells: _CubeCells, dims: tuple[str, ...], seg: dict[str, str],
-              exclude: set[Key], limit: int) -> list[dict[str, str]]:
+def _siblings(cells: _CubeCells, dims: tuple[str, ...], seg: dict[str, str], exclude: set[Key],
+              limit: int) -> list[dict[str, str]]:
     """Other segments of the same dimension combination (donors for a synthetic control), the
     largest first, skipping candidates (possibly affected) and the folded tail."""
     names = set(seg)
     out = []
-    frame = loc.stats.iloc[cells.by_names.get(frozenset(names), [])]
+    frame = cells.stats.iloc[cells.by_names.get(frozenset(names), [])]
     order = (frame["base_den"] + frame["cur_den"]).sort_values(ascending=False).index
     for i in order:
         s = {d: frame.at[i, d] for d in dims if d in names}
@@ -517,8 +523,7 @@ def validate(
     donors: dict[Key, list[int]] = {}
     for seg, _ in candidates:
         idx = []
-        for sib in _siblings(localization, cells, dims, seg, cand_keys,
-                             settings.max_siblings):
+        for sib in _siblings(cells, dims, seg, cand_keys, settings.max_siblings):
             if sib not in series:
                 series.append(sib)
             idx.append(series.index(sib))
@@ -558,8 +563,7 @@ def validate(
     for i, (seg, is_root) in enumerate(candidates):
         key = frozenset(seg.items())
         ev = CausalEvidence(segment=seg, root_cause=is_root, aggregate_change_start=agg_start)
-        at = cells.positions.get(key)
-        row = localization.stats.iloc[at] if at is not None else None
+        row = cells.row(key)
         ev.effect_type = effect_of(row, kind, settings.alpha) if row is not None else None
         num_s, den_s = frame[f"s{i}_num"].to_numpy(), frame[f"s{i}_den"].to_numpy()
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -589,21 +593,11 @@ def validate(
         queries += 1
     for ev in evidence:
         _score(ev, settings)
-    new_loc, demoted = _rerank(localization, evidence, dims)
+    new_loc, demoted = _rerank(localization, evidence, cells)
     note = None
     if not candidates:
         note = "no segment candidate to validate"
     return CausalReport(evidence, new_loc, demoted, events, agg_start, window, grain, queries, note)
-
-
-def _stats_row(loc: Localization, dims: tuple[str, ...], key: Key) -> pd.Series | None:
-    stats = loc.stats
-    want = dict(key)
-    mask = stats["depth"] == len(key)
-    for d in dims:
-        mask &= (stats[d] == want[d]) if d in want else stats[d].isna()
-    hits = stats.loc[mask]
-    return hits.iloc[0] if len(hits) else None
 
 
 def _ordering(ev: CausalEvidence, onset: int | None, agg_onset: int | None,
@@ -805,7 +799,7 @@ def _score(ev: CausalEvidence, settings: CausalSettings) -> None:
 
 
 def _rerank(loc: Localization, evidence: list[CausalEvidence],
-            dims: tuple[str, ...]) -> tuple[Localization, list[CausalEvidence]]:
+            cells: _CubeCells) -> tuple[Localization, list[CausalEvidence]]:
     """Demoted root causes move after the others (their order kept); a root cause explained by a
     non-root candidate that itself stands is replaced by it at the same rank."""
     by_key = {e.key: e for e in evidence}
@@ -822,7 +816,7 @@ def _rerank(loc: Localization, evidence: list[CausalEvidence],
                 and not winner.demoted
                 and winner.key not in seen
             ):
-                row = _stats_row(loc, dims, winner.key)
+                row = cells.row(winner.key)
                 if row is not None:
                     promoted = RootCause(dict(winner.segment), row, 1.0,
                                          [f"promoted: explains {_label(cause.segment)}"],
