@@ -210,7 +210,14 @@ def _relations(
     change = cur["change"].to_numpy(dtype="float64")
     out = []
     for j, (c, p) in enumerate(pairs):
-        if support_rest[j] <= 1e-9 * max(1.0, abs(support_parent[j])):
+        # A slice holding all but a sliver of its parent's rows, the rest seen in one period only,
+        # describes the same rows with one dimension more (an airport's afternoon flights on one
+        # plane type, all in clear weather but five of the baseline's): nothing tells the slice
+        # from its parent, and the simpler one is reported. (A sliver seen in both periods is
+        # evidence: a bitrate's peer-to-peer sessions failing where the few others did not.)
+        sliver = (support_rest[j] <= NEAR_SAME * abs(support_parent[j])
+                  and min(rest["base_den"].iat[j], rest["cur_den"].iat[j]) <= 1e-12)
+        if support_rest[j] <= 1e-9 * max(1.0, abs(support_parent[j])) or sliver:
             out.append((c, p, "same", 1.0))
             continue
         offset = REST_OFFSET if len(keys[p]) > 0 else ROOT_OFFSET
@@ -277,6 +284,9 @@ REST_PART = 0.25
 #: other way by at least this fraction of the candidate's change (beyond noise); inside the root,
 #: by at least ROOT_OFFSET of it (:func:`_relations`).
 REST_OFFSET, ROOT_OFFSET = 0.5, 0.9
+#: A candidate is its parent when the parent's rest holds at most this part of the parent's rows
+#: (both periods) and is seen in one period only (:func:`_relations`).
+NEAR_SAME = 0.05
 
 
 def _mean_shifts(comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -485,12 +495,15 @@ def localize(cube: Cube, settings: LocalizeSettings | None = None) -> Localizati
         over = {c for c, _, r, _ in rel if r in ("over", "same")}
         under: set[int] = set()
         by_parent_dim: dict[tuple[int, str], float] = {}
-        for c, p, r, _ in rel:
+        for c, p, r, ratio in rel:
             if (r == "over" and len(keys[p]) > 0 and np.sign(change[c]) == np.sign(change[p])
-                    and abs(change[c]) >= abs(change[p])):
+                    and abs(change[c]) >= abs(change[p]) and ratio < settings.rest_ratio):
                 # A slice carrying all of its parent's change (the rest of the parent stayed or
                 # went the other way) explains it better, however noisy that rest is: Desktop
                 # rather than app_version = web (Desktop and tablets) when only Desktop moved.
+                # Not when the rest's own rate moved alike and only its shrinking share pushed
+                # back (an engine type's late flights in clear weather and in fog both doubled,
+                # the foggy flights fewer this week): the parent is the cause.
                 under.add(p)
             if r != "specific":
                 continue
