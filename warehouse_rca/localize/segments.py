@@ -620,7 +620,7 @@ def spread_message(stats: pd.DataFrame, dims: tuple[str, ...], kind: str,
     verb = "rose" if float(total["change"]) > 0 else "fell"
     single = stats[(stats["depth"] == 1) & (stats["support"] >= min_support)]
     moved: list[tuple[str, int]] = []
-    lows, highs, every = [], [], True
+    quoted_rel, quoted_support, every = [], [], True
     for name in dims:
         own = single[single[name].notna() & (single[name].astype(str) != "(other)")]
         rel = np.nan_to_num(own["rate_intensity"].to_numpy(dtype="float64"))
@@ -635,18 +635,40 @@ def spread_message(stats: pd.DataFrame, dims: tuple[str, ...], kind: str,
         # the range quoted: the larger values' (noise spreads the small ones)
         large = along & (support >= 2.5 * min_support)
         quoted = large if large.any() else along
-        lows.append(float(np.abs(rel[quoted]).min()))
-        highs.append(float(np.abs(rel[quoted]).max()))
+        quoted_rel.append(np.abs(rel[quoted]))
+        quoted_support.append(support[quoted])
     if not moved:
         return SPREAD, False
     names = [n for n, _ in sorted(moved, key=lambda m: -m[1])[:2]]
-    lo, hi = min(lows), max(highs)
-    span = f"{lo:.0%}" if round(lo * 100) == round(hi * 100) else f"{lo:.0%}-{hi:.0%}"
+    rel_all, weight = np.concatenate(quoted_rel), np.concatenate(quoted_support)
+    lo, hi = float(rel_all.min()), float(rel_all.max())
     what = ("every " if every else "nearly every ") + " and ".join(names)
     unit = " in rate" if kind == "ratio" else ""
-    message = (f"The {direction} is global, spread evenly across segments: {what} {verb} "
-               f"{span}{unit}. No segment explains it.")
+    if hi <= EVEN_SPAN * lo:
+        message = (f"The {direction} is global, spread evenly across segments: {what} {verb} "
+                   f"{_span(lo, hi)}{unit}. No segment explains it.")
+    else:
+        # Not even: values moved alike in direction, by amounts that differ widely (a sum of
+        # minutes of delay near zero in one airport's baseline rises 1,458%). Quote the middle
+        # half of the rows, then the whole range.
+        order = np.argsort(rel_all)
+        ranked, cum = rel_all[order], np.cumsum(weight[order]) / weight.sum()
+        q1 = float(ranked[int(np.searchsorted(cum, 0.25))])
+        q3 = float(ranked[min(int(np.searchsorted(cum, 0.75)), len(ranked) - 1)])
+        message = (f"The {direction} is global, though not even: {what} {verb}, by "
+                   f"{_span(q1, q3)}{unit} for the middle half of the rows ({_span(lo, hi)} in "
+                   f"all). No segment explains it.")
     return message, True
+
+
+#: A global change is "spread evenly" when the largest move quoted is at most this many times
+#: the smallest (:func:`spread_message`).
+EVEN_SPAN = 3.0
+
+
+def _span(lo: float, hi: float) -> str:
+    return f"{lo:,.0%}" if round(lo * 100) == round(hi * 100) else f"{lo:,.0%}-{hi:,.0%}"
+
 
 
 SPREAD = "The change is significant but spread across segments: no single segment explains it."
