@@ -206,6 +206,7 @@ def _relations(
         comp[parent, COMPONENTS.index("base_den")] + comp[parent, COMPONENTS.index("cur_den")]
     )
     support_rest = rest["base_den"].to_numpy() + rest["cur_den"].to_numpy()
+    one_sided = np.minimum(rest["base_den"].to_numpy(), rest["cur_den"].to_numpy()) <= 1e-12
     base_den, cur_den = COMPONENTS.index("base_den"), COMPONENTS.index("cur_den")
     change = cur["change"].to_numpy(dtype="float64")
     out = []
@@ -215,9 +216,8 @@ def _relations(
         # plane type, all in clear weather but five of the baseline's): nothing tells the slice
         # from its parent, and the simpler one is reported. (A sliver seen in both periods is
         # evidence: a bitrate's peer-to-peer sessions failing where the few others did not.)
-        sliver = (support_rest[j] <= NEAR_SAME * abs(support_parent[j])
-                  and min(rest["base_den"].iat[j], rest["cur_den"].iat[j]) <= 1e-12)
-        if support_rest[j] <= 1e-9 * max(1.0, abs(support_parent[j])) or sliver:
+        if support_rest[j] <= 1e-9 * max(1.0, abs(support_parent[j])) or (
+                one_sided[j] and support_rest[j] <= NEAR_SAME * abs(support_parent[j])):
             out.append((c, p, "same", 1.0))
             continue
         offset = REST_OFFSET if len(keys[p]) > 0 else ROOT_OFFSET
@@ -668,7 +668,6 @@ EVEN_SPAN = 3.0
 
 def _span(lo: float, hi: float) -> str:
     return f"{lo:,.0%}" if round(lo * 100) == round(hi * 100) else f"{lo:,.0%}-{hi:,.0%}"
-
 
 
 SPREAD = "The change is significant but spread across segments: no single segment explains it."
